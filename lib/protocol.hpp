@@ -1,0 +1,152 @@
+#pragma once
+// The wire messages of spec section 2, in both directions, shared by the SDK and the test
+// engine. Decoding uses simdjson on-demand (the hot path); encoding uses RapidJSON's Writer into
+// a buffer that is reused across messages.
+
+#include "iii/error.hpp"
+#include "iii/json.hpp"
+#include "iii/types.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace iii::detail::protocol {
+
+struct RegisterFunction {
+    RegisterFunctionMessage message;
+};
+struct UnregisterFunction {
+    std::string id;
+};
+struct RegisterTriggerType {
+    std::string id;
+    std::string description;
+    std::optional<Value> trigger_request_format;
+    std::optional<Value> call_request_format;
+};
+/// Unknown to the 0.10 engine (it drops the frame); sent anyway, as both reference SDKs do.
+struct UnregisterTriggerType {
+    std::string id;
+};
+struct RegisterTrigger {
+    std::string id;
+    std::string trigger_type;
+    std::string function_id;
+    Value config;  // null allowed
+    std::optional<Value> metadata;
+};
+struct UnregisterTrigger {
+    std::string id;
+    std::optional<std::string> trigger_type;
+};
+struct TriggerRegistrationResult {
+    std::string id;
+    std::string trigger_type;
+    std::string function_id;
+    std::optional<RemoteError> error;
+};
+struct InvokeFunction {
+    /// Canonical lower-case hyphenated UUID. Encoded as JSON null when absent (Rust's form).
+    std::optional<std::string> invocation_id;
+    std::string function_id;
+    Value data;  // key always present on the wire
+    std::optional<std::string> traceparent;
+    std::optional<std::string> baggage;
+    std::optional<TriggerAction> action;
+    /// HEAD engines may attach per-trigger metadata; tolerated and passed on.
+    std::optional<Value> metadata;
+};
+struct InvocationResult {
+    std::string invocation_id;
+    std::string function_id;
+    /// Absent, or present (possibly null). Encoded only when set; `error` wins when both are.
+    std::optional<Value> result;
+    std::optional<RemoteError> error;
+    std::optional<std::string> traceparent;
+    std::optional<std::string> baggage;
+};
+struct RegisterService {
+    RegisterServiceMessage message;
+};
+struct Ping {};
+struct Pong {};
+struct WorkerRegistered {
+    std::string worker_id;
+    std::optional<std::string> reattach_token;  // HEAD engines
+};
+/// `{"type":"error","error":{...}}`: the engine's admission failure, outside the message enum.
+struct EngineError {
+    RemoteError error;
+};
+/// HEAD engines' `registrationrejected`; decoded so that it is logged, not treated as garbage.
+struct RegistrationRejected {
+    std::string code;
+    std::optional<std::string> function_id;
+    std::optional<std::string> owner_worker_id;
+};
+
+using Message = std::variant<RegisterFunction, UnregisterFunction, RegisterTriggerType,
+                             UnregisterTriggerType, RegisterTrigger, UnregisterTrigger,
+                             TriggerRegistrationResult, InvokeFunction, InvocationResult,
+                             RegisterService, Ping, Pong, WorkerRegistered, EngineError,
+                             RegistrationRejected>;
+
+/// Why a frame did not decode, and whatever could still be read from it, so that the caller
+/// waiting on `invocation_id` can be failed with Errc::Serde instead of timing out.
+struct DecodeFailure {
+    std::string reason;                        // e.g. "invocationresult: missing field `function_id`"
+    std::string type;                          // the `type` field when readable, else empty
+    std::optional<std::string> invocation_id;  // canonical, when readable
+};
+
+/// Decodes one frame. Not thread-safe: one Decoder per connection.
+class Decoder {
+public:
+    Decoder();
+    ~Decoder();
+    Decoder(const Decoder&) = delete;
+    Decoder& operator=(const Decoder&) = delete;
+
+    /// Fills `out` and returns true, or fills `failure` and returns false for invalid JSON, a
+    /// non-object, an unknown `type`, a missing required field, a wrong-typed field, or an
+    /// invocation id that is not a UUID. Unknown fields are ignored; optional fields may be
+    /// absent or null.
+    bool decode(std::string_view frame, Message& out, DecodeFailure& failure);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// Encodes messages. Not thread-safe: one Encoder per writer.
+class Encoder {
+public:
+    Encoder();
+    ~Encoder();
+    Encoder(const Encoder&) = delete;
+    Encoder& operator=(const Encoder&) = delete;
+
+    /// Compact JSON of `message` with `type` first; optional fields omitted when unset (except
+    /// invokefunction's `invocation_id`, written as null). The view stays valid until the next
+    /// call on this Encoder.
+    std::string_view encode(const Message& message);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// Accepts any UUID form (hyphenated, 32 hex digits, braced, `urn:uuid:`; any case) and
+/// returns the canonical lower-case hyphenated form, or nullopt.
+std::optional<std::string> canonical_uuid(std::string_view text);
+
+/// A random (version 4) UUID in canonical form.
+std::string new_uuid();
+
+/// The `type` string of a message ("invokefunction", ...).
+const char* type_name(const Message& message) noexcept;
+
+}  // namespace iii::detail::protocol

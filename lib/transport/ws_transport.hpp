@@ -1,0 +1,88 @@
+#pragma once
+// The one place that knows websocketpp. Everything else in the SDK and the test engine sees
+// these plain types and callbacks, so websocketpp's headers (which need the C++20 fix-up, see
+// tools/fix_websocketpp.py) never reach a public header.
+
+#include <asio/io_context.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace iii::detail::transport {
+
+/// Callbacks for one socket. All of them run on the io_context the socket was created with.
+struct Callbacks {
+    std::function<void()> on_open;
+    /// A complete message; `binary` tells a binary frame from a text frame.
+    std::function<void(std::string&& payload, bool binary)> on_message;
+    std::function<void()> on_pong;
+    /// Called exactly once when the socket is gone: after a close handshake (`ec` empty,
+    /// `close_code` the peer's code, 1005 when it sent none), a failed connect or an I/O error.
+    std::function<void(std::error_code ec, std::uint16_t close_code, std::string reason)> on_close;
+};
+
+/// One WebSocket, client or server side. Methods may be called from any thread.
+class Socket {
+public:
+    virtual ~Socket() = default;
+    virtual std::error_code send(std::string_view data, bool binary) = 0;
+    virtual std::error_code ping() = 0;
+    /// Starts the close handshake.
+    virtual void close(std::uint16_t code, std::string reason) = 0;
+    /// Drops the TCP connection without a close handshake.
+    virtual void abort() = 0;
+    /// Stops (or resumes) reading from the peer: TCP backpressure builds up behind it.
+    virtual void pause_reading() = 0;
+    virtual void resume_reading() = 0;
+    /// Bytes handed to the socket but not yet written to the kernel.
+    virtual std::size_t buffered_amount() const = 0;
+    /// "a.b.c.d" of the peer, empty when unknown.
+    virtual std::string remote_ip() const = 0;
+    /// Drops all callbacks; none runs after this returns on the io_context thread.
+    virtual void detach() = 0;
+};
+
+/// Opens a client WebSocket to `url` with extra handshake `headers`. Never throws for network
+/// failures: those arrive as on_close with an error code. Throws std::system_error for a URL
+/// that does not parse.
+std::shared_ptr<Socket> connect(asio::io_context& io, const std::string& url,
+                                const std::map<std::string, std::string>& headers,
+                                Callbacks callbacks);
+
+/// What a server does with an upgrade request for `resource` (path plus query).
+struct Admission {
+    bool accept = true;
+    int http_status = 404;  // sent when !accept
+    std::string body;
+};
+
+/// A WebSocket server bound to 127.0.0.1.
+class Server {
+public:
+    struct Handlers {
+        /// Decides on an upgrade before it completes (e.g. 404 for an unknown channel).
+        std::function<Admission(const std::string& resource)> admit;
+        /// A new socket is open; returns the callbacks for it (on_open is not used).
+        std::function<Callbacks(const std::shared_ptr<Socket>& socket, const std::string& resource)>
+            on_accept;
+    };
+    Server(asio::io_context& io, Handlers handlers);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+    /// Binds 127.0.0.1:`port` (0 picks a free port) and starts accepting; returns the port.
+    std::uint16_t listen(std::uint16_t port);
+    /// Stops accepting new connections; open sockets stay until closed.
+    void stop_listening();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace iii::detail::transport
