@@ -27,13 +27,15 @@ const std::error_category& error_category() noexcept {
     return category;
 }
 
-Error::Error(Errc errc, const std::string& what) : std::system_error(make_error_code(errc), what) {}
+Error::Error(Errc errc, const std::string& what)
+    : std::system_error(make_error_code(errc), what), message_(what) {}
 
 Error::Error(RemoteError remote)
-    : std::system_error(make_error_code(Errc::Remote), remote.code + ": " + remote.message),
+    : std::system_error(make_error_code(Errc::Remote), remote.code),
+      message_(remote.code + ": " + remote.message),
       remote_(std::move(remote)) {}
 
 Error::Error(Errc errc, const std::string& what, std::error_code cause)
-    : std::system_error(make_error_code(errc), what), cause_(cause) {}
+    : std::system_error(make_error_code(errc), what), message_(what), cause_(cause) {}
 
 }  // namespace iii

@@ -47,8 +47,11 @@ public:
     const RemoteError* remote() const noexcept { return remote_ ? &*remote_ : nullptr; }
     /// The transport error behind an Errc::WebSocket, empty otherwise.
     std::error_code cause() const noexcept { return cause_; }
+    /// The message given at construction; for Remote, "<code>: <message>".
+    const char* what() const noexcept override { return message_.c_str(); }
 
 private:
+    std::string message_;
     std::optional<RemoteError> remote_;
     std::error_code cause_;
 };

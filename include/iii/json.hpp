@@ -118,7 +118,18 @@ public:
     /// Array element access (unchecked, like std::vector).
     Value& operator[](std::size_t index) { return as_array()[index]; }
     const Value& operator[](std::size_t index) const { return as_array()[index]; }
-    /// Sets (or replaces) a member; turns a null value into an object first.
+    /// The same for any other integer type, so that `v[0]` is an index and not a null key
+    /// (a literal 0 would otherwise also convert to `const char*`).
+    template <class I, std::enable_if_t<std::is_integral_v<I> && !std::is_same_v<I, bool>, int> = 0>
+    Value& operator[](I index) {
+        return as_array()[static_cast<std::size_t>(index)];
+    }
+    template <class I, std::enable_if_t<std::is_integral_v<I> && !std::is_same_v<I, bool>, int> = 0>
+    const Value& operator[](I index) const {
+        return as_array()[static_cast<std::size_t>(index)];
+    }
+    /// Sets (or replaces) a member; turns a null value into an object first. Returns *this,
+    /// so calls chain: `v.set("a", 1).set("b", 2)`.
     Value& set(std::string key, Value value);
     /// Appends to an array; turns a null value into an array first.
     void push_back(Value value);

@@ -15,33 +15,33 @@ namespace iii {
 /// back to its environment variable, then to the reference's default.
 struct OtelConfig {
     /// Unset: on unless $OTEL_ENABLED is set to something other than "true" or "1".
-    std::optional<bool> enabled;
+    std::optional<bool> enabled{};
     /// Unset: $OTEL_SERVICE_NAME, else "iii-cpp-sdk".
-    std::optional<std::string> service_name;
-    std::optional<std::string> service_version;
-    std::optional<std::string> service_namespace;
+    std::optional<std::string> service_name{};
+    std::optional<std::string> service_version{};
+    std::optional<std::string> service_namespace{};
     /// Unset: a random UUID per client.
-    std::optional<std::string> service_instance_id;
+    std::optional<std::string> service_instance_id{};
     /// Unset: the worker's own engine URL.
-    std::optional<std::string> engine_ws_url;
+    std::optional<std::string> engine_ws_url{};
     /// Default true.
-    std::optional<bool> metrics_enabled;
+    std::optional<bool> metrics_enabled{};
     /// Default 60000.
-    std::optional<std::uint64_t> metrics_export_interval_ms;
-    std::optional<ReconnectionConfig> reconnection_config;
+    std::optional<std::uint64_t> metrics_export_interval_ms{};
+    std::optional<ReconnectionConfig> reconnection_config{};
     /// Default 10000: how long shutdown_async() waits for telemetry to flush.
-    std::optional<std::uint64_t> shutdown_timeout_ms;
+    std::optional<std::uint64_t> shutdown_timeout_ms{};
     /// Default 10000: telemetry frames queued in memory; beyond it records are dropped and
     /// counted, never blocking the caller.
-    std::optional<std::size_t> channel_capacity;
+    std::optional<std::size_t> channel_capacity{};
     /// Default true.
-    std::optional<bool> logs_enabled;
+    std::optional<bool> logs_enabled{};
     /// Default 100, $OTEL_LOGS_FLUSH_INTERVAL_MS.
-    std::optional<std::uint64_t> logs_flush_interval_ms;
+    std::optional<std::uint64_t> logs_flush_interval_ms{};
     /// Default 1, $OTEL_LOGS_BATCH_SIZE.
-    std::optional<std::size_t> logs_batch_size;
+    std::optional<std::size_t> logs_batch_size{};
     /// Accepted for parity with the reference; the C++ SDK has no HTTP client to instrument.
-    std::optional<bool> fetch_instrumentation_enabled;
+    std::optional<bool> fetch_instrumentation_enabled{};
 };
 
 /// Timings of the worker connection's health checks (the reference's ConnTimings). Zero
@@ -59,11 +59,11 @@ struct ConnectionTimings {
 /// Options of register_worker (the reference's InitOptions).
 struct InitOptions {
     /// Worker metadata sent after every (re)connect; unset: WorkerMetadata::detect().
-    std::optional<WorkerMetadata> metadata;
+    std::optional<WorkerMetadata> metadata{};
     /// Extra headers on the WebSocket upgrade request (e.g. for an auth function).
-    std::map<std::string, std::string> headers;
+    std::map<std::string, std::string> headers{};
     /// Back-off of the worker connection.
-    ReconnectionConfig reconnection;
+    ReconnectionConfig reconnection{};
     /// Default timeout of Client::trigger (TriggerRequest::timeout_ms overrides it).
     std::chrono::milliseconds invocation_timeout{30000};
     /// Keepalive and connect timeouts.
@@ -74,7 +74,7 @@ struct InitOptions {
     /// hardware threads, at least 2.
     unsigned handler_threads = 0;
     /// OpenTelemetry; unset: OtelConfig{} (environment and defaults).
-    std::optional<OtelConfig> otel;
+    std::optional<OtelConfig> otel{};
 };
 
 }  // namespace iii

@@ -5,13 +5,235 @@
 #include <websocketpp/config/asio_no_tls_client.hpp>
 #include <websocketpp/server.hpp>
 
+#include <asio/bind_executor.hpp>
+#include <asio/post.hpp>
+
 #include <atomic>
+#include <mutex>
+#include <sstream>
 
 namespace iii::detail::transport {
 namespace {
 
-using ClientEndpoint = websocketpp::client<websocketpp::config::asio_client>;
-using ServerEndpoint = websocketpp::server<websocketpp::config::asio>;
+// ---- a TCP socket whose reads can be held -----------------------------------------------------
+//
+// Why not websocketpp's own pause_reading(): in 0.8.2 it only stops the *next* read. The read
+// already in flight still completes, so frames and pings that arrive after the pause are parsed,
+// delivered and auto-ponged; and resume_reading() issues a second read while that one is still
+// outstanding, so two reads fill one buffer. Holding the read at the socket instead gives an
+// exact pause: no byte leaves the kernel buffer until resume, and TCP backpressure reaches the
+// peer. websocketpp reads through async_read_some, which this class hides; everything else is
+// the plain asio socket.
+
+class PausableSocket : public asio::ip::tcp::socket {
+    using Base = asio::ip::tcp::socket;
+
+public:
+    using Base::Base;
+
+    // Waits for readability, then reads what is there without blocking, unless paused, in which
+    // case the read is parked until resume() (or failed by close/cancel/shutdown).
+    template <class MutableBuffers, class Handler>
+    void async_read_some(const MutableBuffers& buffers, Handler&& handler) {
+        auto shared = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler));
+        wait_then_read(buffers, std::move(shared));
+    }
+
+    void pause() {
+        std::lock_guard lock(mutex_);
+        paused_ = true;
+    }
+    void resume() {
+        std::function<void(asio::error_code)> parked;
+        {
+            std::lock_guard lock(mutex_);
+            paused_ = false;
+            parked = std::move(parked_);
+            parked_ = nullptr;
+        }
+        // Posted, never run inline: the caller may be inside a websocketpp handler.
+        if (parked) asio::post(get_executor(), [parked] { parked({}); });
+    }
+
+    // A parked read would otherwise never complete, so a paused connection could not be torn
+    // down (and the parked handler would keep the connection alive forever).
+    void close(asio::error_code& ec) {
+        fail_parked();
+        Base::close(ec);
+    }
+    void cancel(asio::error_code& ec) {
+        fail_parked();
+        Base::cancel(ec);
+    }
+    void shutdown(shutdown_type what, asio::error_code& ec) {
+        fail_parked();
+        Base::shutdown(what, ec);
+    }
+
+private:
+    template <class MutableBuffers, class Handler>
+    void wait_then_read(const MutableBuffers& buffers, std::shared_ptr<Handler> handler) {
+        auto executor = asio::get_associated_executor(*handler, get_executor());
+        Base::async_wait(wait_read, asio::bind_executor(executor, [this, buffers, handler](
+                                                                      asio::error_code ec) {
+            // On error the socket may already be gone: touch nothing of `this`.
+            if (ec) return (*handler)(ec, std::size_t{0});
+            {
+                std::lock_guard lock(mutex_);
+                if (paused_) {
+                    parked_ = [this, buffers, handler](asio::error_code error) {
+                        if (error) return (*handler)(error, std::size_t{0});
+                        wait_then_read(buffers, handler);
+                    };
+                    return;
+                }
+            }
+            if (!non_blocking()) non_blocking(true, ec);
+            std::size_t n = ec ? 0 : Base::read_some(buffers, ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again)
+                return wait_then_read(buffers, handler);
+            (*handler)(ec, n);
+        }));
+    }
+
+    void fail_parked() {
+        std::function<void(asio::error_code)> parked;
+        {
+            std::lock_guard lock(mutex_);
+            parked = std::move(parked_);
+            parked_ = nullptr;
+        }
+        if (parked)
+            asio::post(get_executor(), [parked] { parked(asio::error::operation_aborted); });
+    }
+
+    std::mutex mutex_;
+    bool paused_ = false;
+    std::function<void(asio::error_code)> parked_;
+};
+
+// websocketpp's "none" security policy (transport/asio/security/none.hpp) with the socket type
+// replaced by PausableSocket. Same interface, same behaviour otherwise.
+namespace pausable_policy {
+
+using websocketpp::connection_hdl;
+namespace lib = websocketpp::lib;
+namespace socket_error = websocketpp::transport::asio::socket;
+using socket_init_handler = lib::function<void(connection_hdl, PausableSocket&)>;
+
+class connection : public lib::enable_shared_from_this<connection> {
+public:
+    typedef connection type;
+    typedef lib::shared_ptr<type> ptr;
+    typedef asio::io_context* io_service_ptr;
+    typedef lib::shared_ptr<asio::io_context::strand> strand_ptr;
+    typedef PausableSocket socket_type;
+    typedef lib::shared_ptr<socket_type> socket_ptr;
+
+    connection() = default;
+    ptr get_shared() { return shared_from_this(); }
+    bool is_secure() const { return false; }
+    void set_socket_init_handler(socket_init_handler h) { socket_init_handler_ = h; }
+    PausableSocket& get_socket() { return *socket_; }
+    PausableSocket& get_next_layer() { return *socket_; }
+    PausableSocket& get_raw_socket() { return *socket_; }
+
+    std::string get_remote_endpoint(lib::error_code& ec) const {
+        std::stringstream s;
+        asio::error_code aec;
+        asio::ip::tcp::endpoint ep = socket_->remote_endpoint(aec);
+        if (aec) {
+            ec = websocketpp::transport::asio::error::make_error_code(
+                websocketpp::transport::asio::error::pass_through);
+            s << "Error getting remote endpoint: " << aec << " (" << aec.message() << ")";
+        } else {
+            ec = lib::error_code();
+            s << ep;
+        }
+        return s.str();
+    }
+
+protected:
+    lib::error_code init_asio(io_service_ptr service, strand_ptr, bool) {
+        if (state_ != State::Uninitialized)
+            return socket_error::make_error_code(socket_error::error::invalid_state);
+        socket_ = lib::make_shared<PausableSocket>(*service);
+        if (socket_init_handler_) socket_init_handler_(hdl_, *socket_);
+        state_ = State::Ready;
+        return lib::error_code();
+    }
+    void set_uri(websocketpp::uri_ptr) {}
+    void pre_init(websocketpp::transport::init_handler callback) {
+        if (state_ != State::Ready) {
+            callback(socket_error::make_error_code(socket_error::error::invalid_state));
+            return;
+        }
+        state_ = State::Reading;
+        callback(lib::error_code());
+    }
+    void post_init(websocketpp::transport::init_handler callback) { callback(lib::error_code()); }
+    void set_handle(connection_hdl hdl) { hdl_ = hdl; }
+    asio::error_code cancel_socket() {
+        asio::error_code ec;
+        socket_->cancel(ec);
+        return ec;
+    }
+    void async_shutdown(socket_error::shutdown_handler h) {
+        asio::error_code ec;
+        socket_->shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+        h(ec);
+    }
+    lib::error_code get_ec() const { return lib::error_code(); }
+
+public:
+    template <typename ErrorCodeType>
+    static lib::error_code translate_ec(ErrorCodeType) {
+        return websocketpp::transport::error::make_error_code(
+            websocketpp::transport::error::pass_through);
+    }
+    static lib::error_code translate_ec(lib::error_code ec) { return ec; }
+
+private:
+    enum class State { Uninitialized, Ready, Reading };
+    socket_ptr socket_;
+    State state_ = State::Uninitialized;
+    connection_hdl hdl_;
+    socket_init_handler socket_init_handler_;
+};
+
+class endpoint {
+public:
+    typedef endpoint type;
+    typedef connection socket_con_type;
+    typedef socket_con_type::ptr socket_con_ptr;
+
+    endpoint() = default;
+    bool is_secure() const { return false; }
+    void set_socket_init_handler(socket_init_handler h) { socket_init_handler_ = h; }
+
+protected:
+    lib::error_code init(socket_con_ptr scon) {
+        scon->set_socket_init_handler(socket_init_handler_);
+        return lib::error_code();
+    }
+
+private:
+    socket_init_handler socket_init_handler_;
+};
+
+}  // namespace pausable_policy
+
+// The stock asio configs with the pausable socket policy.
+template <class Base>
+struct PausableConfig : Base {
+    struct transport_config : Base::transport_config {
+        typedef pausable_policy::endpoint socket_type;
+    };
+    typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
+};
+
+using ClientEndpoint = websocketpp::client<PausableConfig<websocketpp::config::asio_client>>;
+using ServerEndpoint = websocketpp::server<PausableConfig<websocketpp::config::asio>>;
 
 // Channels stream 64 MiB and more as 64 KiB frames, but a single protocol message can be large
 // too (payloads are arbitrary JSON); websocketpp's 32 MB default would close the connection.
@@ -101,8 +323,8 @@ public:
             con->get_raw_socket().close(ignored);
         });
     }
-    void pause_reading() override { con_->pause_reading(); }
-    void resume_reading() override { con_->resume_reading(); }
+    void pause_reading() override { con_->get_raw_socket().pause(); }
+    void resume_reading() override { con_->get_raw_socket().resume(); }
     std::size_t buffered_amount() const override { return con_->get_buffered_amount(); }
     std::string remote_ip() const override {
         asio::error_code ec;
@@ -187,10 +409,15 @@ Server::Server(asio::io_context& io, Handlers handlers)
 Server::~Server() { stop_listening(); }
 
 std::uint16_t Server::listen(std::uint16_t port) {
-    impl_->endpoint.listen(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    impl_->endpoint.start_accept();
-    websocketpp::lib::asio::error_code ec;
-    return impl_->endpoint.get_local_endpoint(ec).port();
+    // The error-code overloads: the throwing ones raise websocketpp::exception, which callers
+    // outside this file cannot name.
+    websocketpp::lib::error_code ec;
+    impl_->endpoint.listen(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
+    if (!ec) impl_->endpoint.start_accept(ec);
+    if (ec)
+        throw std::system_error(to_std(ec), "cannot listen on 127.0.0.1:" + std::to_string(port));
+    websocketpp::lib::asio::error_code aec;
+    return impl_->endpoint.get_local_endpoint(aec).port();
 }
 
 void Server::stop_listening() {

@@ -3,6 +3,13 @@
 // these plain types and callbacks, so websocketpp's headers (which need the C++20 fix-up, see
 // tools/fix_websocketpp.py) never reach a public header.
 
+// A standard header first, always: asio/detail/config.hpp decides between aligned_alloc/free
+// and operator new/delete for its handler memory from _GLIBCXX_HAVE_ALIGNED_ALLOC, which only a
+// libstdc++ header defines. A translation unit that includes Asio before any standard header
+// picks operator new, one that does not picks free, and the linked program then mixes the two
+// (AddressSanitizer: alloc-dealloc-mismatch).
+#include <cstddef>
+
 #include <asio/io_context.hpp>
 
 #include <cstdint>

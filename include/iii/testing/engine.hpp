@@ -20,7 +20,7 @@ struct QueueConfig {
     enum class Kind { Standard, Fifo };
     Kind kind = Kind::Standard;
     /// Fifo only: the payload field that must be present and non-null.
-    std::string message_group_field;
+    std::string message_group_field{};
 };
 
 /// Options of Engine.
@@ -28,7 +28,7 @@ struct EngineOptions {
     /// 0 picks a free port (see Engine::port()).
     std::uint16_t port = 0;
     /// When set, every frame in and out is appended to this file as one JSON line.
-    std::optional<std::string> log_file;
+    std::optional<std::string> log_file{};
     /// How often the functions-available watcher compares the function set (real engine: 5 s).
     std::chrono::milliseconds functions_available_interval{5000};
     /// Queues known to enqueue; default: "default" (standard), "payment" (fifo, transaction_id).
@@ -36,11 +36,14 @@ struct EngineOptions {
         {"default", {QueueConfig::Kind::Standard, ""}},
         {"payment", {QueueConfig::Kind::Fifo, "transaction_id"}},
     };
+    /// Keep every frame for frames() / received() / sent(). Benchmarks turn it off so that
+    /// memory stays flat; those three then return nothing.
+    bool record_frames = true;
 };
 
 /// One frame seen by the engine on a worker connection.
 struct RecordedFrame {
-    std::string worker_id;
+    std::string worker_id{};
     bool inbound = true;  ///< true: worker to engine; false: engine to worker
     bool binary = false;
     std::string text;  ///< the frame's bytes
@@ -68,6 +71,8 @@ public:
     std::vector<RecordedFrame> frames(const std::string& worker_id = {}) const;
     /// Inbound frames whose JSON `type` equals `type` (all workers when `worker_id` is empty).
     std::vector<Value> received(const std::string& type, const std::string& worker_id = {}) const;
+    /// Outbound frames (engine to worker) whose JSON `type` equals `type`, likewise.
+    std::vector<Value> sent(const std::string& type, const std::string& worker_id = {}) const;
     /// Ids in the function registry.
     std::vector<std::string> function_ids() const;
     /// Blocks until `predicate` is true or `timeout` passes; returns the predicate's last value.
@@ -93,7 +98,7 @@ public:
 
 private:
     struct Impl;
-    std::shared_ptr<Impl> impl_;
+    std::shared_ptr<Impl> impl_{};
 };
 
 }  // namespace iii::testing

@@ -1,0 +1,433 @@
+#pragma once
+// Typed functions: plain C++ functions in, JSON (de)serialization and draft-07 schemas out
+// (the reference's RegisterFunction, iii_fn, iii_async_fn and typed trigger).
+//
+// @code
+//   struct GreetInput { std::string name; };
+//   III_DESCRIBE(GreetInput, name);
+//
+//   std::string greet(const GreetInput& in) { return "Hello, " + in.name + "!"; }
+//   int add(int a, int b) { return a + b; }
+//   asio::awaitable<std::string> fetch(std::string url) { co_return "fetched " + url; }
+//
+//   auto client = iii::register_worker("ws://localhost:49134");
+//   iii::register_function(*client, iii::RegisterFunction("greet", greet)
+//                                       .description("Greet someone by name"));  // {"name":"World"}
+//   iii::register_function(*client, iii::RegisterFunction("add", add));        // [3, 4]
+//   iii::register_function(*client, iii::RegisterFunction("fetch", fetch));    // "https://..."
+//   // low-level form, as the reference's (RegisterFunctionMessage, iii_fn(f)):
+//   iii::register_function(*client, iii::RegisterFunctionMessage::with_id("greet2"),
+//                          iii::iii_fn(greet));
+//
+//   std::string hello = co_await iii::trigger<std::string>(*client, "greet", GreetInput{"World"});
+//   int seven = co_await iii::trigger<int>(*client, "add", std::tuple{3, 4});
+// @endcode
+//
+// ## Mapping from the Rust reference
+//
+// | Rust                                          | C++                                              |
+// | --------------------------------------------- | ------------------------------------------------ |
+// | `RegisterFunction::new(id, f)`                | `RegisterFunction(id, f)`, f returns R           |
+// | `RegisterFunction::new_async(id, f)`          | `RegisterFunction(id, f)`, f returns awaitable<R>|
+// | `.description(d)`, `.metadata(m)`             | the same                                         |
+// | `iii.register(reg)`                           | `register_function(client, reg)`                 |
+// | `iii.register_function((msg, iii_fn(f)))`     | `register_function(client, msg, iii_fn(f))`      |
+// | `iii_async_fn(f)`                             | `iii_async_fn(f)`                                |
+// | `Result<R, E>` with `E: Display`              | R; failure is an exception                       |
+// | `serde::Deserialize + JsonSchema` derive      | `III_DESCRIBE(T, fields...)` (iii/describe.hpp)  |
+// | `serde_json::from_value(iii.trigger(..)?)`    | `co_await trigger<R>(client, id, input)`         |
+//
+// `new` is a C++ keyword, so there is one constructor; it tells a coroutine (a function returning
+// asio::awaitable<R>) from a plain function by the return type.
+//
+// ## Arity
+//
+// | parameters | JSON input                 | decoding                                         |
+// | ---------- | -------------------------- | ------------------------------------------------ |
+// | 0          | ignored                    | none; no request_format is sent                  |
+// | 1          | any, e.g. {"name":"World"} | the whole payload as the parameter's type        |
+// | N >= 2     | positional array, [3, 4]   | element i as parameter i; exactly N elements     |
+//
+// Parameters may be taken by value, const& or && (decoded values are moved in). Results: any
+// serializable R, void (the result is null), or asio::awaitable of either. request_format is the
+// schema of the parameter type (N >= 2: of std::tuple<params...>, "Tuple_of_int32_and_int32");
+// response_format the schema of R (void: {"type":"null"}). Formats already set on a
+// RegisterFunctionMessage are kept (as the reference's iii_fn does).
+//
+// ## Errors
+//
+// - A payload that does not decode is answered with an error naming the path and what was
+//   expected; the caller's trigger throws Error(Errc::Remote) with code "invocation_failed" and
+//   that text in its message, e.g. "$.name: expected string".
+// - An exception thrown by the function is answered the same way, with its what().
+// - A result that does not encode (an enum value without a declared name) likewise.
+//
+// ## Threading
+//
+// A plain function runs on the client's handler pool (it may block that pool thread); a
+// coroutine runs there too and may co_await. Concurrent invocations call the same function
+// object concurrently: a stateful functor must synchronize itself.
+
+#include <iii/client.hpp>
+#include <iii/describe.hpp>
+#include <iii/json.hpp>
+#include <iii/types.hpp>
+
+#include <asio/awaitable.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace iii {
+
+/// A function wrapped for the low-level registration, with its schemas (what iii_fn and
+/// iii_async_fn return; the reference's IIIFn/IIIAsyncFn). Register it with
+/// `register_function(client, RegisterFunctionMessage::with_id("x"), iii_fn(f))`.
+struct TypedHandler {
+    /// JSON text in, JSON text out; throws for a payload that does not decode.
+    RawHandler handler;
+    /// Schema of the input; unset for a function without parameters.
+    std::optional<Value> request_format;
+    /// Schema of the result.
+    std::optional<Value> response_format;
+
+    /// Copies the formats into `message` where it has none (the reference's into_parts).
+    void fill_formats(RegisterFunctionMessage& message) const {
+        if (!message.request_format && request_format) message.request_format = request_format;
+        if (!message.response_format && response_format) message.response_format = response_format;
+    }
+};
+
+namespace detail {
+
+template <class T>
+struct awaitable_traits : std::false_type {
+    using value_type = T;
+};
+template <class T, class Executor>
+struct awaitable_traits<asio::awaitable<T, Executor>> : std::true_type {
+    using value_type = T;
+};
+
+/// The signature of a callable with exactly one call operator: function, function pointer,
+/// or a class with a non-template operator() (a lambda without auto parameters).
+template <class R, class... Args>
+struct signature_base {
+    using result = R;
+    using args = std::tuple<Args...>;
+    static constexpr std::size_t arity = sizeof...(Args);
+};
+template <class F, class = void>
+struct signature {
+    static constexpr bool known = false;
+};
+template <class R, class... A>
+struct signature<R(A...)> : signature_base<R, A...> {
+    static constexpr bool known = true;
+};
+template <class R, class... A>
+struct signature<R(A...) noexcept> : signature<R(A...)> {};
+template <class R, class... A>
+struct signature<R (*)(A...)> : signature<R(A...)> {};
+template <class R, class... A>
+struct signature<R (*)(A...) noexcept> : signature<R(A...)> {};
+template <class C, class R, class... A>
+struct signature<R (C::*)(A...)> : signature<R(A...)> {};
+template <class C, class R, class... A>
+struct signature<R (C::*)(A...) const> : signature<R(A...)> {};
+template <class C, class R, class... A>
+struct signature<R (C::*)(A...) noexcept> : signature<R(A...)> {};
+template <class C, class R, class... A>
+struct signature<R (C::*)(A...) const noexcept> : signature<R(A...)> {};
+template <class C, class R, class... A>
+struct signature<R (C::*)(A...) &> : signature<R(A...)> {};
+template <class C, class R, class... A>
+struct signature<R (C::*)(A...) const&> : signature<R(A...)> {};
+template <class F>
+struct signature<F, std::void_t<decltype(&F::operator())>> : signature<decltype(&F::operator())> {
+};
+
+template <class F>
+using signature_of = signature<std::remove_cvref_t<F>>;
+
+template <class A>
+using param_value_t = std::remove_cvref_t<A>;
+
+/// What the function's parameters decode from: nothing, the parameter's type, or a tuple.
+template <class Args>
+struct input_of;
+template <>
+struct input_of<std::tuple<>> {
+    using type = void;
+};
+template <class A>
+struct input_of<std::tuple<A>> {
+    using type = param_value_t<A>;
+};
+template <class A, class B, class... Rest>
+struct input_of<std::tuple<A, B, Rest...>> {
+    using type = std::tuple<param_value_t<A>, param_value_t<B>, param_value_t<Rest>...>;
+};
+
+template <class F>
+struct typed_function {
+    using sig = signature_of<F>;
+    static_assert(sig::known,
+                  "iii: the function's parameters cannot be deduced: pass a function, a function "
+                  "pointer or a lambda without auto parameters");
+    using raw_result = typename sig::result;
+    static constexpr bool is_async = awaitable_traits<raw_result>::value;
+    using result = typename awaitable_traits<raw_result>::value_type;  // R (maybe void)
+    using args = typename sig::args;
+    static constexpr std::size_t arity = sig::arity;
+    using input = typename input_of<args>::type;
+
+    static_assert(std::is_void_v<input> || Serializable<input>,
+                  "iii: a parameter type has no json_traits (use III_DESCRIBE / "
+                  "III_DESCRIBE_ENUM, or specialize iii::json_traits)");
+    static_assert(std::is_void_v<input> || std::is_default_constructible_v<input>,
+                  "iii: parameter types must be default-constructible to be decoded");
+    static_assert(std::is_void_v<result> || Serializable<std::remove_cvref_t<result>>,
+                  "iii: the result type has no json_traits (use III_DESCRIBE / "
+                  "III_DESCRIBE_ENUM, or specialize iii::json_traits)");
+
+    static std::optional<Value> request_format() {
+        if constexpr (std::is_void_v<input>)
+            return std::nullopt;
+        else
+            return json_schema<input>();
+    }
+    static std::optional<Value> response_format() {
+        if constexpr (std::is_void_v<result>)
+            return json_schema<std::nullptr_t>();
+        else
+            return json_schema<std::remove_cvref_t<result>>();
+    }
+
+    /// Calls f with the decoded input, forwarding each value as its parameter type wants it
+    /// (moved into by-value and && parameters, bound to const& ones).
+    template <class Tuple, std::size_t... I>
+    static decltype(auto) call_positional(F& f, Tuple& in, std::index_sequence<I...>) {
+        return f(static_cast<std::tuple_element_t<I, args>&&>(std::get<I>(in))...);
+    }
+};
+
+/// Runs one invocation. A free coroutine (not a lambda coroutine) so that its frame owns copies
+/// of everything it uses: the shared function and the payload outlive any handler object.
+template <class F>
+asio::awaitable<std::string> invoke_typed(std::shared_ptr<F> fn, std::string payload) {
+    using T = typed_function<F>;
+    using args = typename T::args;
+    using input = typename T::input;
+    using result = typename T::result;
+    F& f = *fn;
+
+    // The decoded input lives in this frame until the function (maybe a coroutine holding
+    // references to it) has finished.
+    if constexpr (T::arity == 0) {
+        if constexpr (T::is_async) {
+            if constexpr (std::is_void_v<result>) {
+                co_await f();
+                co_return std::string("null");
+            } else {
+                co_return to_json(co_await f());
+            }
+        } else {
+            if constexpr (std::is_void_v<result>) {
+                f();
+                co_return std::string("null");
+            } else {
+                co_return to_json(f());
+            }
+        }
+    } else {
+        input in{};
+        from_json(payload, in);
+        if constexpr (T::arity == 1) {
+            using A = std::tuple_element_t<0, args>;
+            if constexpr (T::is_async) {
+                if constexpr (std::is_void_v<result>) {
+                    co_await f(static_cast<A&&>(in));
+                    co_return std::string("null");
+                } else {
+                    co_return to_json(co_await f(static_cast<A&&>(in)));
+                }
+            } else {
+                if constexpr (std::is_void_v<result>) {
+                    f(static_cast<A&&>(in));
+                    co_return std::string("null");
+                } else {
+                    co_return to_json(f(static_cast<A&&>(in)));
+                }
+            }
+        } else {
+            constexpr auto seq = std::make_index_sequence<T::arity>{};
+            if constexpr (T::is_async) {
+                if constexpr (std::is_void_v<result>) {
+                    co_await T::call_positional(f, in, seq);
+                    co_return std::string("null");
+                } else {
+                    co_return to_json(co_await T::call_positional(f, in, seq));
+                }
+            } else {
+                if constexpr (std::is_void_v<result>) {
+                    T::call_positional(f, in, seq);
+                    co_return std::string("null");
+                } else {
+                    co_return to_json(T::call_positional(f, in, seq));
+                }
+            }
+        }
+    }
+}
+
+template <class F>
+TypedHandler make_typed_handler(F f) {
+    using T = typed_function<F>;
+    auto fn = std::make_shared<F>(std::move(f));
+    TypedHandler h;
+    // Not a coroutine lambda: a lambda coroutine would reach its captures through the
+    // std::function, which may be destroyed (unregister) while an invocation still runs.
+    h.handler = [fn](std::string payload) { return invoke_typed<F>(fn, std::move(payload)); };
+    h.request_format = T::request_format();
+    h.response_format = T::response_format();
+    return h;
+}
+
+}  // namespace detail
+
+/// Wraps a plain function (returning R, not an awaitable) for the low-level registration, with
+/// request_format/response_format filled in. See the header comment for the arity rules.
+template <class F>
+TypedHandler iii_fn(F f) {
+    static_assert(!detail::typed_function<F>::is_async,
+                  "iii_fn: this function returns asio::awaitable; use iii_async_fn");
+    return detail::make_typed_handler(std::move(f));
+}
+
+/// Wraps a coroutine (returning asio::awaitable<R>) for the low-level registration.
+template <class F>
+TypedHandler iii_async_fn(F f) {
+    static_assert(detail::typed_function<F>::is_async,
+                  "iii_async_fn: this function does not return asio::awaitable; use iii_fn");
+    return detail::make_typed_handler(std::move(f));
+}
+
+/// One-step registration: id, function, generated schemas, optional description and metadata
+/// (the reference's RegisterFunction builder).
+///
+/// @code
+///   iii::register_function(*client, iii::RegisterFunction("greet", greet)
+///                                       .description("Greet someone by name")
+///                                       .metadata({{"team", "core"}}));
+/// @endcode
+class RegisterFunction {
+public:
+    /// `function` is a plain function or a coroutine (told apart by its return type), or a
+    /// TypedHandler from iii_fn/iii_async_fn.
+    template <class F>
+    RegisterFunction(std::string id, F function) {
+        message_.id = std::move(id);
+        if constexpr (std::is_same_v<std::remove_cvref_t<F>, TypedHandler>)
+            handler_ = std::move(function);
+        else
+            handler_ = detail::make_typed_handler(std::move(function));
+        handler_.fill_formats(message_);
+    }
+
+    RegisterFunction& description(std::string text) & {
+        message_.description = std::move(text);
+        return *this;
+    }
+    RegisterFunction&& description(std::string text) && {
+        message_.description = std::move(text);
+        return std::move(*this);
+    }
+    RegisterFunction& metadata(Value meta) & {
+        message_.metadata = std::move(meta);
+        return *this;
+    }
+    RegisterFunction&& metadata(Value meta) && {
+        message_.metadata = std::move(meta);
+        return std::move(*this);
+    }
+
+    /// The message to send: id, description, metadata and the generated formats.
+    const RegisterFunctionMessage& message() const& noexcept { return message_; }
+    RegisterFunctionMessage message() && noexcept { return std::move(message_); }
+    /// The handler on JSON text.
+    const RawHandler& handler() const& noexcept { return handler_.handler; }
+    RawHandler handler() && noexcept { return std::move(handler_.handler); }
+
+private:
+    RegisterFunctionMessage message_;
+    TypedHandler handler_;
+};
+
+/// Registers a typed function (the reference's `III::register`). Throws as
+/// Client::register_raw (Error(Errc::Runtime) for an empty or duplicate id).
+inline FunctionRef register_function(Client& client, RegisterFunction reg) {
+    RegisterFunctionMessage message = std::move(reg).message();
+    return client.register_raw(std::move(message), std::move(reg).handler());
+}
+
+/// Registers a function wrapped by iii_fn/iii_async_fn under `message`, filling in the formats
+/// the message does not set (the reference's `register_function((message, iii_fn(f)))`).
+inline FunctionRef register_function(Client& client, RegisterFunctionMessage message,
+                                     TypedHandler handler) {
+    handler.fill_formats(message);
+    return client.register_raw(std::move(message), std::move(handler.handler));
+}
+
+namespace detail {
+template <class R>
+asio::awaitable<R> typed_trigger(Client& client, std::string function_id, std::string payload,
+                                 std::optional<TriggerAction> action,
+                                 std::optional<std::uint64_t> timeout_ms) {
+    std::string result = co_await client.trigger_raw(std::move(function_id), std::move(payload),
+                                                     std::move(action), timeout_ms);
+    if constexpr (std::is_void_v<R>)
+        co_return;
+    else
+        co_return from_json<R>(result);
+}
+}  // namespace detail
+
+/// Typed call: encodes `input` straight into JSON text, invokes `function_id` and decodes the
+/// result straight into R (R = void ignores it; R = Value keeps it dynamic). For a function of
+/// several parameters pass a std::tuple (`std::tuple{3, 4}` for add(int, int)).
+///
+/// @code
+///   Greeting g = co_await iii::trigger<Greeting>(*client, "greet", GreetInput{"World"});
+///   int sum = co_await iii::trigger<int>(*client, "add", std::tuple{3, 4}, std::nullopt, 5000);
+///   co_await iii::trigger<void>(*client, "notify", Event{...}, iii::Void{});
+/// @endcode
+///
+/// `action` and `timeout_ms` are the TriggerRequest options (Void: returns as soon as the frame
+/// is queued, the result is null; Enqueue: the result is the receipt {"messageReceiptId": ...}).
+///
+/// `input` is encoded when trigger() is called, not when the awaitable is awaited, so it may be
+/// a temporary; an input that does not encode throws Error(Errc::Serde) from the call itself.
+/// `client` must outlive the awaitable.
+///
+/// The awaitable throws what Client::trigger throws (Timeout, Remote with the function's code
+/// and message, NotConnected), and Error(Errc::Serde) naming the path when the result does not
+/// decode into R. Cancellation: as Client::trigger.
+template <class R = Value, class In>
+asio::awaitable<R> trigger(Client& client, std::string function_id, const In& input,
+                           std::optional<TriggerAction> action = std::nullopt,
+                           std::optional<std::uint64_t> timeout_ms = std::nullopt) {
+    static_assert(std::is_void_v<R> || Serializable<R>, III_DETAIL_NOT_SERIALIZABLE);
+    // Not a coroutine itself: the input is encoded now, so no reference to it is kept.
+    return detail::typed_trigger<R>(client, std::move(function_id), to_json(input),
+                                    std::move(action), timeout_ms);
+}
+
+}  // namespace iii

@@ -1,0 +1,230 @@
+#include "iii/client.hpp"
+
+#include "connection.hpp"
+#include "log.hpp"
+
+#include <asio/executor_work_guard.hpp>
+
+#include <thread>
+
+namespace iii {
+
+void FunctionRef::unregister() const {
+    if (auto connection = connection_.lock()) connection->remove_function(id);
+}
+
+void Trigger::unregister() const {
+    if (auto connection = connection_.lock()) connection->remove_trigger(id, trigger_type);
+}
+
+Client::Client(PrivateTag, std::shared_ptr<detail::Connection> connection, std::function<void()> on_destroy)
+    : connection_(std::move(connection)), on_destroy_(std::move(on_destroy)) {}
+
+Client::~Client() {
+    connection_->shutdown();
+    if (on_destroy_) on_destroy_();
+}
+
+FunctionRef Client::register_handler(RegisterFunctionMessage message, Handler handler) {
+    if (!handler) throw Error(Errc::Runtime, "handler must not be empty");
+    detail::FunctionEntry entry;
+    entry.message = std::move(message);
+    entry.handler = std::move(handler);
+    return connection_->add_function(std::move(entry));
+}
+
+FunctionRef Client::register_blocking(RegisterFunctionMessage message, BlockingHandler handler) {
+    if (!handler) throw Error(Errc::Runtime, "handler must not be empty");
+    detail::FunctionEntry entry;
+    entry.message = std::move(message);
+    entry.blocking_handler = std::move(handler);
+    return connection_->add_function(std::move(entry));
+}
+
+FunctionRef Client::register_raw(RegisterFunctionMessage message, RawHandler handler) {
+    if (!handler) throw Error(Errc::Runtime, "handler must not be empty");
+    detail::FunctionEntry entry;
+    entry.message = std::move(message);
+    entry.raw_handler = std::move(handler);
+    return connection_->add_function(std::move(entry));
+}
+
+FunctionRef Client::register_http_function(RegisterFunctionMessage message, HttpInvocationConfig config) {
+    if (config.url.empty()) throw Error(Errc::Runtime, "HTTP-invoked function needs a url");
+    detail::FunctionEntry entry;
+    entry.message = std::move(message);
+    entry.message.invocation = std::move(config);
+    return connection_->add_function(std::move(entry));
+}
+
+asio::awaitable<Value> Client::trigger(TriggerRequest request) {
+    auto connection = connection_;  // keeps the actor alive across the hop
+    co_return co_await connection->invoke(std::move(request.function_id), std::move(request.payload),
+                                          std::move(request.action), request.timeout_ms);
+}
+
+asio::awaitable<std::string> Client::trigger_raw(std::string function_id, std::string payload_json,
+                                                 std::optional<TriggerAction> action,
+                                                 std::optional<std::uint64_t> timeout_ms) {
+    auto connection = connection_;
+    Value result = co_await connection->invoke(std::move(function_id), Value::parse(payload_json),
+                                               std::move(action), timeout_ms);
+    co_return result.dump();
+}
+
+namespace {
+
+std::optional<std::string> optional_string(const Value& object, std::string_view key) {
+    const Value* v = object.find(key);
+    if (!v || v->is_null()) return std::nullopt;
+    return v->as_string();
+}
+
+std::optional<Value> optional_value(const Value& object, std::string_view key) {
+    const Value* v = object.find(key);
+    if (!v || v->is_null()) return std::nullopt;
+    return *v;
+}
+
+const Value::Array& list_field(const Value& result, std::string_view key, std::string_view function) {
+    const Value* list = result.find(key);
+    if (!list || !list->is_array())
+        throw Error(Errc::Serde, std::string(function) + ": response has no `" + std::string(key) + "` array");
+    return list->as_array();
+}
+
+}  // namespace
+
+asio::awaitable<std::vector<FunctionInfo>> Client::list_functions() {
+    Value result = co_await trigger({"engine::functions::list", Value::object()});
+    std::vector<FunctionInfo> functions;
+    try {
+        for (const Value& item : list_field(result, "functions", "engine::functions::list")) {
+            FunctionInfo info;
+            info.function_id = item.at("function_id").as_string();
+            info.description = optional_string(item, "description");
+            info.request_format = optional_value(item, "request_format");
+            info.response_format = optional_value(item, "response_format");
+            info.metadata = optional_value(item, "metadata");
+            functions.push_back(std::move(info));
+        }
+    } catch (const Error& e) {
+        throw Error(Errc::Serde, std::string("engine::functions::list: ") + e.what());
+    }
+    co_return functions;
+}
+
+asio::awaitable<std::vector<WorkerInfo>> Client::list_workers() {
+    Value result = co_await trigger({"engine::workers::list", Value::object()});
+    std::vector<WorkerInfo> workers;
+    try {
+        for (const Value& item : list_field(result, "workers", "engine::workers::list")) {
+            WorkerInfo info;
+            info.id = item.at("id").as_string();
+            info.name = optional_string(item, "name");
+            info.runtime = optional_string(item, "runtime");
+            info.version = optional_string(item, "version");
+            info.os = optional_string(item, "os");
+            info.ip_address = optional_string(item, "ip_address");
+            info.status = item.at("status").as_string();
+            if (const Value* v = item.find("connected_at_ms"); v && !v->is_null())
+                info.connected_at_ms = v->as_uint();
+            if (const Value* v = item.find("function_count"); v && !v->is_null())
+                info.function_count = v->as_uint();
+            if (const Value* v = item.find("functions"); v && v->is_array())
+                for (const Value& f : v->as_array()) info.functions.push_back(f.as_string());
+            if (const Value* v = item.find("active_invocations"); v && !v->is_null())
+                info.active_invocations = v->as_uint();
+            if (const Value* v = item.find("pid"); v && !v->is_null())
+                info.pid = static_cast<std::uint32_t>(v->as_uint());
+            workers.push_back(std::move(info));
+        }
+    } catch (const Error& e) {
+        throw Error(Errc::Serde, std::string("engine::workers::list: ") + e.what());
+    }
+    co_return workers;
+}
+
+ConnectionState Client::get_connection_state() const { return connection_->state(); }
+
+asio::awaitable<bool> Client::wait_for_state(ConnectionState state, std::chrono::milliseconds timeout) {
+    auto connection = connection_;
+    co_return co_await connection->wait_for_state(state, timeout);
+}
+
+std::uint64_t Client::on_connection_state_change(std::function<void(ConnectionState)> callback) {
+    return connection_->add_state_listener(std::move(callback));
+}
+
+void Client::remove_state_listener(std::uint64_t token) { connection_->remove_state_listener(token); }
+
+const std::string& Client::address() const { return connection_->url(); }
+
+asio::any_io_executor Client::get_executor() const { return connection_->strand(); }
+
+void Client::shutdown() { connection_->shutdown(); }
+
+asio::awaitable<void> Client::shutdown_async() {
+    auto connection = connection_;
+    co_await connection->shutdown_async();
+}
+
+namespace {
+
+void validate_url(const std::string& url) {
+    if (url.rfind("ws://", 0) != 0 && url.rfind("wss://", 0) != 0)
+        throw Error(Errc::Runtime, "engine URL must start with ws:// : '" + url + "'");
+    if (url.rfind("wss://", 0) == 0)
+        throw Error(Errc::Runtime, "wss:// is not supported (the engine serves plain ws://)");
+}
+
+// The io thread a client owns when the caller does not pass one.
+struct OwnedIo {
+    asio::io_context io;
+    asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(io);
+    std::thread thread;
+};
+
+}  // namespace
+
+std::shared_ptr<Client> register_worker(std::string url, InitOptions options) {
+    validate_url(url);
+    auto owned = std::make_shared<OwnedIo>();
+    auto connection = std::make_shared<detail::Connection>(owned->io, std::move(url), std::move(options));
+    owned->thread = std::thread([owned_raw = owned.get()] {
+        for (;;) {
+            try {
+                owned_raw->io.run();
+                return;
+            } catch (const std::exception& e) {
+                // A user callback threw through the io loop: keep serving the connection.
+                detail::log(detail::LogLevel::Error, "exception escaped to the io thread: {}", e.what());
+            }
+        }
+    });
+    connection->start();
+    std::weak_ptr<detail::Connection> weak = connection;
+    auto on_destroy = [owned, weak]() {
+        if (auto connection = weak.lock()) {
+            if (owned->thread.get_id() != std::this_thread::get_id())
+                connection->wait_stopped(std::chrono::milliseconds(3000));
+        }
+        owned->guard.reset();
+        owned->io.stop();
+        if (owned->thread.get_id() == std::this_thread::get_id()) {
+            owned->thread.detach();  // destroyed from its own io thread: cannot join itself
+        } else if (owned->thread.joinable()) {
+            owned->thread.join();
+        }
+    };
+    return std::make_shared<Client>(Client::PrivateTag{}, std::move(connection), std::move(on_destroy));
+}
+
+std::shared_ptr<Client> register_worker(asio::io_context& io, std::string url, InitOptions options) {
+    validate_url(url);
+    auto connection = std::make_shared<detail::Connection>(io, std::move(url), std::move(options));
+    connection->start();
+    return std::make_shared<Client>(Client::PrivateTag{}, std::move(connection), nullptr);
+}
+
+}  // namespace iii

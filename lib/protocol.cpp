@@ -1,0 +1,1017 @@
+#include "protocol.hpp"
+
+#include "json_internal.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <bit>
+#include <cstdint>
+#include <random>
+#include <type_traits>
+
+namespace iii::detail::protocol {
+namespace {
+
+namespace ondemand = simdjson::ondemand;
+using simdjson::error_code;
+
+// Same order as the alternatives of Message, so that a variant index names its type.
+constexpr std::array<std::string_view, std::variant_size_v<Message>> type_names = {
+    "registerfunction", "unregisterfunction", "registertriggertype", "unregistertriggertype",
+    "registertrigger",  "unregistertrigger",  "triggerregistrationresult", "invokefunction",
+    "invocationresult", "registerservice",    "ping",                "pong",
+    "workerregistered", "error",              "registrationrejected",
+};
+
+template <class T, std::size_t... I>
+constexpr std::size_t index_of_impl(std::index_sequence<I...>) {
+    std::size_t found = 0;
+    ((std::is_same_v<T, std::variant_alternative_t<I, Message>> ? (found = I) : 0), ...);
+    return found;
+}
+// The variant index of T in Message, usable as a case label.
+template <class T>
+constexpr std::size_t index_of() {
+    return index_of_impl<T>(std::make_index_sequence<std::variant_size_v<Message>>());
+}
+
+int find_type(std::string_view name) noexcept {
+    for (std::size_t i = 0; i < type_names.size(); ++i)
+        if (type_names[i] == name) return static_cast<int>(i);
+    return -1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// UUIDs
+
+int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    c = static_cast<char>(c | 0x20);
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+bool iequals_ascii(std::string_view a, std::string_view lower) noexcept {
+    if (a.size() != lower.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        char c = a[i];
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
+        if (c != lower[i]) return false;
+    }
+    return true;
+}
+
+// Writes the canonical form of `text` into out[0..36) without allocating.
+bool canonicalize_uuid(std::string_view text, char* out) noexcept {
+    if (text.size() > 9 && iequals_ascii(text.substr(0, 9), "urn:uuid:"))
+        text.remove_prefix(9);
+    else if (text.size() > 2 && text.front() == '{' && text.back() == '}')
+        text = text.substr(1, text.size() - 2);
+    const bool hyphenated = text.size() == 36;
+    if (!hyphenated && text.size() != 32) return false;
+    static constexpr char digits[] = "0123456789abcdef";
+    std::size_t o = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (hyphenated && (i == 8 || i == 13 || i == 18 || i == 23)) {
+            if (text[i] != '-') return false;
+            continue;
+        }
+        const int v = hex_value(text[i]);
+        if (v < 0) return false;
+        if (o == 8 || o == 13 || o == 18 || o == 23) out[o++] = '-';
+        out[o++] = digits[v];
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+//
+// A frame is read in one pass over its fields. `type` usually comes first (serde and our
+// encoder put it there); once it is known, fields the message does not have are skipped
+// unread. Fields that arrive before `type` are read into every slot that could use them, and a
+// wrong-typed one is only reported if the message turns out to have that field.
+
+enum Field : std::uint8_t {
+    F_type, F_id, F_description, F_request_format, F_response_format, F_metadata, F_invocation,
+    F_trigger_request_format, F_call_request_format, F_trigger_type, F_function_id, F_config,
+    F_error, F_invocation_id, F_data, F_traceparent, F_baggage, F_action, F_result, F_name,
+    F_parent_service_id, F_worker_id, F_reattach_token, F_code, F_owner_worker_id, F_count,
+};
+
+constexpr std::array<std::string_view, F_count> field_names = {
+    "type", "id", "description", "request_format", "response_format", "metadata", "invocation",
+    "trigger_request_format", "call_request_format", "trigger_type", "function_id", "config",
+    "error", "invocation_id", "data", "traceparent", "baggage", "action", "result", "name",
+    "parent_service_id", "worker_id", "reattach_token", "code", "owner_worker_id",
+};
+
+constexpr std::uint32_t bit(Field f) noexcept { return std::uint32_t{1} << f; }
+
+enum class Shape : std::uint8_t { String, Uuid, Json, ErrorBody, Invocation, Action };
+
+constexpr Shape shape_of(Field f) noexcept {
+    switch (f) {
+        case F_invocation_id: return Shape::Uuid;
+        case F_request_format:
+        case F_response_format:
+        case F_metadata:
+        case F_trigger_request_format:
+        case F_call_request_format:
+        case F_config:
+        case F_data:
+        case F_result: return Shape::Json;
+        case F_error: return Shape::ErrorBody;
+        case F_invocation: return Shape::Invocation;
+        case F_action: return Shape::Action;
+        default: return Shape::String;
+    }
+}
+
+constexpr std::string_view expected_of(Field f) noexcept {
+    switch (shape_of(f)) {
+        case Shape::String: return "a string";
+        case Shape::Uuid: return "a UUID string";
+        case Shape::Json: return "a JSON value";
+        case Shape::ErrorBody: return "an error object";
+        case Shape::Invocation: return "an HTTP invocation object";
+        case Shape::Action: return "an action object";
+    }
+    return "";
+}
+
+// Dispatch on length first: one or two comparisons per key.
+Field find_field(std::string_view k) noexcept {
+    switch (k.size()) {
+        case 2: return k == "id" ? F_id : F_count;
+        case 4:
+            if (k == "type") return F_type;
+            if (k == "data") return F_data;
+            if (k == "name") return F_name;
+            if (k == "code") return F_code;
+            return F_count;
+        case 5: return k == "error" ? F_error : F_count;
+        case 6:
+            if (k == "config") return F_config;
+            if (k == "action") return F_action;
+            if (k == "result") return F_result;
+            return F_count;
+        case 7: return k == "baggage" ? F_baggage : F_count;
+        case 8: return k == "metadata" ? F_metadata : F_count;
+        case 9: return k == "worker_id" ? F_worker_id : F_count;
+        case 10: return k == "invocation" ? F_invocation : F_count;
+        case 11:
+            if (k == "function_id") return F_function_id;
+            if (k == "description") return F_description;
+            if (k == "traceparent") return F_traceparent;
+            return F_count;
+        case 12: return k == "trigger_type" ? F_trigger_type : F_count;
+        case 13: return k == "invocation_id" ? F_invocation_id : F_count;
+        case 14:
+            if (k == "request_format") return F_request_format;
+            if (k == "reattach_token") return F_reattach_token;
+            return F_count;
+        case 15:
+            if (k == "response_format") return F_response_format;
+            if (k == "owner_worker_id") return F_owner_worker_id;
+            return F_count;
+        case 17: return k == "parent_service_id" ? F_parent_service_id : F_count;
+        case 19: return k == "call_request_format" ? F_call_request_format : F_count;
+        case 22: return k == "trigger_request_format" ? F_trigger_request_format : F_count;
+        default: return F_count;
+    }
+}
+
+// The fields each message has, indexed like Message. `type` is not listed: a second `type`
+// key is skipped.
+constexpr std::array<std::uint32_t, std::variant_size_v<Message>> fields_of = {
+    /* registerfunction */ bit(F_id) | bit(F_description) | bit(F_request_format) |
+        bit(F_response_format) | bit(F_metadata) | bit(F_invocation),
+    /* unregisterfunction */ bit(F_id),
+    /* registertriggertype */ bit(F_id) | bit(F_description) | bit(F_trigger_request_format) |
+        bit(F_call_request_format),
+    /* unregistertriggertype */ bit(F_id),
+    /* registertrigger */ bit(F_id) | bit(F_trigger_type) | bit(F_function_id) | bit(F_config) |
+        bit(F_metadata),
+    /* unregistertrigger */ bit(F_id) | bit(F_trigger_type),
+    /* triggerregistrationresult */ bit(F_id) | bit(F_trigger_type) | bit(F_function_id) |
+        bit(F_error),
+    /* invokefunction */ bit(F_invocation_id) | bit(F_function_id) | bit(F_data) |
+        bit(F_traceparent) | bit(F_baggage) | bit(F_action) | bit(F_metadata),
+    /* invocationresult */ bit(F_invocation_id) | bit(F_function_id) | bit(F_result) |
+        bit(F_error) | bit(F_traceparent) | bit(F_baggage),
+    /* registerservice */ bit(F_id) | bit(F_name) | bit(F_description) |
+        bit(F_parent_service_id),
+    /* ping */ 0,
+    /* pong */ 0,
+    /* workerregistered */ bit(F_worker_id) | bit(F_reattach_token),
+    /* error */ bit(F_error),
+    /* registrationrejected */ bit(F_code) | bit(F_function_id) | bit(F_owner_worker_id),
+};
+
+// Fields that must be present (spec section 2.3). `data` and `config` may be null; the others
+// must also be non-null.
+constexpr std::array<std::uint32_t, std::variant_size_v<Message>> required_of = {
+    /* registerfunction */ bit(F_id),
+    /* unregisterfunction */ bit(F_id),
+    /* registertriggertype */ bit(F_id) | bit(F_description),
+    /* unregistertriggertype */ bit(F_id),
+    /* registertrigger */ bit(F_id) | bit(F_trigger_type) | bit(F_function_id) | bit(F_config),
+    /* unregistertrigger */ bit(F_id),
+    /* triggerregistrationresult */ bit(F_id) | bit(F_trigger_type) | bit(F_function_id),
+    /* invokefunction */ bit(F_function_id) | bit(F_data),
+    /* invocationresult */ bit(F_invocation_id) | bit(F_function_id),
+    /* registerservice */ bit(F_id),
+    /* ping */ 0,
+    /* pong */ 0,
+    /* workerregistered */ bit(F_worker_id),
+    /* error */ bit(F_error),
+    /* registrationrejected */ 0,
+};
+constexpr std::uint32_t null_allowed = bit(F_data) | bit(F_config);
+
+constexpr std::size_t registration_rejected_index = index_of<RegistrationRejected>();
+
+// What was wrong with a field that was present but unusable.
+struct Problem {
+    std::string_view sub;     // nested field name, if the problem is inside an object
+    std::string_view what;    // e.g. "expected a string"
+    std::string_view detail;  // the offending text, quoted in the reason
+};
+
+// An HTTP auth object before its `type` is known.
+struct AuthFields {
+    std::string_view type, secret_key, token_key, header, value_key;
+};
+
+struct Fields {
+    std::uint32_t present = 0;  // key seen and read (value possibly null)
+    std::uint32_t null = 0;     // value was null
+    std::uint32_t bad = 0;      // value unusable; see problems
+    std::array<std::string_view, F_count> strings{};  // String shapes, into the parser's buffer
+    std::array<Problem, F_count> problems{};
+    char invocation_id[36];
+    Value request_format, response_format, metadata, trigger_request_format, call_request_format,
+        config, data, result;
+    RemoteError error;
+    HttpInvocationConfig invocation;
+    TriggerAction action;
+
+    Value* json(Field f) noexcept {
+        switch (f) {
+            case F_request_format: return &request_format;
+            case F_response_format: return &response_format;
+            case F_metadata: return &metadata;
+            case F_trigger_request_format: return &trigger_request_format;
+            case F_call_request_format: return &call_request_format;
+            case F_config: return &config;
+            case F_data: return &data;
+            case F_result: return &result;
+            default: return nullptr;
+        }
+    }
+};
+
+// Readers return SUCCESS, INCORRECT_TYPE when the value has the wrong shape (then `problem`
+// says why and the frame can still be walked), or any other simdjson error, which means the
+// document itself is broken.
+
+// Reads a string or null. `is_null` tells which.
+error_code read_string(ondemand::value& v, std::string_view& out, bool& is_null) {
+    is_null = false;
+    error_code e = v.get_string().get(out);
+    if (e != simdjson::INCORRECT_TYPE) return e;
+    bool n = false;
+    if (v.is_null().get(n) == simdjson::SUCCESS && n) {
+        is_null = true;
+        return simdjson::SUCCESS;
+    }
+    return simdjson::INCORRECT_TYPE;
+}
+
+// Reads an object or null into `object`.
+error_code open_object(ondemand::value& v, ondemand::object& object, bool& is_null) {
+    is_null = false;
+    error_code e = v.get_object().get(object);
+    if (e != simdjson::INCORRECT_TYPE) return e;
+    bool n = false;
+    if (v.is_null().get(n) == simdjson::SUCCESS && n) {
+        is_null = true;
+        return simdjson::SUCCESS;
+    }
+    return simdjson::INCORRECT_TYPE;
+}
+
+// Iterates the fields of an object, calling on_field(key, value) for each. on_field returns as
+// the readers do; INCORRECT_TYPE stops the walk early (the caller's iterator skips the rest).
+template <class F>
+error_code for_each_field(ondemand::object& object, F&& on_field) {
+    for (auto field : object) {
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return e;
+        ondemand::value value;
+        if (auto e = field.value().get(value)) return e;
+        if (auto e = on_field(key, value)) return e;
+    }
+    return simdjson::SUCCESS;
+}
+
+// A string member of a nested object: absent/null leave `out` empty.
+error_code nested_string(ondemand::value& v, std::string_view key, std::string_view& out,
+                         bool& seen, Problem& problem) {
+    bool is_null = false;
+    error_code e = read_string(v, out, is_null);
+    if (e == simdjson::INCORRECT_TYPE) problem = {key, "expected a string", {}};
+    if (!e) seen = !is_null;
+    return e;
+}
+
+error_code read_error_body(ondemand::value& v, RemoteError& out, bool& is_null, Problem& problem) {
+    ondemand::object object;
+    if (auto e = open_object(v, object, is_null)) {
+        if (e == simdjson::INCORRECT_TYPE) problem = {{}, "expected an error object", {}};
+        return e;
+    }
+    if (is_null) return simdjson::SUCCESS;
+    std::string_view code, message, stacktrace;
+    bool has_code = false, has_message = false, has_stacktrace = false;
+    if (auto e = for_each_field(object, [&](std::string_view key, ondemand::value& value) {
+            if (key == "code") return nested_string(value, key, code, has_code, problem);
+            if (key == "message") return nested_string(value, key, message, has_message, problem);
+            if (key == "stacktrace")
+                return nested_string(value, key, stacktrace, has_stacktrace, problem);
+            return simdjson::SUCCESS;
+        }))
+        return e;
+    if (!has_code || !has_message) {
+        problem = {has_code ? "message" : "code", "missing field", {}};
+        return simdjson::INCORRECT_TYPE;
+    }
+    out.code.assign(code);
+    out.message.assign(message);
+    if (has_stacktrace) out.stacktrace.emplace(stacktrace);
+    return simdjson::SUCCESS;
+}
+
+bool parse_method(std::string_view s, HttpMethod& out) noexcept {
+    // Exact upper case, as serde's derive does: "post" fails the whole registration.
+    if (s == "GET") out = HttpMethod::Get;
+    else if (s == "POST") out = HttpMethod::Post;
+    else if (s == "PUT") out = HttpMethod::Put;
+    else if (s == "PATCH") out = HttpMethod::Patch;
+    else if (s == "DELETE") out = HttpMethod::Delete;
+    else return false;
+    return true;
+}
+
+error_code read_auth(ondemand::value& v, std::optional<HttpAuthConfig>& out, Problem& problem) {
+    ondemand::object object;
+    bool is_null = false;
+    if (auto e = open_object(v, object, is_null)) {
+        if (e == simdjson::INCORRECT_TYPE) problem = {"auth", "expected an auth object", {}};
+        return e;
+    }
+    if (is_null) return simdjson::SUCCESS;
+    AuthFields a;
+    bool seen[5] = {};
+    if (auto e = for_each_field(object, [&](std::string_view key, ondemand::value& value) {
+            if (key == "type") return nested_string(value, "auth.type", a.type, seen[0], problem);
+            if (key == "secret_key")
+                return nested_string(value, "auth.secret_key", a.secret_key, seen[1], problem);
+            if (key == "token_key")
+                return nested_string(value, "auth.token_key", a.token_key, seen[2], problem);
+            if (key == "header")
+                return nested_string(value, "auth.header", a.header, seen[3], problem);
+            if (key == "value_key")
+                return nested_string(value, "auth.value_key", a.value_key, seen[4], problem);
+            return simdjson::SUCCESS;
+        }))
+        return e;
+    auto missing = [&](std::string_view key) {
+        problem = {key, "missing field", {}};
+        return simdjson::INCORRECT_TYPE;
+    };
+    if (!seen[0]) return missing("auth.type");
+    if (a.type == "hmac") {
+        if (!seen[1]) return missing("auth.secret_key");
+        out.emplace(HmacAuth{std::string(a.secret_key)});
+    } else if (a.type == "bearer") {
+        if (!seen[2]) return missing("auth.token_key");
+        out.emplace(BearerAuth{std::string(a.token_key)});
+    } else if (a.type == "api_key") {
+        if (!seen[3]) return missing("auth.header");
+        if (!seen[4]) return missing("auth.value_key");
+        out.emplace(ApiKeyAuth{std::string(a.header), std::string(a.value_key)});
+    } else {
+        problem = {"auth.type", "unknown auth type", a.type};
+        return simdjson::INCORRECT_TYPE;
+    }
+    return simdjson::SUCCESS;
+}
+
+error_code read_headers(ondemand::value& v, std::map<std::string, std::string>& out,
+                        Problem& problem) {
+    ondemand::object object;
+    bool is_null = false;
+    if (auto e = open_object(v, object, is_null)) {
+        if (e == simdjson::INCORRECT_TYPE) problem = {"headers", "expected an object", {}};
+        return e;
+    }
+    if (is_null) return simdjson::SUCCESS;
+    return for_each_field(object, [&](std::string_view key, ondemand::value& value) {
+        std::string_view s;
+        bool seen = false;
+        if (auto e = nested_string(value, "headers", s, seen, problem)) return e;
+        if (!seen) {  // a null header value
+            problem = {"headers", "expected a string", {}};
+            return simdjson::INCORRECT_TYPE;
+        }
+        out.insert_or_assign(std::string(key), std::string(s));
+        return simdjson::SUCCESS;
+    });
+}
+
+error_code read_invocation(ondemand::value& v, HttpInvocationConfig& out, bool& is_null,
+                           Problem& problem) {
+    ondemand::object object;
+    if (auto e = open_object(v, object, is_null)) {
+        if (e == simdjson::INCORRECT_TYPE) problem = {{}, "expected an HTTP invocation object", {}};
+        return e;
+    }
+    if (is_null) return simdjson::SUCCESS;
+    bool has_url = false;
+    auto on_field = [&](std::string_view key, ondemand::value& value) -> error_code {
+        if (key == "url") {
+            std::string_view url;
+            if (auto e = nested_string(value, key, url, has_url, problem)) return e;
+            out.url.assign(url);
+            return simdjson::SUCCESS;
+        }
+        if (key == "method") {
+            std::string_view method;
+            bool seen = false;
+            if (auto e = nested_string(value, key, method, seen, problem)) return e;
+            if (seen && !parse_method(method, out.method)) {
+                problem = {"method", "unknown HTTP method", method};
+                return simdjson::INCORRECT_TYPE;
+            }
+            return simdjson::SUCCESS;
+        }
+        if (key == "timeout_ms") {
+            std::uint64_t ms = 0;
+            error_code e = value.get_uint64().get(ms);
+            if (!e) {
+                out.timeout_ms = ms;
+                return simdjson::SUCCESS;
+            }
+            bool n = false;
+            if (value.is_null().get(n) == simdjson::SUCCESS && n) return simdjson::SUCCESS;
+            problem = {"timeout_ms", "expected an unsigned integer", {}};
+            return simdjson::INCORRECT_TYPE;
+        }
+        if (key == "headers") return read_headers(value, out.headers, problem);
+        if (key == "auth") return read_auth(value, out.auth, problem);
+        return simdjson::SUCCESS;
+    };
+    if (auto e = for_each_field(object, on_field)) return e;
+    if (!has_url) {
+        problem = {"url", "missing field", {}};
+        return simdjson::INCORRECT_TYPE;
+    }
+    return simdjson::SUCCESS;
+}
+
+error_code read_action(ondemand::value& v, TriggerAction& out, bool& is_null, Problem& problem) {
+    ondemand::object object;
+    if (auto e = open_object(v, object, is_null)) {
+        if (e == simdjson::INCORRECT_TYPE) problem = {{}, "expected an action object", {}};
+        return e;
+    }
+    if (is_null) return simdjson::SUCCESS;
+    std::string_view type, queue;
+    bool has_type = false, has_queue = false;
+    if (auto e = for_each_field(object, [&](std::string_view key, ondemand::value& value) {
+            if (key == "type") return nested_string(value, key, type, has_type, problem);
+            if (key == "queue") return nested_string(value, key, queue, has_queue, problem);
+            return simdjson::SUCCESS;
+        }))
+        return e;
+    if (!has_type) {
+        problem = {"type", "missing field", {}};
+        return simdjson::INCORRECT_TYPE;
+    }
+    if (type == "void") {
+        out = Void{};
+    } else if (type == "enqueue") {
+        if (!has_queue) {
+            problem = {"queue", "missing field", {}};
+            return simdjson::INCORRECT_TYPE;
+        }
+        out = Enqueue{std::string(queue)};
+    } else {
+        problem = {"type", "unknown action type", type};
+        return simdjson::INCORRECT_TYPE;
+    }
+    return simdjson::SUCCESS;
+}
+
+// Reads field `f` into `fields`. Returns only document-level errors; a wrong shape is recorded.
+error_code read_field(ondemand::value& v, Field f, Fields& fields) {
+    bool is_null = false;
+    Problem& problem = fields.problems[f];
+    error_code e = simdjson::SUCCESS;
+    switch (shape_of(f)) {
+        case Shape::String:
+            e = read_string(v, fields.strings[f], is_null);
+            if (e == simdjson::INCORRECT_TYPE) problem = {{}, "expected a string", {}};
+            break;
+        case Shape::Uuid: {
+            std::string_view text;
+            e = read_string(v, text, is_null);
+            if (e == simdjson::INCORRECT_TYPE) {
+                problem = {{}, "expected a UUID string", {}};
+            } else if (!e && !is_null && !canonicalize_uuid(text, fields.invocation_id)) {
+                problem = {{}, "not a UUID:", text};
+                e = simdjson::INCORRECT_TYPE;
+            }
+            break;
+        }
+        case Shape::Json: {
+            Value& slot = *fields.json(f);
+            slot = Value();
+            e = read_value(v, slot);
+            // Any JSON value is acceptable here, so a type error means a malformed token
+            // (`tru`), not a wrong shape.
+            if (e == simdjson::INCORRECT_TYPE) e = simdjson::TAPE_ERROR;
+            is_null = !e && slot.is_null();
+            break;
+        }
+        case Shape::ErrorBody:
+            fields.error = RemoteError{};
+            e = read_error_body(v, fields.error, is_null, problem);
+            break;
+        case Shape::Invocation:
+            fields.invocation = HttpInvocationConfig{};
+            e = read_invocation(v, fields.invocation, is_null, problem);
+            break;
+        case Shape::Action: e = read_action(v, fields.action, is_null, problem); break;
+    }
+    if (e == simdjson::INCORRECT_TYPE) {
+        fields.bad |= bit(f);
+        fields.present &= ~bit(f);
+        return simdjson::SUCCESS;
+    }
+    if (e) return e;
+    fields.bad &= ~bit(f);
+    fields.present |= bit(f);
+    if (is_null)
+        fields.null |= bit(f);
+    else
+        fields.null &= ~bit(f);
+    return simdjson::SUCCESS;
+}
+
+int lowest_bit(std::uint32_t v) noexcept { return std::countr_zero(v); }
+
+std::optional<std::string> opt_string(const Fields& f, Field field) {
+    if ((f.present & bit(field)) && !(f.null & bit(field)))
+        return std::string(f.strings[field]);
+    return std::nullopt;
+}
+
+std::optional<Value> opt_json(Fields& f, Field field) {
+    if ((f.present & bit(field)) && !(f.null & bit(field))) return std::move(*f.json(field));
+    return std::nullopt;
+}
+
+std::string take_string(const Fields& f, Field field) { return std::string(f.strings[field]); }
+
+// Builds the message; every required field has been checked.
+void build(std::size_t kind, Fields& f, Message& out) {
+    switch (kind) {
+        case index_of<RegisterFunction>(): {
+            RegisterFunctionMessage& m = out.emplace<RegisterFunction>().message;
+            m.id = take_string(f, F_id);
+            m.description = opt_string(f, F_description);
+            m.request_format = opt_json(f, F_request_format);
+            m.response_format = opt_json(f, F_response_format);
+            m.metadata = opt_json(f, F_metadata);
+            if ((f.present & bit(F_invocation)) && !(f.null & bit(F_invocation)))
+                m.invocation = std::move(f.invocation);
+            break;
+        }
+        case index_of<UnregisterFunction>():
+            out.emplace<UnregisterFunction>().id = take_string(f, F_id);
+            break;
+        case index_of<RegisterTriggerType>(): {
+            RegisterTriggerType& m = out.emplace<RegisterTriggerType>();
+            m.id = take_string(f, F_id);
+            m.description = take_string(f, F_description);
+            m.trigger_request_format = opt_json(f, F_trigger_request_format);
+            m.call_request_format = opt_json(f, F_call_request_format);
+            break;
+        }
+        case index_of<UnregisterTriggerType>():
+            out.emplace<UnregisterTriggerType>().id = take_string(f, F_id);
+            break;
+        case index_of<RegisterTrigger>(): {
+            RegisterTrigger& m = out.emplace<RegisterTrigger>();
+            m.id = take_string(f, F_id);
+            m.trigger_type = take_string(f, F_trigger_type);
+            m.function_id = take_string(f, F_function_id);
+            m.config = std::move(f.config);
+            m.metadata = opt_json(f, F_metadata);
+            break;
+        }
+        case index_of<UnregisterTrigger>(): {
+            UnregisterTrigger& m = out.emplace<UnregisterTrigger>();
+            m.id = take_string(f, F_id);
+            m.trigger_type = opt_string(f, F_trigger_type);
+            break;
+        }
+        case index_of<TriggerRegistrationResult>(): {
+            TriggerRegistrationResult& m = out.emplace<TriggerRegistrationResult>();
+            m.id = take_string(f, F_id);
+            m.trigger_type = take_string(f, F_trigger_type);
+            m.function_id = take_string(f, F_function_id);
+            if ((f.present & bit(F_error)) && !(f.null & bit(F_error)))
+                m.error = std::move(f.error);
+            break;
+        }
+        case index_of<InvokeFunction>(): {
+            InvokeFunction& m = out.emplace<InvokeFunction>();
+            if ((f.present & bit(F_invocation_id)) && !(f.null & bit(F_invocation_id)))
+                m.invocation_id.emplace(f.invocation_id, sizeof f.invocation_id);
+            m.function_id = take_string(f, F_function_id);
+            m.data = std::move(f.data);
+            m.traceparent = opt_string(f, F_traceparent);
+            m.baggage = opt_string(f, F_baggage);
+            if ((f.present & bit(F_action)) && !(f.null & bit(F_action)))
+                m.action = std::move(f.action);
+            m.metadata = opt_json(f, F_metadata);
+            break;
+        }
+        case index_of<InvocationResult>(): {
+            InvocationResult& m = out.emplace<InvocationResult>();
+            m.invocation_id.assign(f.invocation_id, sizeof f.invocation_id);
+            m.function_id = take_string(f, F_function_id);
+            // `result: null` stays a present null; callers treat it like absence.
+            if (f.present & bit(F_result)) m.result = std::move(f.result);
+            if ((f.present & bit(F_error)) && !(f.null & bit(F_error)))
+                m.error = std::move(f.error);
+            m.traceparent = opt_string(f, F_traceparent);
+            m.baggage = opt_string(f, F_baggage);
+            break;
+        }
+        case index_of<RegisterService>(): {
+            RegisterServiceMessage& m = out.emplace<RegisterService>().message;
+            m.id = take_string(f, F_id);
+            m.name = opt_string(f, F_name).value_or(std::string());
+            m.description = opt_string(f, F_description);
+            m.parent_service_id = opt_string(f, F_parent_service_id);
+            break;
+        }
+        case index_of<Ping>(): out.emplace<Ping>(); break;
+        case index_of<Pong>(): out.emplace<Pong>(); break;
+        case index_of<WorkerRegistered>(): {
+            WorkerRegistered& m = out.emplace<WorkerRegistered>();
+            m.worker_id = take_string(f, F_worker_id);
+            m.reattach_token = opt_string(f, F_reattach_token);
+            break;
+        }
+        case index_of<EngineError>(): out.emplace<EngineError>().error = std::move(f.error); break;
+        case index_of<RegistrationRejected>(): {
+            // Logged, never acted on field by field: whatever is readable is kept.
+            RegistrationRejected& m = out.emplace<RegistrationRejected>();
+            m.code = opt_string(f, F_code).value_or(std::string());
+            m.function_id = opt_string(f, F_function_id);
+            m.owner_worker_id = opt_string(f, F_owner_worker_id);
+            break;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+class FrameWriter {
+public:
+    explicit FrameWriter(JsonWriter& w) : w_(w) {}
+
+    void begin(const Message& m) {
+        w_.StartObject();
+        string("type", type_names[m.index()]);
+    }
+    void end() { w_.EndObject(); }
+
+    void key(std::string_view k) { write_key(w_, k); }
+    void string(std::string_view k, std::string_view v) {
+        key(k);
+        write_string(w_, v);
+    }
+    void opt_string(std::string_view k, const std::optional<std::string>& v) {
+        if (v) string(k, *v);
+    }
+    void json(std::string_view k, const Value& v) {
+        key(k);
+        write_value(w_, v);
+    }
+    void opt_json(std::string_view k, const std::optional<Value>& v) {
+        if (v) json(k, *v);
+    }
+    void error_body(std::string_view k, const RemoteError& e) {
+        key(k);
+        w_.StartObject();
+        string("code", e.code);
+        string("message", e.message);
+        opt_string("stacktrace", e.stacktrace);
+        w_.EndObject();
+    }
+    void action(const TriggerAction& a) {
+        key("action");
+        w_.StartObject();
+        if (const Enqueue* q = std::get_if<Enqueue>(&a)) {
+            string("type", "enqueue");
+            string("queue", q->queue);
+        } else {
+            string("type", "void");
+        }
+        w_.EndObject();
+    }
+    void invocation(const HttpInvocationConfig& c) {
+        key("invocation");
+        w_.StartObject();
+        string("url", c.url);
+        string("method", to_string(c.method));
+        if (c.timeout_ms) {
+            key("timeout_ms");
+            w_.Uint64(*c.timeout_ms);
+        }
+        key("headers");
+        w_.StartObject();
+        for (const auto& [name, value] : c.headers) string(name, value);
+        w_.EndObject();
+        if (c.auth) {
+            key("auth");
+            w_.StartObject();
+            std::visit(
+                [&](const auto& auth) {
+                    using T = std::decay_t<decltype(auth)>;
+                    if constexpr (std::is_same_v<T, HmacAuth>) {
+                        string("type", "hmac");
+                        string("secret_key", auth.secret_key);
+                    } else if constexpr (std::is_same_v<T, BearerAuth>) {
+                        string("type", "bearer");
+                        string("token_key", auth.token_key);
+                    } else {
+                        string("type", "api_key");
+                        string("header", auth.header);
+                        string("value_key", auth.value_key);
+                    }
+                },
+                *c.auth);
+            w_.EndObject();
+        }
+        w_.EndObject();
+    }
+
+    // One overload per message; field order follows the spec's examples.
+    void operator()(const RegisterFunction& m) {
+        const RegisterFunctionMessage& f = m.message;
+        string("id", f.id);
+        opt_string("description", f.description);
+        opt_json("request_format", f.request_format);
+        opt_json("response_format", f.response_format);
+        opt_json("metadata", f.metadata);
+        if (f.invocation) invocation(*f.invocation);
+    }
+    void operator()(const UnregisterFunction& m) { string("id", m.id); }
+    void operator()(const RegisterTriggerType& m) {
+        string("id", m.id);
+        string("description", m.description);
+        opt_json("trigger_request_format", m.trigger_request_format);
+        opt_json("call_request_format", m.call_request_format);
+    }
+    void operator()(const UnregisterTriggerType& m) { string("id", m.id); }
+    void operator()(const RegisterTrigger& m) {
+        string("id", m.id);
+        string("trigger_type", m.trigger_type);
+        string("function_id", m.function_id);
+        json("config", m.config);
+        opt_json("metadata", m.metadata);
+    }
+    void operator()(const UnregisterTrigger& m) {
+        string("id", m.id);
+        opt_string("trigger_type", m.trigger_type);
+    }
+    void operator()(const TriggerRegistrationResult& m) {
+        string("id", m.id);
+        string("trigger_type", m.trigger_type);
+        string("function_id", m.function_id);
+        if (m.error) error_body("error", *m.error);
+    }
+    void operator()(const InvokeFunction& m) {
+        // Always present, null for fire-and-forget: the Rust SDK's form.
+        key("invocation_id");
+        if (m.invocation_id)
+            write_string(w_, *m.invocation_id);
+        else
+            w_.Null();
+        string("function_id", m.function_id);
+        json("data", m.data);
+        opt_string("traceparent", m.traceparent);
+        opt_string("baggage", m.baggage);
+        if (m.action) action(*m.action);
+        opt_json("metadata", m.metadata);
+    }
+    void operator()(const InvocationResult& m) {
+        string("invocation_id", m.invocation_id);
+        string("function_id", m.function_id);
+        // `error` present means failure to every reader, so never send both.
+        if (m.error)
+            error_body("error", *m.error);
+        else
+            opt_json("result", m.result);
+        opt_string("traceparent", m.traceparent);
+        opt_string("baggage", m.baggage);
+    }
+    void operator()(const RegisterService& m) {
+        const RegisterServiceMessage& s = m.message;
+        string("id", s.id);
+        string("name", s.name);
+        opt_string("description", s.description);
+        opt_string("parent_service_id", s.parent_service_id);
+    }
+    void operator()(const Ping&) {}
+    void operator()(const Pong&) {}
+    void operator()(const WorkerRegistered& m) {
+        string("worker_id", m.worker_id);
+        opt_string("reattach_token", m.reattach_token);
+    }
+    void operator()(const EngineError& m) { error_body("error", m.error); }
+    void operator()(const RegistrationRejected& m) {
+        string("code", m.code);
+        opt_string("function_id", m.function_id);
+        opt_string("owner_worker_id", m.owner_worker_id);
+    }
+
+private:
+    JsonWriter& w_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Decoder
+
+struct Decoder::Impl {
+    ondemand::parser parser;
+    PaddedBuffer buffer;
+};
+
+Decoder::Decoder() : impl_(std::make_unique<Impl>()) {}
+Decoder::~Decoder() = default;
+
+bool Decoder::decode(std::string_view frame, Message& out, DecodeFailure& failure) {
+    Impl& im = *impl_;
+    Fields f;
+    int kind = -1;
+    std::uint32_t wanted = ~std::uint32_t{0};  // until `type` is known, read every field
+
+    auto fail = [&](std::string reason) {
+        failure.reason = std::move(reason);
+        failure.type = kind >= 0 ? std::string(type_names[kind])
+                                 : std::string(f.strings[F_type]);
+        if ((f.present & bit(F_invocation_id)) && !(f.null & bit(F_invocation_id)))
+            failure.invocation_id.emplace(f.invocation_id, sizeof f.invocation_id);
+        else
+            failure.invocation_id.reset();
+        return false;
+    };
+    auto prefix = [&] { return kind >= 0 ? fmt::format("{}: ", type_names[kind]) : std::string(); };
+
+    const simdjson::padded_string_view input = im.buffer.load(frame);
+    ondemand::document doc;
+    if (auto e = im.parser.iterate(input).get(doc))
+        return fail(describe_error(e, nullptr, im.buffer.data()));
+    ondemand::object object;
+    if (auto e = doc.get_object().get(object)) {
+        if (e == simdjson::INCORRECT_TYPE) return fail("frame is not a JSON object");
+        return fail(describe_error(e, &doc, im.buffer.data()));
+    }
+
+    error_code e = simdjson::SUCCESS;
+    for (auto field : object) {
+        std::string_view key;
+        if ((e = field.unescaped_key().get(key))) break;
+        const Field id = find_field(key);
+        if (id == F_count || !(wanted & bit(id))) continue;  // skipped unread by the iterator
+        ondemand::value value;
+        if ((e = field.value().get(value))) break;
+        if ((e = read_field(value, id, f))) break;
+        if (id == F_type && (f.present & bit(F_type)) && !(f.null & bit(F_type))) {
+            kind = find_type(f.strings[F_type]);
+            if (kind < 0) return fail(fmt::format("unknown message type `{}`", f.strings[F_type]));
+            wanted = fields_of[kind];
+        }
+    }
+    // On-demand never looks past the closing brace on its own: `{...} x` needs asking.
+    if (!e && doc.current_location().error() != simdjson::OUT_OF_BOUNDS)
+        e = simdjson::TRAILING_CONTENT;
+    if (e) return fail(prefix() + describe_error(e, &doc, im.buffer.data()));
+
+    if (kind < 0) {
+        if (f.bad & bit(F_type)) return fail("field `type`: expected a string");
+        if (f.null & bit(F_type)) return fail("field `type`: expected a string, got null");
+        return fail("missing field `type`");
+    }
+
+    if (kind != static_cast<int>(registration_rejected_index)) {
+        const std::uint32_t relevant = fields_of[kind];
+        if (const std::uint32_t bad = f.bad & relevant) {
+            const Field id = static_cast<Field>(lowest_bit(bad));
+            const Problem& p = f.problems[id];
+            std::string reason = fmt::format("{}field `{}`: ", prefix(), field_names[id]);
+            if (!p.sub.empty()) reason += fmt::format("field `{}`: ", p.sub);
+            reason += p.what;
+            if (!p.detail.empty()) reason += fmt::format(" `{}`", p.detail);
+            return fail(std::move(reason));
+        }
+        const std::uint32_t required = required_of[kind];
+        if (const std::uint32_t missing = required & ~f.present) {
+            const Field id = static_cast<Field>(lowest_bit(missing));
+            return fail(fmt::format("{}missing field `{}`", prefix(), field_names[id]));
+        }
+        if (const std::uint32_t nulls = required & f.null & ~null_allowed) {
+            const Field id = static_cast<Field>(lowest_bit(nulls));
+            return fail(fmt::format("{}field `{}`: expected {}, got null", prefix(),
+                                    field_names[id], expected_of(id)));
+        }
+    }
+
+    build(static_cast<std::size_t>(kind), f, out);
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoder
+
+struct Encoder::Impl {
+    rapidjson::StringBuffer buffer;
+    JsonWriter writer{buffer};
+};
+
+Encoder::Encoder() : impl_(std::make_unique<Impl>()) {}
+Encoder::~Encoder() = default;
+
+std::string_view Encoder::encode(const Message& message) {
+    Impl& im = *impl_;
+    im.buffer.Clear();
+    im.writer.Reset(im.buffer);
+    FrameWriter w(im.writer);
+    w.begin(message);
+    std::visit(w, message);
+    w.end();
+    return {im.buffer.GetString(), im.buffer.GetSize()};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Free functions
+
+std::optional<std::string> canonical_uuid(std::string_view text) {
+    char out[36];
+    if (!canonicalize_uuid(text, out)) return std::nullopt;
+    return std::string(out, sizeof out);
+}
+
+std::string new_uuid() {
+    // Seeded once per thread from the OS; mt19937_64 is not cryptographic, which is fine for
+    // ids that only need to be unique (the reference SDKs use v4 the same way).
+    thread_local std::mt19937_64 rng = [] {
+        std::random_device device;
+        std::seed_seq seed{device(), device(), device(), device(),
+                           device(), device(), device(), device()};
+        return std::mt19937_64(seed);
+    }();
+    std::uint64_t hi = rng();
+    std::uint64_t lo = rng();
+    hi = (hi & ~(std::uint64_t{0xF} << 12)) | (std::uint64_t{0x4} << 12);  // version 4
+    lo = (lo & ~(std::uint64_t{0x3} << 62)) | (std::uint64_t{0x2} << 62);  // RFC 4122 variant
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out(36, '-');
+    std::size_t o = 0;
+    for (int i = 0; i < 32; ++i) {
+        if (o == 8 || o == 13 || o == 18 || o == 23) ++o;
+        const std::uint64_t word = i < 16 ? hi : lo;
+        const int shift = 60 - 4 * (i % 16);
+        out[o++] = digits[(word >> shift) & 0xF];
+    }
+    return out;
+}
+
+const char* type_name(const Message& message) noexcept {
+    return type_names[message.index()].data();
+}
+
+}  // namespace iii::detail::protocol

@@ -1,0 +1,101 @@
+// iii-test-engine: the in-process test engine as a standalone program, for driving SDKs in
+// other languages (or a debugger) against the same engine the C++ tests use.
+//
+//   iii-test-engine [--port N] [--log FILE] [--functions-available-ms N]
+//
+// Prints `iii-test-engine listening on ws://127.0.0.1:<port>` once listening, then runs until
+// SIGINT or SIGTERM and exits 0.
+
+#include <iii/testing/engine.hpp>
+
+#include <csignal>
+#include <signal.h>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace {
+
+void usage(std::FILE* out) {
+    std::fputs(
+        "usage: iii-test-engine [--port N] [--log FILE] [--functions-available-ms N]\n"
+        "  --port N                    port on 127.0.0.1 (0, the default, picks a free one)\n"
+        "  --log FILE                  append every frame in and out to FILE as JSON lines\n"
+        "  --functions-available-ms N  functions-available watcher interval (default 5000)\n",
+        out);
+}
+
+std::optional<unsigned long> parse_number(std::string_view text, unsigned long max) {
+    if (text.empty()) return std::nullopt;
+    unsigned long value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        value = value * 10 + static_cast<unsigned long>(c - '0');
+        if (value > max) return std::nullopt;
+    }
+    return value;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    iii::testing::EngineOptions options;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            std::fprintf(stderr, "iii-test-engine: %s needs a value\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+        const std::string_view value = argv[++i];
+        if (arg == "--port") {
+            auto port = parse_number(value, 65535);
+            if (!port) {
+                std::fprintf(stderr, "iii-test-engine: invalid port '%s'\n", argv[i]);
+                return 2;
+            }
+            options.port = static_cast<std::uint16_t>(*port);
+        } else if (arg == "--log") {
+            options.log_file = std::string(value);
+        } else if (arg == "--functions-available-ms") {
+            auto ms = parse_number(value, std::numeric_limits<unsigned int>::max());
+            if (!ms || *ms == 0) {
+                std::fprintf(stderr, "iii-test-engine: invalid interval '%s'\n", argv[i]);
+                return 2;
+            }
+            options.functions_available_interval = std::chrono::milliseconds(*ms);
+        } else {
+            std::fprintf(stderr, "iii-test-engine: unknown option '%s'\n", argv[i - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+
+    // Blocked before the engine starts its thread, so that the thread inherits the mask and
+    // the signals are taken only by sigwait below.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    try {
+        iii::testing::Engine engine(options);
+        std::cout << "iii-test-engine listening on " << engine.url() << std::endl;  // flushes
+        int received = 0;
+        sigwait(&signals, &received);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "iii-test-engine: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

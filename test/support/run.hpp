@@ -1,0 +1,86 @@
+#pragma once
+// Test helpers: run an awaitable to completion on the test thread (Catch2 v2 assertions are not
+// thread-safe, so results are checked here, never inside handlers).
+
+#include <iii/iii.hpp>
+#include <iii/testing/engine.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace test_support {
+
+using namespace std::chrono_literals;
+
+template <class T>
+T run_sync(asio::io_context& ioc, asio::awaitable<T> op, std::chrono::milliseconds limit = 10s) {
+    std::optional<T> value;
+    std::exception_ptr error;
+    bool done = false;
+    asio::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T v) {
+        done = true;
+        error = e;
+        if (!e) value.emplace(std::move(v));
+    });
+    ioc.restart();
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(10ms);
+    if (!done) throw std::runtime_error("run_sync: deadline exceeded");
+    if (error) std::rethrow_exception(error);
+    return std::move(*value);
+}
+
+inline void run_sync(asio::io_context& ioc, asio::awaitable<void> op, std::chrono::milliseconds limit = 10s) {
+    std::exception_ptr error;
+    bool done = false;
+    asio::co_spawn(ioc, std::move(op), [&](std::exception_ptr e) {
+        done = true;
+        error = e;
+    });
+    ioc.restart();
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(10ms);
+    if (!done) throw std::runtime_error("run_sync: deadline exceeded");
+    if (error) std::rethrow_exception(error);
+}
+
+/// Fast health-check timings so reliability tests finish in milliseconds.
+inline iii::InitOptions fast_options() {
+    iii::InitOptions options;
+    options.reconnection.initial_delay_ms = 20;
+    options.reconnection.max_delay_ms = 200;
+    options.timings.connect_timeout = 2000ms;
+    options.invocation_timeout = 5000ms;
+    options.shutdown_grace = 2000ms;
+    options.handler_threads = 2;
+    options.otel = iii::OtelConfig{.enabled = false};
+    return options;
+}
+
+/// Waits until the engine lists `function_id`.
+inline bool wait_function(const iii::testing::Engine& engine, const std::string& function_id,
+                          std::chrono::milliseconds limit = 5s) {
+    return engine.wait_for(
+        [&] {
+            auto ids = engine.function_ids();
+            return std::find(ids.begin(), ids.end(), function_id) != ids.end();
+        },
+        limit);
+}
+
+/// Waits until `client` reports `state`.
+inline bool wait_state(const iii::Client& client, iii::ConnectionState state,
+                       std::chrono::milliseconds limit = 5s) {
+    asio::io_context ioc;
+    auto& c = const_cast<iii::Client&>(client);
+    return run_sync(ioc, c.wait_for_state(state, limit), limit + 1s);
+}
+
+}  // namespace test_support
