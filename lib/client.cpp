@@ -5,6 +5,8 @@
 
 #include <asio/executor_work_guard.hpp>
 
+#include <map>
+#include <mutex>
 #include <thread>
 
 namespace iii {
@@ -17,8 +19,42 @@ void Trigger::unregister() const {
     if (auto connection = connection_.lock()) connection->remove_trigger(id, trigger_type);
 }
 
+void TriggerTypeRef::unregister() const {
+    if (auto connection = connection_.lock()) connection->remove_trigger_type(id);
+}
+
+/// Shared by every on_functions_available subscription of one client.
+struct FunctionsAvailableState {
+    std::mutex mutex;
+    std::map<std::uint64_t, std::function<void(const std::vector<FunctionInfo>&)>> callbacks;
+    std::uint64_t next_token = 1;
+    std::optional<FunctionRef> function;
+    std::optional<Trigger> trigger;
+};
+
+void FunctionsAvailableGuard::reset() {
+    auto state = state_.lock();
+    state_.reset();
+    if (!state || token_ == 0) return;
+    std::optional<FunctionRef> function;
+    std::optional<Trigger> trigger;
+    {
+        std::lock_guard lock(state->mutex);
+        state->callbacks.erase(token_);
+        if (state->callbacks.empty()) {
+            function.swap(state->function);
+            trigger.swap(state->trigger);
+        }
+    }
+    token_ = 0;
+    if (trigger) trigger->unregister();
+    if (function) function->unregister();
+}
+
 Client::Client(PrivateTag, std::shared_ptr<detail::Connection> connection, std::function<void()> on_destroy)
-    : connection_(std::move(connection)), on_destroy_(std::move(on_destroy)) {}
+    : connection_(std::move(connection)),
+      functions_available_(std::make_shared<FunctionsAvailableState>()),
+      on_destroy_(std::move(on_destroy)) {}
 
 Client::~Client() {
     connection_->shutdown();
@@ -95,11 +131,10 @@ const Value::Array& list_field(const Value& result, std::string_view key, std::s
 
 }  // namespace
 
-asio::awaitable<std::vector<FunctionInfo>> Client::list_functions() {
-    Value result = co_await trigger({"engine::functions::list", Value::object()});
+static std::vector<FunctionInfo> parse_function_list(const Value& result, std::string_view function) {
     std::vector<FunctionInfo> functions;
     try {
-        for (const Value& item : list_field(result, "functions", "engine::functions::list")) {
+        for (const Value& item : list_field(result, "functions", function)) {
             FunctionInfo info;
             info.function_id = item.at("function_id").as_string();
             info.description = optional_string(item, "description");
@@ -109,13 +144,116 @@ asio::awaitable<std::vector<FunctionInfo>> Client::list_functions() {
             functions.push_back(std::move(info));
         }
     } catch (const Error& e) {
-        throw Error(Errc::Serde, std::string("engine::functions::list: ") + e.what());
+        throw Error(Errc::Serde, std::string(function) + ": " + e.what());
     }
-    co_return functions;
+    return functions;
 }
 
+asio::awaitable<std::vector<FunctionInfo>> Client::list_functions() {
+    TriggerRequest request("engine::functions::list", Value::object());
+    Value result = co_await trigger(std::move(request));
+    co_return parse_function_list(result, "engine::functions::list");
+}
+
+asio::awaitable<std::vector<TriggerInfo>> Client::list_triggers(bool include_internal) {
+    TriggerRequest request("engine::triggers::list", {{"include_internal", include_internal}});
+    Value result = co_await trigger(std::move(request));
+    std::vector<TriggerInfo> triggers;
+    try {
+        for (const Value& item : list_field(result, "triggers", "engine::triggers::list")) {
+            TriggerInfo info;
+            info.id = item.at("id").as_string();
+            info.trigger_type = item.at("trigger_type").as_string();
+            info.function_id = item.at("function_id").as_string();
+            if (const Value* config = item.find("config")) info.config = *config;
+            info.metadata = optional_value(item, "metadata");
+            triggers.push_back(std::move(info));
+        }
+    } catch (const Error& e) {
+        throw Error(Errc::Serde, std::string("engine::triggers::list: ") + e.what());
+    }
+    co_return triggers;
+}
+
+asio::awaitable<std::vector<TriggerTypeInfo>> Client::list_trigger_types(bool include_internal) {
+    TriggerRequest request("engine::trigger-types::list", {{"include_internal", include_internal}});
+    Value result = co_await trigger(std::move(request));
+    std::vector<TriggerTypeInfo> types;
+    try {
+        for (const Value& item : list_field(result, "trigger_types", "engine::trigger-types::list")) {
+            TriggerTypeInfo info;
+            info.id = item.at("id").as_string();
+            info.description = optional_string(item, "description").value_or("");
+            info.trigger_request_format = optional_value(item, "trigger_request_format");
+            info.call_request_format = optional_value(item, "call_request_format");
+            types.push_back(std::move(info));
+        }
+    } catch (const Error& e) {
+        throw Error(Errc::Serde, std::string("engine::trigger-types::list: ") + e.what());
+    }
+    co_return types;
+}
+
+FunctionsAvailableGuard Client::on_functions_available(
+    std::function<void(const std::vector<FunctionInfo>&)> callback) {
+    if (!callback) throw Error(Errc::Runtime, "callback must not be empty");
+    auto state = functions_available_;
+    std::lock_guard lock(state->mutex);
+    const auto token = state->next_token++;
+    state->callbacks.emplace(token, std::move(callback));
+    if (!state->function) {
+        std::weak_ptr<FunctionsAvailableState> weak = state;
+        const std::string id = "iii.on_functions_available." + detail::protocol::new_uuid();
+        state->function = register_blocking(RegisterFunctionMessage::with_id(id), [weak](Value payload) {
+            auto state = weak.lock();
+            if (!state) return Value();
+            const auto functions = parse_function_list(payload, "engine::functions-available");
+            std::vector<std::function<void(const std::vector<FunctionInfo>&)>> callbacks;
+            {
+                std::lock_guard lock(state->mutex);
+                for (auto& [token, cb] : state->callbacks) callbacks.push_back(cb);
+            }
+            for (auto& cb : callbacks) cb(functions);
+            return Value();
+        });
+        RegisterTriggerInput input;
+        input.trigger_type = "engine::functions-available";
+        input.function_id = id;
+        state->trigger = register_trigger(std::move(input));
+    }
+    return FunctionsAvailableGuard(state, token);
+}
+
+TriggerTypeRef Client::register_trigger_type(std::string id, std::string description,
+                                             std::shared_ptr<TriggerHandler> handler,
+                                             std::optional<Value> trigger_request_format,
+                                             std::optional<Value> call_request_format) {
+    detail::TriggerTypeEntry entry;
+    entry.message.id = id;
+    entry.message.description = std::move(description);
+    entry.message.trigger_request_format = std::move(trigger_request_format);
+    entry.message.call_request_format = std::move(call_request_format);
+    entry.handler = std::move(handler);
+    connection_->add_trigger_type(std::move(entry));
+    return TriggerTypeRef(std::move(id), connection_);
+}
+
+void Client::unregister_trigger_type(const std::string& id) { connection_->remove_trigger_type(id); }
+
+Trigger Client::register_trigger(RegisterTriggerInput input) {
+    detail::protocol::RegisterTrigger message;
+    message.trigger_type = std::move(input.trigger_type);
+    message.function_id = std::move(input.function_id);
+    message.config = std::move(input.config);
+    message.metadata = std::move(input.metadata);
+    return connection_->add_trigger(std::move(message));
+}
+
+void Client::register_service(RegisterServiceMessage message) { connection_->add_service(std::move(message)); }
+
 asio::awaitable<std::vector<WorkerInfo>> Client::list_workers() {
-    Value result = co_await trigger({"engine::workers::list", Value::object()});
+    TriggerRequest request("engine::workers::list", Value::object());
+    Value result = co_await trigger(std::move(request));
     std::vector<WorkerInfo> workers;
     try {
         for (const Value& item : list_field(result, "workers", "engine::workers::list")) {

@@ -4,6 +4,7 @@
 #include <iii/error.hpp>
 #include <iii/json.hpp>
 #include <iii/options.hpp>
+#include <iii/trigger.hpp>
 #include <iii/types.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -17,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace iii {
@@ -64,6 +66,50 @@ public:
 
 private:
     std::weak_ptr<detail::Connection> connection_;
+};
+
+/// Handle of a trigger type this worker provides (the reference's TriggerTypeRef).
+class TriggerTypeRef {
+public:
+    TriggerTypeRef() = default;
+    TriggerTypeRef(std::string id, std::weak_ptr<detail::Connection> connection)
+        : id(std::move(id)), connection_(std::move(connection)) {}
+    std::string id;
+    /// As Client::unregister_trigger_type(id).
+    void unregister() const;
+
+private:
+    std::weak_ptr<detail::Connection> connection_;
+};
+
+struct FunctionsAvailableState;
+
+/// Subscription of Client::on_functions_available. Destroying it (or reset()) unsubscribes;
+/// the last subscription's end removes the hidden callback function and its trigger.
+class FunctionsAvailableGuard {
+public:
+    FunctionsAvailableGuard() = default;
+    FunctionsAvailableGuard(std::weak_ptr<FunctionsAvailableState> state, std::uint64_t token)
+        : state_(std::move(state)), token_(token) {}
+    FunctionsAvailableGuard(FunctionsAvailableGuard&& other) noexcept
+        : state_(std::move(other.state_)), token_(std::exchange(other.token_, 0)) {}
+    FunctionsAvailableGuard& operator=(FunctionsAvailableGuard&& other) noexcept {
+        if (this != &other) {
+            reset();
+            state_ = std::move(other.state_);
+            token_ = std::exchange(other.token_, 0);
+        }
+        return *this;
+    }
+    FunctionsAvailableGuard(const FunctionsAvailableGuard&) = delete;
+    FunctionsAvailableGuard& operator=(const FunctionsAvailableGuard&) = delete;
+    ~FunctionsAvailableGuard() { reset(); }
+    /// Unsubscribes now. Idempotent.
+    void reset();
+
+private:
+    std::weak_ptr<FunctionsAvailableState> state_;
+    std::uint64_t token_ = 0;
 };
 
 /// A worker's connection to one iii engine (the reference's `III`).
@@ -139,6 +185,26 @@ public:
                                              std::optional<TriggerAction> action = std::nullopt,
                                              std::optional<std::uint64_t> timeout_ms = std::nullopt);
 
+    // ---- trigger types, triggers, services ------------------------------------------------
+
+    /// Provides a custom trigger type: the engine forwards every trigger bound to `id` to
+    /// `handler` (register_trigger / unregister_trigger, run on the handler pool; a throw from
+    /// register_trigger is reported to the engine as `trigger_registration_failed`). Replayed
+    /// after every reconnect. Throws Error(Errc::Runtime) for an empty or duplicate id.
+    TriggerTypeRef register_trigger_type(std::string id, std::string description,
+                                         std::shared_ptr<TriggerHandler> handler,
+                                         std::optional<Value> trigger_request_format = std::nullopt,
+                                         std::optional<Value> call_request_format = std::nullopt);
+    /// Stops providing the type locally (no replay) and sends `unregistertriggertype`, which a
+    /// 0.10 engine ignores: the type stays there until this worker disconnects.
+    void unregister_trigger_type(const std::string& id);
+    /// Binds `input.function_id` to a trigger of `input.trigger_type` with a fresh UUID id.
+    /// Replayed after every reconnect until Trigger::unregister(). Throws Error(Errc::Runtime)
+    /// for an empty trigger_type or function_id.
+    Trigger register_trigger(RegisterTriggerInput input);
+    /// Declares a service (`registerservice`); replayed after reconnects.
+    void register_service(RegisterServiceMessage message);
+
     // ---- discovery -------------------------------------------------------------------------
 
     /// Functions registered on the engine (`engine::functions::list`, internal ones hidden).
@@ -146,6 +212,17 @@ public:
     asio::awaitable<std::vector<FunctionInfo>> list_functions();
     /// Connected workers (`engine::workers::list`). Throws as list_functions().
     asio::awaitable<std::vector<WorkerInfo>> list_workers();
+    /// Registered triggers (`engine::triggers::list`); internal ones (bound to `engine::`
+    /// functions) only with `include_internal`. Throws as list_functions().
+    asio::awaitable<std::vector<TriggerInfo>> list_triggers(bool include_internal = false);
+    /// Trigger types (`engine::trigger-types::list`). Throws as list_functions().
+    asio::awaitable<std::vector<TriggerTypeInfo>> list_trigger_types(bool include_internal = false);
+    /// Calls `callback` with the full function list whenever the engine's set of function ids
+    /// changes (`engine::functions-available`). Runs on the handler pool. The first
+    /// subscription registers a hidden function `iii.on_functions_available.<uuid>` and a trigger
+    /// bound to it; the last guard's end removes both.
+    [[nodiscard]] FunctionsAvailableGuard on_functions_available(
+        std::function<void(const std::vector<FunctionInfo>&)> callback);
 
     // ---- connection ------------------------------------------------------------------------
 
@@ -176,6 +253,7 @@ public:
 
 private:
     std::shared_ptr<detail::Connection> connection_;
+    std::shared_ptr<FunctionsAvailableState> functions_available_;
     std::function<void()> on_destroy_;
 };
 

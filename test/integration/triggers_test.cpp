@@ -1,0 +1,220 @@
+// Trigger types, triggers, services and discovery across two workers and the test engine.
+
+#include "connection.hpp"
+#include "run.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <mutex>
+
+using namespace std::chrono_literals;
+using test_support::fast_options;
+using test_support::run_sync;
+using test_support::wait_function;
+using test_support::wait_state;
+
+namespace {
+
+/// Records what the engine forwards to the provider of a trigger type.
+class RecordingHandler final : public iii::TriggerHandler {
+public:
+    asio::awaitable<void> register_trigger(iii::TriggerConfig config) override {
+        std::lock_guard lock(mutex_);
+        if (config.config.is_object() && config.config.contains("reject"))
+            throw std::runtime_error("bad config: reject");
+        registered_.push_back(std::move(config));
+        co_return;
+    }
+    asio::awaitable<void> unregister_trigger(iii::TriggerConfig config) override {
+        std::lock_guard lock(mutex_);
+        unregistered_.push_back(std::move(config));
+        co_return;
+    }
+    std::vector<iii::TriggerConfig> registered() {
+        std::lock_guard lock(mutex_);
+        return registered_;
+    }
+    std::vector<iii::TriggerConfig> unregistered() {
+        std::lock_guard lock(mutex_);
+        return unregistered_;
+    }
+
+private:
+    std::mutex mutex_;
+    std::vector<iii::TriggerConfig> registered_;
+    std::vector<iii::TriggerConfig> unregistered_;
+};
+
+}  // namespace
+
+TEST_CASE("a custom trigger type's whole lifecycle across two workers", "[integration][triggers]") {
+    iii::testing::Engine engine;
+    asio::io_context ioc;
+    auto handler = std::make_shared<RecordingHandler>();
+    auto provider = iii::register_worker(engine.url(), fast_options());
+    provider->register_trigger_type("ticker", "Fires on a schedule", handler);
+
+    auto consumer = iii::register_worker(engine.url(), fast_options());
+    std::atomic<int> ticks{0};
+    consumer->register_function(iii::RegisterFunctionMessage::with_id("on_tick"), [&](iii::Value in) {
+        if (in["tick"] == iii::Value(1)) ++ticks;
+        return iii::Value();
+    });
+    REQUIRE(wait_function(engine, "on_tick"));
+    // The type must be known to the engine before the trigger, or the engine drops the trigger.
+    REQUIRE(engine.wait_for([&] { return !engine.received("registertriggertype").empty(); }));
+
+    iii::RegisterTriggerInput input;
+    input.trigger_type = "ticker";
+    input.function_id = "on_tick";
+    input.config = {{"interval_ms", 10}};
+    auto trigger = consumer->register_trigger(input);
+    REQUIRE(engine.wait_for([&] { return handler->registered().size() == 1; }));
+    auto bound = handler->registered()[0];
+    CHECK(bound.id == trigger.id);
+    CHECK(bound.function_id == "on_tick");
+    CHECK(bound.config["interval_ms"] == iii::Value(10));
+    // The provider acknowledged the binding with a triggerregistrationresult (no error).
+    REQUIRE(engine.wait_for([&] { return !engine.received("triggerregistrationresult").empty(); }));
+    CHECK_FALSE(engine.received("triggerregistrationresult")[0].contains("error"));
+
+    // The provider fires the bound function.
+    CHECK(run_sync(ioc, provider->trigger({bound.function_id, {{"tick", 1}}})).is_null());
+    CHECK(ticks == 1);
+
+    // Discovery reflects the registration.
+    auto triggers = run_sync(ioc, consumer->list_triggers());
+    REQUIRE(triggers.size() == 1);
+    CHECK(triggers[0].id == trigger.id);
+    CHECK(triggers[0].trigger_type == "ticker");
+    auto types = run_sync(ioc, consumer->list_trigger_types());
+    bool found = false;
+    for (auto& t : types) found = found || (t.id == "ticker" && t.description == "Fires on a schedule");
+    CHECK(found);
+
+    // Unbinding reaches the provider's unregister_trigger with the remembered config.
+    trigger.unregister();
+    REQUIRE(engine.wait_for([&] { return handler->unregistered().size() == 1; }));
+    CHECK(handler->unregistered()[0].id == trigger.id);
+    CHECK(handler->unregistered()[0].function_id == "on_tick");
+    CHECK(handler->unregistered()[0].config["interval_ms"] == iii::Value(10));
+    CHECK(run_sync(ioc, consumer->list_triggers()).empty());
+}
+
+TEST_CASE("a failing register_trigger handler is reported as trigger_registration_failed",
+          "[integration][triggers]") {
+    iii::testing::Engine engine;
+    auto handler = std::make_shared<RecordingHandler>();
+    auto provider = iii::register_worker(engine.url(), fast_options());
+    provider->register_trigger_type("picky", "Rejects some configs", handler);
+    REQUIRE(engine.wait_for([&] { return !engine.received("registertriggertype").empty(); }));
+    auto consumer = iii::register_worker(engine.url(), fast_options());
+    iii::RegisterTriggerInput input;
+    input.trigger_type = "picky";
+    input.function_id = "f";
+    input.config = {{"reject", true}};
+    consumer->register_trigger(input);
+    REQUIRE(engine.wait_for([&] { return !engine.received("triggerregistrationresult").empty(); }));
+    auto result = engine.received("triggerregistrationresult")[0];
+    CHECK(result["error"]["code"] == iii::Value("trigger_registration_failed"));
+    CHECK(result["error"]["message"] == iii::Value("bad config: reject"));
+}
+
+TEST_CASE("a reconnecting provider gets the stored triggers again", "[integration][triggers]") {
+    iii::testing::Engine engine;
+    auto handler = std::make_shared<RecordingHandler>();
+    auto provider = iii::register_worker(engine.url(), fast_options());
+    provider->register_trigger_type("ticker", "ticks", handler);
+    REQUIRE(engine.wait_for([&] { return !engine.received("registertriggertype").empty(); }));
+    auto consumer = iii::register_worker(engine.url(), fast_options());
+    iii::RegisterTriggerInput input;
+    input.trigger_type = "ticker";
+    input.function_id = "on_tick";
+    auto trigger = consumer->register_trigger(input);
+    REQUIRE(engine.wait_for([&] { return handler->registered().size() == 1; }));
+
+    const auto first = provider->connection()->worker_id();
+    engine.drop(first);
+    REQUIRE(engine.wait_for([&] { return handler->registered().size() == 2; }));
+    CHECK(handler->registered()[1].id == trigger.id);
+    CHECK(provider->connection()->worker_id() != first);
+    // The trigger type was replayed exactly once on the new connection.
+    CHECK(engine.received("registertriggertype", provider->connection()->worker_id()).size() == 1);
+}
+
+TEST_CASE("a consumer's disconnect unbinds its triggers at the provider", "[integration][triggers]") {
+    iii::testing::Engine engine;
+    auto handler = std::make_shared<RecordingHandler>();
+    auto provider = iii::register_worker(engine.url(), fast_options());
+    provider->register_trigger_type("ticker", "ticks", handler);
+    REQUIRE(engine.wait_for([&] { return !engine.received("registertriggertype").empty(); }));
+    auto consumer = iii::register_worker(engine.url(), fast_options());
+    iii::RegisterTriggerInput input;
+    input.trigger_type = "ticker";
+    input.function_id = "on_tick";
+    consumer->register_trigger(input);
+    REQUIRE(engine.wait_for([&] { return handler->registered().size() == 1; }));
+    consumer.reset();  // gone
+    REQUIRE(engine.wait_for([&] { return handler->unregistered().size() == 1; }));
+    asio::io_context ioc;
+    CHECK(run_sync(ioc, provider->list_triggers()).empty());
+}
+
+TEST_CASE("on_functions_available fires with the new list and stops after the guard is gone",
+          "[integration][triggers]") {
+    iii::testing::EngineOptions options;
+    options.functions_available_interval = 50ms;
+    iii::testing::Engine engine(options);
+    auto watcher = iii::register_worker(engine.url(), fast_options());
+    std::mutex mutex;
+    std::vector<std::vector<std::string>> seen;
+    auto guard = watcher->on_functions_available([&](const std::vector<iii::FunctionInfo>& functions) {
+        std::vector<std::string> ids;
+        for (auto& f : functions) ids.push_back(f.function_id);
+        std::lock_guard lock(mutex);
+        seen.push_back(std::move(ids));
+    });
+    auto has = [&](const std::string& id) {
+        std::lock_guard lock(mutex);
+        for (auto& ids : seen)
+            if (std::find(ids.begin(), ids.end(), id) != ids.end()) return true;
+        return false;
+    };
+    auto other = iii::register_worker(engine.url(), fast_options());
+    other->register_function(iii::RegisterFunctionMessage::with_id("fresh::fn"), [](iii::Value v) { return v; });
+    REQUIRE(engine.wait_for([&] { return has("fresh::fn"); }, 5s));
+
+    guard.reset();
+    // The hidden function and its trigger are gone from the engine.
+    REQUIRE(engine.wait_for([&] {
+        for (auto& id : engine.function_ids())
+            if (id.rfind("iii.on_functions_available.", 0) == 0) return false;
+        return true;
+    }));
+    std::size_t before;
+    {
+        std::lock_guard lock(mutex);
+        before = seen.size();
+    }
+    other->register_function(iii::RegisterFunctionMessage::with_id("later::fn"), [](iii::Value v) { return v; });
+    REQUIRE(wait_function(engine, "later::fn"));
+    // Two watcher periods pass with the changed set; no callback runs any more.
+    CHECK_FALSE(engine.wait_for([&] { return has("later::fn"); }, 300ms));
+    std::lock_guard lock(mutex);
+    CHECK(seen.size() == before);
+}
+
+TEST_CASE("services are announced and replayed", "[integration][triggers]") {
+    iii::testing::Engine engine;
+    auto worker = iii::register_worker(engine.url(), fast_options());
+    worker->register_service({.id = "orders", .name = "Orders", .description = "Order management"});
+    REQUIRE(engine.wait_for([&] { return !engine.received("registerservice").empty(); }));
+    auto frame = engine.received("registerservice")[0];
+    CHECK(frame["id"] == iii::Value("orders"));
+    CHECK(frame["name"] == iii::Value("Orders"));
+    engine.drop(worker->connection()->worker_id());
+    // Once per connection: the first and the one after the reconnect.
+    CHECK(engine.wait_for([&] { return engine.received("registerservice").size() == 2; }));
+    for (const auto& id : engine.worker_ids()) CHECK(engine.received("registerservice", id).size() <= 1);
+}
