@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Downstream consumer check: builds test/consumer against this tree as a Meson subproject and
+# runs it. Usage: run.sh [repo root] (default: two levels above this script). The tree is not
+# copied: a temp project gets subprojects/iii-sdk -> <repo root> as a symlink. Configured like
+# CI (--wrap-mode=nodownload); iii-sdk is forced to come from the subproject even if an
+# installed iii-sdk.pc exists. Extra meson setup options: $CONSUMER_MESON_ARGS.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "${1:-$here/../..}" && pwd)
+[[ -f "$root/meson.build" && -f "$root/lib/meson.build" ]] || {
+    echo "run.sh: $root is not the iii-sdk tree" >&2
+    exit 2
+}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/iii-consumer.XXXXXX")
+cleanup() {
+    local rc=$?
+    if [[ $rc -eq 0 && -z "${CONSUMER_KEEP:-}" ]]; then
+        rm -rf "$work"
+    else
+        echo "run.sh: left $work for inspection" >&2
+    fi
+}
+trap cleanup EXIT
+
+cp "$here/meson.build" "$here/main.cpp" "$work/"
+mkdir "$work/subprojects"
+ln -s "$root" "$work/subprojects/iii-sdk"
+
+# shellcheck disable=SC2086
+meson setup "$work/build" "$work" --wrap-mode=nodownload --force-fallback-for=iii-sdk \
+    ${CONSUMER_MESON_ARGS:-}
+meson compile -C "$work/build"
+"$work/build/consumer"
+echo "run.sh: consumer OK"
