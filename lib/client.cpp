@@ -1,5 +1,8 @@
 #include "iii/client.hpp"
 
+#include "iii/channel.hpp"
+#include "iii/typed.hpp"
+
 #include "connection.hpp"
 #include "log.hpp"
 
@@ -58,7 +61,11 @@ Client::Client(PrivateTag, std::shared_ptr<detail::Connection> connection, std::
 
 Client::~Client() {
     connection_->shutdown();
-    if (on_destroy_) on_destroy_();
+    if (on_destroy_) on_destroy_();  // stops and joins the owned io thread, if any
+    // The connection's timers and sockets belong to the io_context: release the connection
+    // while that io_context still exists, and only then the io_context (held by on_destroy_).
+    connection_.reset();
+    on_destroy_ = nullptr;
 }
 
 FunctionRef Client::register_handler(RegisterFunctionMessage message, Handler handler) {
@@ -305,6 +312,8 @@ void Client::shutdown() { connection_->shutdown(); }
 asio::awaitable<void> Client::shutdown_async() {
     auto connection = connection_;
     co_await connection->shutdown_async();
+    // [telemetry hook] Export what is queued, within OtelConfig::shutdown_timeout_ms.
+    if (auto telemetry = connection->telemetry()) co_await telemetry->flush_and_close();
 }
 
 namespace {
@@ -363,6 +372,18 @@ std::shared_ptr<Client> register_worker(asio::io_context& io, std::string url, I
     auto connection = std::make_shared<detail::Connection>(io, std::move(url), std::move(options));
     connection->start();
     return std::make_shared<Client>(Client::PrivateTag{}, std::move(connection), nullptr);
+}
+
+FunctionRef Client::register_function(RegisterFunction reg) {
+    return iii::register_function(*this, std::move(reg));
+}
+
+FunctionRef Client::register_function(RegisterFunctionMessage message, TypedHandler handler) {
+    return iii::register_function(*this, std::move(message), std::move(handler));
+}
+
+asio::awaitable<Channel> Client::create_channel(std::optional<std::size_t> buffer_size) {
+    return iii::create_channel(*this, buffer_size);
 }
 
 }  // namespace iii

@@ -64,6 +64,7 @@ Connection::Connection(asio::io_context& io, std::string url, InitOptions option
     unsigned threads = options_.handler_threads;
     if (threads == 0) threads = std::max(2u, std::thread::hardware_concurrency());
     handler_pool_ = std::make_unique<asio::thread_pool>(threads);
+    telemetry_ = telemetry::Telemetry::create(url_, options_.otel.value_or(OtelConfig{}));  // [telemetry hook]
 }
 
 Connection::~Connection() {
@@ -504,6 +505,7 @@ asio::awaitable<Value> Connection::invoke(std::string function_id, Value payload
     message.function_id = function_id;
     message.data = std::move(payload);
     message.action = std::move(action);
+    telemetry::inject(message.traceparent, message.baggage);  // [telemetry hook]
     if (is_void) {
         std::string text(thread_encoder().encode(message));
         asio::post(strand_, [self = shared_from_this(), text = std::move(text)]() mutable {
@@ -622,6 +624,7 @@ void Connection::on_frame(const std::shared_ptr<Link>& link, std::string&& paylo
             } else if constexpr (std::is_same_v<M, protocol::WorkerRegistered>) {
                 std::lock_guard lock(worker_id_mutex_);
                 worker_id_ = m.worker_id;
+                if (telemetry_) telemetry_->set_worker_id(m.worker_id);  // [telemetry hook]
             } else if constexpr (std::is_same_v<M, protocol::RegisterTrigger>) {
                 asio::dispatch(strand_, [self = shared_from_this(), m = std::move(m)]() mutable {
                     self->handle_register_trigger(std::move(m));
@@ -686,13 +689,19 @@ asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionEntr
     auto self = shared_from_this();
     protocol::InvocationResult reply;
     reply.function_id = invoke.function_id;
+    // [telemetry hook] SERVER span "call <id>", current across the handler's co_awaits.
+    telemetry::ServerSpan span;
+    if (telemetry_) span = telemetry_->begin_server_span(invoke.function_id, invoke.traceparent, invoke.baggage);
     try {
         if (entry->handler) {
-            reply.result = co_await entry->handler(std::move(invoke.data));
+            auto work = telemetry::with_context(span.context, entry->handler(std::move(invoke.data)));
+            reply.result = co_await std::move(work);
         } else if (entry->blocking_handler) {
+            telemetry::ContextScope scope(span.context);
             reply.result = entry->blocking_handler(std::move(invoke.data));
         } else {
-            std::string out = co_await entry->raw_handler(invoke.data.dump());
+            auto work = telemetry::with_context(span.context, entry->raw_handler(invoke.data.dump()));
+            std::string out = co_await std::move(work);
             reply.result = Value::parse(out);
         }
     } catch (const Error& e) {
@@ -706,6 +715,7 @@ asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionEntr
         reply.error = RemoteError{"invocation_failed", "handler threw a non-standard exception", std::nullopt};
     }
     if (reply.error) reply.result.reset();
+    if (telemetry_) telemetry_->end_server_span(span, reply.error ? &*reply.error : nullptr);  // [telemetry hook]
     if (invoke.invocation_id) {
         reply.invocation_id = *invoke.invocation_id;
         std::string text(thread_encoder().encode(reply));

@@ -7,6 +7,7 @@
 #include "iii/options.hpp"
 #include "iii/trigger.hpp"
 #include "protocol.hpp"
+#include "telemetry_internal.hpp"  // [telemetry hook]
 #include "transport/ws_transport.hpp"
 
 #include <asio/io_context.hpp>
@@ -104,6 +105,8 @@ public:
     std::string worker_id() const;
     /// Calls waiting for a result (for tests: cancellation and timeouts must leave none).
     std::size_t pending_count() const noexcept { return pending_size_.load(); }
+    /// [telemetry hook] The OTLP exporter of this client; null when telemetry is off.
+    const std::shared_ptr<telemetry::Telemetry>& telemetry() const noexcept { return telemetry_; }
 
 private:
     struct PendingCall;
@@ -193,6 +196,7 @@ private:
     std::condition_variable stopped_cv_;
     bool stopped_ = false;
     mutable std::mutex worker_id_mutex_;
+    std::shared_ptr<telemetry::Telemetry> telemetry_;  // [telemetry hook]
 };
 
 }  // namespace iii::detail

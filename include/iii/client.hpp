@@ -1,6 +1,7 @@
 #pragma once
 // iii::Client: a worker's connection to one iii engine (the reference's `III`).
 
+#include <iii/describe.hpp>
 #include <iii/error.hpp>
 #include <iii/json.hpp>
 #include <iii/options.hpp>
@@ -26,6 +27,9 @@ namespace iii {
 namespace detail {
 class Connection;
 }
+struct Channel;          // iii/channel.hpp
+class RegisterFunction;  // iii/typed.hpp
+struct TypedHandler;     // iii/typed.hpp
 
 /// A handler of the low-level register_function: takes the payload, returns the result.
 using Handler = std::function<asio::awaitable<Value>(Value payload)>;
@@ -161,6 +165,11 @@ public:
     /// Registers a function on JSON text (used by the typed API). `handler` may throw
     /// iii::Error(Errc::Serde) for a payload that does not decode; it becomes an error reply.
     FunctionRef register_raw(RegisterFunctionMessage message, RawHandler handler);
+    /// Registers a typed function (the reference's `III::register`); see iii/typed.hpp.
+    FunctionRef register_function(RegisterFunction reg);
+    /// Registers a function wrapped by iii_fn / iii_async_fn, filling in the formats the
+    /// message does not set; see iii/typed.hpp.
+    FunctionRef register_function(RegisterFunctionMessage message, TypedHandler handler);
     /// Registers an HTTP-invoked function: the engine calls `config.url`; this worker only
     /// announces it (and answers `function_not_invokable` should the engine route it here).
     FunctionRef register_http_function(RegisterFunctionMessage message, HttpInvocationConfig config);
@@ -184,6 +193,25 @@ public:
     asio::awaitable<std::string> trigger_raw(std::string function_id, std::string payload_json,
                                              std::optional<TriggerAction> action = std::nullopt,
                                              std::optional<std::uint64_t> timeout_ms = std::nullopt);
+    /// Typed call: encodes `input` (any serializable type; a std::tuple for positional
+    /// arguments) straight into JSON text and decodes the result straight into R (void: ignored).
+    /// Same as iii::trigger<R>(client, ...) in iii/typed.hpp; throws as trigger(), plus
+    /// Error(Errc::Serde) naming the path when the result does not decode into R. The input is
+    /// encoded by this call, before the awaitable runs, so it may be a temporary.
+    template <class R = Value, class In>
+    asio::awaitable<R> trigger(std::string function_id, const In& input,
+                               std::optional<TriggerAction> action = std::nullopt,
+                               std::optional<std::uint64_t> timeout_ms = std::nullopt) {
+        return typed_trigger<R>(std::move(function_id), iii::to_json(input), std::move(action),
+                                timeout_ms);
+    }
+
+    // ---- channels --------------------------------------------------------------------------
+
+    /// Creates a streaming channel through `engine::channels::create` (the reference's
+    /// create_channel); see iii/channel.hpp. `buffer_size` is in frames (engine default 64,
+    /// clamped to 1..1024). Throws as trigger(), plus Error(Errc::Serde) for a malformed reply.
+    asio::awaitable<Channel> create_channel(std::optional<std::size_t> buffer_size = std::nullopt);
 
     // ---- trigger types, triggers, services ------------------------------------------------
 
@@ -252,6 +280,18 @@ public:
     const std::shared_ptr<detail::Connection>& connection() const noexcept { return connection_; }
 
 private:
+    template <class R>
+    asio::awaitable<R> typed_trigger(std::string function_id, std::string payload,
+                                     std::optional<TriggerAction> action,
+                                     std::optional<std::uint64_t> timeout_ms) {
+        std::string result = co_await trigger_raw(std::move(function_id), std::move(payload),
+                                                  std::move(action), timeout_ms);
+        if constexpr (std::is_void_v<R>)
+            co_return;
+        else
+            co_return iii::from_json<R>(result);
+    }
+
     std::shared_ptr<detail::Connection> connection_;
     std::shared_ptr<FunctionsAvailableState> functions_available_;
     std::function<void()> on_destroy_;

@@ -47,7 +47,7 @@
 //           iii::json_traits<double>::read(r, p.x);
 //           if (!r.next_element()) r.fail("expected [x, y]");
 //           iii::json_traits<double>::read(r, p.y);
-//           if (r.next_element()) r.fail("expected [x, y]");
+//           if (r.next_element()) r.fail_container("expected [x, y]");  // at the array
 //       }
 //       static void write(iii::JsonWriter& w, const Point& p) {
 //           w.begin_array(); w.write_double(p.x); w.write_double(p.y); w.end_array();
@@ -166,7 +166,8 @@ namespace iii {
 /// when the text is malformed.
 ///
 /// Lifetime: string views returned by read_string() and next_key() stay valid until the
-/// from_json()/from_value() call that created the reader returns.
+/// from_json()/from_value() call that created the reader returns. Threading: a reader belongs
+/// to the one call (and thread) that created it; from_json() and friends are thread-safe.
 class JsonReader {
 public:
     /// Kinds of JSON values as peek() reports them.
@@ -289,7 +290,10 @@ private:
 };
 
 /// A push writer producing one JSON value, used by json_traits<T>::write. Calls must form
-/// valid JSON: inside an object, key() before every value.
+/// valid JSON: inside an object, key() before every value. A sequence left unfinished (a
+/// missing end_object()) makes to_json() throw Error(Errc::Serde); other misuse (a key outside
+/// an object) is a programming error that RapidJSON's assertions catch in debug builds. Like a
+/// reader, a writer belongs to the one call that created it.
 class JsonWriter {
 public:
     virtual ~JsonWriter();
@@ -447,7 +451,7 @@ void from_json(std::string_view json, T& out) {
 template <class T>
 T from_json(std::string_view json) {
     T out{};
-    from_json(json, out);
+    iii::from_json(json, out);
     return out;
 }
 /// Encodes `value` as compact JSON text into `out` (RapidJSON's Writer, straight from the
@@ -460,7 +464,7 @@ void to_json(const T& value, std::string& out) {
 template <class T>
 std::string to_json(const T& value) {
     std::string out;
-    to_json(value, out);
+    iii::to_json(value, out);
     return out;
 }
 /// Decodes a dynamic value (same rules and errors as from_json).

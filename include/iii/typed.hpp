@@ -229,27 +229,27 @@ asio::awaitable<std::string> invoke_typed(std::shared_ptr<F> fn, std::string pay
     using result = typename T::result;
     F& f = *fn;
 
-    // The decoded input lives in this frame until the function (maybe a coroutine holding
-    // references to it) has finished.
     if constexpr (T::arity == 0) {
         if constexpr (T::is_async) {
             if constexpr (std::is_void_v<result>) {
                 co_await f();
                 co_return std::string("null");
             } else {
-                co_return to_json(co_await f());
+                co_return iii::to_json(co_await f());
             }
         } else {
             if constexpr (std::is_void_v<result>) {
                 f();
                 co_return std::string("null");
             } else {
-                co_return to_json(f());
+                co_return iii::to_json(f());
             }
         }
     } else {
+        // The decoded input lives in this frame until the function (maybe a coroutine holding
+        // references into it) has finished.
         input in{};
-        from_json(payload, in);
+        iii::from_json(payload, in);
         if constexpr (T::arity == 1) {
             using A = std::tuple_element_t<0, args>;
             if constexpr (T::is_async) {
@@ -257,14 +257,14 @@ asio::awaitable<std::string> invoke_typed(std::shared_ptr<F> fn, std::string pay
                     co_await f(static_cast<A&&>(in));
                     co_return std::string("null");
                 } else {
-                    co_return to_json(co_await f(static_cast<A&&>(in)));
+                    co_return iii::to_json(co_await f(static_cast<A&&>(in)));
                 }
             } else {
                 if constexpr (std::is_void_v<result>) {
                     f(static_cast<A&&>(in));
                     co_return std::string("null");
                 } else {
-                    co_return to_json(f(static_cast<A&&>(in)));
+                    co_return iii::to_json(f(static_cast<A&&>(in)));
                 }
             }
         } else {
@@ -274,14 +274,14 @@ asio::awaitable<std::string> invoke_typed(std::shared_ptr<F> fn, std::string pay
                     co_await T::call_positional(f, in, seq);
                     co_return std::string("null");
                 } else {
-                    co_return to_json(co_await T::call_positional(f, in, seq));
+                    co_return iii::to_json(co_await T::call_positional(f, in, seq));
                 }
             } else {
                 if constexpr (std::is_void_v<result>) {
                     T::call_positional(f, in, seq);
                     co_return std::string("null");
                 } else {
-                    co_return to_json(T::call_positional(f, in, seq));
+                    co_return iii::to_json(T::call_positional(f, in, seq));
                 }
             }
         }
@@ -396,7 +396,7 @@ asio::awaitable<R> typed_trigger(Client& client, std::string function_id, std::s
     if constexpr (std::is_void_v<R>)
         co_return;
     else
-        co_return from_json<R>(result);
+        co_return iii::from_json<R>(result);
 }
 }  // namespace detail
 
@@ -426,7 +426,7 @@ asio::awaitable<R> trigger(Client& client, std::string function_id, const In& in
                            std::optional<std::uint64_t> timeout_ms = std::nullopt) {
     static_assert(std::is_void_v<R> || Serializable<R>, III_DETAIL_NOT_SERIALIZABLE);
     // Not a coroutine itself: the input is encoded now, so no reference to it is kept.
-    return detail::typed_trigger<R>(client, std::move(function_id), to_json(input),
+    return detail::typed_trigger<R>(client, std::move(function_id), iii::to_json(input),
                                     std::move(action), timeout_ms);
 }
 

@@ -3,6 +3,7 @@
 #include "log.hpp"
 #include "protocol.hpp"
 #include "transport/ws_transport.hpp"
+#include "testing/channel_hub.hpp"  // channels (issue 5)
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -90,7 +91,11 @@ bool is_telemetry(std::string_view frame) {
 // Length of the valid UTF-8 sequence at the start of `s`, 0 when it is not one.
 std::size_t utf8_sequence(std::string_view s) {
     const auto b0 = static_cast<unsigned char>(s[0]);
-    std::size_t n = b0 < 0x80 ? 1 : (b0 >> 5) == 0x6 ? 2 : (b0 >> 4) == 0xE ? 3 : (b0 >> 3) == 0x1E ? 4 : 0;
+    std::size_t n = b0 < 0x80           ? 1
+                    : (b0 >> 5) == 0x6  ? 2
+                    : (b0 >> 4) == 0xE  ? 3
+                    : (b0 >> 3) == 0x1E ? 4
+                                        : 0;
     if (n == 0 || n > s.size()) return 0;
     for (std::size_t i = 1; i < n; ++i)
         if ((static_cast<unsigned char>(s[i]) >> 6) != 0x2) return 0;
@@ -156,26 +161,25 @@ bool opt_bool(const Value& input, std::string_view key, bool fallback) {
     const Value* v = field(input, key);
     if (!v) return fallback;
     if (!v->is_bool())
-        throw BadInput{fmt::format("invalid type: {}, expected a boolean at `{}`",
-                                   kind_name(v->kind()), key)};
+        throw BadInput{
+            fmt::format("invalid type: {}, expected a boolean at `{}`", kind_name(v->kind()), key)};
     return v->as_bool();
 }
 std::optional<std::string> opt_string(const Value& input, std::string_view key) {
     const Value* v = field(input, key);
     if (!v) return std::nullopt;
     if (!v->is_string())
-        throw BadInput{fmt::format("invalid type: {}, expected a string at `{}`",
-                                   kind_name(v->kind()), key)};
+        throw BadInput{
+            fmt::format("invalid type: {}, expected a string at `{}`", kind_name(v->kind()), key)};
     return v->as_string();
 }
-std::optional<std::uint64_t> opt_uint(const Value& input, std::string_view key,
-                                      std::uint64_t max) {
+std::optional<std::uint64_t> opt_uint(const Value& input, std::string_view key, std::uint64_t max) {
     const Value* v = field(input, key);
     if (!v) return std::nullopt;
     if (!v->is_integer() || (v->kind() == Value::Kind::Int && v->as_int() < 0) ||
         v->as_uint() > max)
-        throw BadInput{fmt::format("invalid value at `{}`, expected an unsigned integer up to {}",
-                                   key, max)};
+        throw BadInput{
+            fmt::format("invalid value at `{}`, expected an unsigned integer up to {}", key, max)};
     return v->as_uint();
 }
 
@@ -268,13 +272,6 @@ struct Engine::Impl {
         std::function<void(const Outcome&)> on_result;
     };
 
-    /// A data channel (spec 6): ids and capacity. Both refs share id and key.
-    struct Channel {
-        std::string key;
-        std::size_t capacity = 64;
-        std::uint64_t created_at_ms = 0;
-    };
-
     EngineOptions options;
     asio::io_context io;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
@@ -291,13 +288,20 @@ struct Engine::Impl {
     std::map<std::string, Trigger> triggers;
     std::map<std::string, RegisterServiceMessage> services;
     std::unordered_map<std::string, Pending> pending;
-    std::map<std::string, Channel> channels;
+    // ---- channels (issue 5): data channels are bridged by ChannelHub (spec 6, 9.8) ----
+    detail::testing::ChannelHub channel_hub{io};
     std::vector<std::string> functions_snapshot;  // the functions-available watcher's last view
     bool shut_down = false;
 
     // Observations made during the current event, published together at its end so that a
     // waiter never sees a frame before the state change it caused.
     std::vector<RecordedFrame> batch;
+    struct Outgoing {
+        std::shared_ptr<transport::Socket> socket;
+        std::string worker_id;
+        std::string text;
+    };
+    std::vector<Outgoing> outbox;  // frames of the current event, written when it ends
     bool workers_dirty = false;
     bool functions_dirty = false;
     int event_depth = 0;
@@ -310,6 +314,7 @@ struct Engine::Impl {
     std::vector<RecordedFrame> recorded;
     std::vector<std::string> observed_workers;
     std::vector<std::string> observed_functions;
+    std::map<std::string, std::uint16_t> close_codes;  // per worker, once its socket closed
 
     std::thread thread;
 
@@ -377,7 +382,10 @@ struct Engine::Impl {
         Impl& impl;
         explicit Event(Impl& i) : impl(i) { ++impl.event_depth; }
         ~Event() {
-            if (--impl.event_depth == 0) impl.publish();
+            if (--impl.event_depth == 0) {
+                impl.publish();
+                impl.flush_outbox();
+            }
         }
     };
 
@@ -434,75 +442,18 @@ struct Engine::Impl {
     transport::Admission admit(const std::string& resource) {
         const std::string_view path = std::string_view(resource).substr(0, resource.find('?'));
         if (path == "/") return {};
-        if (path.starts_with("/ws/channels/")) {
-            if (find_channel_for(resource)) return {};
-            return {false, 404, "Channel not found"};
-        }
+        // channels (issue 5): 404 for an unknown id or a wrong key, before any WebSocket exists
+        if (detail::testing::ChannelHub::is_channel_resource(resource))
+            return channel_hub.admission(resource);
         return {false, 404, "Not Found"};
-    }
-
-    /// The channel a `/ws/channels/<id>?key=...&dir=read|write` resource names, when the id,
-    /// key and direction are valid.
-    const Channel* find_channel_for(const std::string& resource) const {
-        constexpr std::string_view prefix = "/ws/channels/";
-        const auto query_at = resource.find('?');
-        if (query_at == std::string::npos) return nullptr;
-        const std::string id = resource.substr(prefix.size(), query_at - prefix.size());
-        auto it = channels.find(id);
-        if (it == channels.end()) return nullptr;
-        const auto params = parse_query(std::string_view(resource).substr(query_at + 1));
-        auto key = params.find("key");
-        auto dir = params.find("dir");
-        if (key == params.end() || key->second != it->second.key || dir == params.end() ||
-            (dir->second != "read" && dir->second != "write"))
-            return nullptr;
-        return &it->second;
-    }
-
-    static std::map<std::string, std::string> parse_query(std::string_view query) {
-        std::map<std::string, std::string> params;
-        while (!query.empty()) {
-            const auto amp = query.find('&');
-            const std::string_view pair = query.substr(0, amp);
-            const auto eq = pair.find('=');
-            params.emplace(percent_decode(pair.substr(0, eq)),
-                           eq == std::string_view::npos ? std::string()
-                                                        : percent_decode(pair.substr(eq + 1)));
-            query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-        }
-        return params;
-    }
-
-    static std::string percent_decode(std::string_view s) {
-        std::string out;
-        for (std::size_t i = 0; i < s.size(); ++i) {
-            if (s[i] == '%' && i + 2 < s.size()) {
-                const auto hex = [](char c) {
-                    return c >= '0' && c <= '9'   ? c - '0'
-                           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                  : -1;
-                };
-                const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
-                if (hi >= 0 && lo >= 0) {
-                    out += static_cast<char>(hi * 16 + lo);
-                    i += 2;
-                    continue;
-                }
-            }
-            out += s[i] == '+' ? ' ' : s[i];
-        }
-        return out;
     }
 
     transport::Callbacks accept(const std::shared_ptr<transport::Socket>& socket,
                                 const std::string& resource) {
-        if (!resource.starts_with("/ws/channels/")) return accept_worker(socket);
-        // Channel ends are admitted (the id and key are valid) but not bridged by this engine:
-        // the upgrade completes and the end is closed at once, which an SDK reads as "end of
-        // stream" on a reader and as a failed write on a writer.
-        socket->close(1011, "channel bridging is not supported by the test engine");
-        return {};
+        // channels (issue 5): the hub bridges writer and reader ends
+        if (detail::testing::ChannelHub::is_channel_resource(resource))
+            return channel_hub.accept(socket, resource);
+        return accept_worker(socket);
     }
 
     transport::Callbacks accept_worker(const std::shared_ptr<transport::Socket>& socket) {
@@ -526,8 +477,15 @@ struct Engine::Impl {
         callbacks.on_message = [this, weak](std::string&& payload, bool binary) {
             if (auto w = weak.lock(); w && !w->gone) on_frame(w, std::move(payload), binary);
         };
-        callbacks.on_close = [this, weak](std::error_code, std::uint16_t, std::string) {
-            if (auto w = weak.lock(); w && !w->gone) disconnect(*w);
+        callbacks.on_close = [this, weak](std::error_code ec, std::uint16_t code, std::string) {
+            auto w = weak.lock();
+            if (!w || w->gone) return;
+            {
+                // Published before the disconnect's event, so a test waiting for it sees both.
+                std::lock_guard lock(mutex);
+                close_codes[w->id] = ec ? std::uint16_t(1006) : code;
+            }
+            disconnect(*w);
         };
         return callbacks;
     }
@@ -538,18 +496,28 @@ struct Engine::Impl {
         return it == workers.end() ? nullptr : it->second.get();
     }
 
-    // Encodes and sends a protocol message. Returns false when the socket refused the frame.
-    bool send(Worker& worker, const proto::Message& message) {
-        return send_text(worker, encoder.encode(message));
+    void send(Worker& worker, const proto::Message& message) {
+        send_text(worker, encoder.encode(message));
     }
 
-    bool send_text(Worker& worker, std::string_view text) {
+    // Queued, and written when the event ends, after its state change is published: a test
+    // that has seen a frame arrive can rely on the engine's observable state (worker_ids(),
+    // function_ids(), frames()) including everything the event did.
+    void send_text(Worker& worker, std::string_view text) {
         record(worker.id, false, false, text);
-        if (auto ec = worker.socket->send(text, false)) {
-            note(LogLevel::Info, "worker {}: send failed: {}", worker.id, ec.message());
-            return false;
+        outbox.push_back(Outgoing{worker.socket, worker.id, std::string(text)});
+        if (event_depth == 0) flush_outbox();
+    }
+
+    void flush_outbox() {
+        auto frames = std::move(outbox);
+        outbox.clear();
+        for (auto& frame : frames) {
+            // A socket that is already closing refuses the frame; its on_close is on its way
+            // and cleans up (halting whatever was just routed to it).
+            if (auto ec = frame.socket->send(frame.text, false))
+                note(LogLevel::Info, "worker {}: send failed: {}", frame.worker_id, ec.message());
         }
-        return true;
     }
 
     // ---- inbound frames --------------------------------------------------------------------
@@ -573,12 +541,14 @@ struct Engine::Impl {
         proto::DecodeFailure failure;
         if (!worker.decoder.decode(payload, message, failure)) {
             note(LogLevel::Warn, "worker {}: dropped undecodable frame: {}", worker.id,
-                failure.reason);
+                 failure.reason);
             return;
         }
         std::visit(
             Overloaded{
-                [&](proto::RegisterFunction& m) { register_function(worker, std::move(m.message)); },
+                [&](proto::RegisterFunction& m) {
+                    register_function(worker, std::move(m.message));
+                },
                 [&](proto::UnregisterFunction& m) { unregister_function(worker, m.id); },
                 [&](proto::RegisterTriggerType& m) { register_trigger_type(worker, std::move(m)); },
                 [&](proto::RegisterTrigger& m) { register_trigger(worker, std::move(m)); },
@@ -587,21 +557,20 @@ struct Engine::Impl {
                     // Only logged by the real engine; never forwarded to the trigger's owner.
                     if (m.error)
                         note(LogLevel::Info, "trigger {} ({}) failed to register: {}: {}", m.id,
-                            m.trigger_type, m.error->code, m.error->message);
+                             m.trigger_type, m.error->code, m.error->message);
                 },
                 [&](proto::InvokeFunction& m) { invoke_from_worker(worker, std::move(m)); },
                 [&](proto::InvocationResult& m) { invocation_result(worker, std::move(m)); },
-                [&](proto::RegisterService& m) {
-                    services[m.message.id] = std::move(m.message);
-                },
+                [&](proto::RegisterService& m) { services[m.message.id] = std::move(m.message); },
                 [&](proto::Ping&) { send(worker, proto::Pong{}); },
                 [&](proto::Pong&) {},
                 [&](proto::WorkerRegistered&) {},
                 [&](auto& m) {
                     // Messages the 0.10 engine has no variant for (unregistertriggertype, and
                     // the E->W-only error / registrationrejected): undecodable, dropped.
-                    note(LogLevel::Warn, "worker {}: dropped undecodable frame: unknown variant `{}`",
-                        worker.id, proto::type_name(proto::Message(std::move(m))));
+                    note(LogLevel::Warn,
+                         "worker {}: dropped undecodable frame: unknown variant `{}`", worker.id,
+                         proto::type_name(proto::Message(std::move(m))));
                 },
             },
             message);
@@ -613,7 +582,7 @@ struct Engine::Impl {
         auto& slot = functions[message.id];
         if (!slot.owner.empty() && slot.owner != worker.id)
             note(LogLevel::Info, "function {} re-registered by {} (was {})", message.id, worker.id,
-                slot.owner);
+                 slot.owner);
         const bool external = message.invocation.has_value();
         (external ? worker.external_functions : worker.functions).insert(message.id);
         slot = Function{worker.id,
@@ -640,15 +609,15 @@ struct Engine::Impl {
             if (Worker* previous = find_worker(it->second.owner))
                 previous->trigger_types.erase(message.id);
         }
-        trigger_types[message.id] =
-            TriggerType{worker.id, std::move(message.description),
-                        std::move(message.trigger_request_format),
-                        std::move(message.call_request_format)};
+        trigger_types[message.id] = TriggerType{worker.id, std::move(message.description),
+                                                std::move(message.trigger_request_format),
+                                                std::move(message.call_request_format)};
         worker.trigger_types.insert(message.id);
         // Replay every stored trigger of this type to the new owner (spec 4.2 step 1), including
         // orphans left behind by a previous owner's disconnect.
         for (const auto& [id, trigger] : triggers) {
-            if (trigger.trigger_type == message.id) send(worker, register_trigger_message(id, trigger));
+            if (trigger.trigger_type == message.id)
+                send(worker, register_trigger_message(id, trigger));
         }
     }
 
@@ -662,18 +631,21 @@ struct Engine::Impl {
         if (type == trigger_types.end()) {
             // Lost for good: it will not activate if the type appears later (spec 4.1).
             note(LogLevel::Warn, "trigger type '{}' not found; trigger '{}' dropped",
-                message.trigger_type, message.id);
+                 message.trigger_type, message.id);
             return;
         }
         Trigger trigger{message.trigger_type, message.function_id, std::move(message.config),
                         std::move(message.metadata), worker.id};
         if (!type->second.owner.empty()) {
             Worker* owner = find_worker(type->second.owner);
-            if (!owner || !send(*owner, register_trigger_message(message.id, trigger))) {
+            if (!owner) {
                 note(LogLevel::Warn, "trigger '{}': could not forward to the owner of '{}'",
-                    message.id, message.trigger_type);
+                     message.id, message.trigger_type);
                 return;
             }
+            // Stored as soon as the frame is queued to the owner, without waiting for its
+            // triggerregistrationresult (spec 4.2 step 3).
+            send(*owner, register_trigger_message(message.id, trigger));
         }
         auto previous = triggers.find(message.id);
         if (previous != triggers.end() && previous->second.owner != worker.id) {
@@ -695,7 +667,8 @@ struct Engine::Impl {
         if (type != trigger_types.end() && !type->second.owner.empty()) {
             // Deleted only if the owner was told (spec 4.2 step 7).
             Worker* owner = find_worker(type->second.owner);
-            if (!owner || !send(*owner, proto::UnregisterTrigger{id, trigger.trigger_type})) return;
+            if (!owner) return;
+            send(*owner, proto::UnregisterTrigger{id, trigger.trigger_type});
         }
         if (Worker* registrant = find_worker(trigger.owner)) registrant->triggers.erase(id);
         triggers.erase(it);
@@ -714,8 +687,8 @@ struct Engine::Impl {
         if (!functions.count(message.function_id)) {
             if (reply) {
                 reply_to(worker, *message.invocation_id, message.function_id,
-                         Outcome::failure("function_not_found",
-                                          fmt::format("Function {} not found", message.function_id)),
+                         Outcome::failure("function_not_found", fmt::format("Function {} not found",
+                                                                            message.function_id)),
                          message.traceparent, message.baggage);
             }
             return;
@@ -750,17 +723,18 @@ struct Engine::Impl {
             try {
                 outcome = function.builtin(call.data);
             } catch (const BadInput& bad) {
-                outcome = Outcome::failure(
-                    "deserialization_error",
-                    fmt::format("Failed to deserialize input for {}: {}", call.function_id, bad.reason));
+                outcome = Outcome::failure("deserialization_error",
+                                           fmt::format("Failed to deserialize input for {}: {}",
+                                                       call.function_id, bad.reason));
             }
             if (outcome.result) sort_keys(*outcome.result);
             finish(call, std::move(outcome));
             return;
         }
         if (function.invocation) {
-            finish(call, Outcome::failure("http_request_failed",
-                                          "HTTP-invoked functions are not supported by the test engine"));
+            finish(call,
+                   Outcome::failure("http_request_failed",
+                                    "HTTP-invoked functions are not supported by the test engine"));
             return;
         }
         Worker* callee = find_worker(function.owner);
@@ -770,8 +744,8 @@ struct Engine::Impl {
             return;
         }
         pending[call.invocation_id] =
-            Pending{call.function_id, call.caller, callee->id, call.traceparent, call.baggage,
-                    std::move(call.on_result)};
+            Pending{call.function_id, call.caller,  callee->id,
+                    call.traceparent, call.baggage, std::move(call.on_result)};
         callee->invocations.insert(call.invocation_id);
         proto::InvokeFunction forward;
         forward.invocation_id = call.invocation_id;
@@ -779,13 +753,7 @@ struct Engine::Impl {
         forward.data = sorted(std::move(call.data));
         forward.traceparent = call.traceparent;
         forward.baggage = call.baggage;
-        if (!send(*callee, forward)) {
-            auto node = pending.extract(call.invocation_id);
-            callee->invocations.erase(call.invocation_id);
-            call.on_result = std::move(node.mapped().on_result);
-            finish(call, Outcome::failure("channel_send_failed",
-                                          "Failed to send invocation to the worker"));
-        }
+        send(*callee, forward);
     }
 
     /// Delivers the outcome of a call that did not reach a worker (or was answered inline).
@@ -915,9 +883,11 @@ struct Engine::Impl {
             if (ids != functions_snapshot) {
                 functions_snapshot = std::move(ids);
                 Value list = Value::array();
-                for (const auto& [id, function] : functions) list.push_back(function_info(id, function));
+                for (const auto& [id, function] : functions)
+                    list.push_back(function_info(id, function));
                 fire(trigger_type_functions_available,
-                     Value::object({{"event", "functions_changed"}, {"functions", std::move(list)}}));
+                     Value::object(
+                         {{"event", "functions_changed"}, {"functions", std::move(list)}}));
             }
             schedule_functions_available();
         });
@@ -955,11 +925,12 @@ struct Engine::Impl {
         add_builtin("engine::channels::create", "Create a data channel",
                     [this](const Value& in) { return channels_create(in); });
         for (const char* level : {"info", "warn", "error", "debug", "trace"}) {
-            add_builtin(fmt::format("engine::log::{}", level), fmt::format("Log at {} level", level),
-                        [level](const Value& in) {
+            add_builtin(fmt::format("engine::log::{}", level),
+                        fmt::format("Log at {} level", level), [level](const Value& in) {
                             expect_object(in);
                             const auto message = opt_string(in, "message");
-                            note(LogLevel::Debug, "engine::log::{}: {}", level, message.value_or(""));
+                            note(LogLevel::Debug, "engine::log::{}: {}", level,
+                                 message.value_or(""));
                             return Outcome::nothing();
                         });
         }
@@ -1016,18 +987,19 @@ struct Engine::Impl {
             ids.insert(w.external_functions.begin(), w.external_functions.end());
             Value names = Value::array();
             for (const auto& f : ids) names.push_back(f);
-            Value item = Value::object({{"id", w.id},
-                                        {"name", or_null(w.name)},
-                                        {"runtime", or_null(w.runtime)},
-                                        {"version", or_null(w.version)},
-                                        {"os", or_null(w.os)},
-                                        {"ip_address", w.ip_address.empty() ? Value() : Value(w.ip_address)},
-                                        {"status", "connected"},
-                                        {"connected_at_ms", w.connected_at_ms},
-                                        {"function_count", ids.size()},
-                                        {"functions", std::move(names)},
-                                        {"active_invocations", w.invocations.size()},
-                                        {"latest_metrics", Value()}});
+            Value item =
+                Value::object({{"id", w.id},
+                               {"name", or_null(w.name)},
+                               {"runtime", or_null(w.runtime)},
+                               {"version", or_null(w.version)},
+                               {"os", or_null(w.os)},
+                               {"ip_address", w.ip_address.empty() ? Value() : Value(w.ip_address)},
+                               {"status", "connected"},
+                               {"connected_at_ms", w.connected_at_ms},
+                               {"function_count", ids.size()},
+                               {"functions", std::move(names)},
+                               {"active_invocations", w.invocations.size()},
+                               {"latest_metrics", Value()}});
             if (w.pid) item.set("pid", *w.pid);
             list.push_back(std::move(item));
         }
@@ -1068,16 +1040,14 @@ struct Engine::Impl {
     }
 
     Outcome channels_create(const Value& in) {
+        // channels (issue 5): allocation and buffer_size semantics live in ChannelHub
         expect_object(in);
         const auto requested = opt_uint(in, "buffer_size", UINT64_MAX);
-        const std::string id = proto::new_uuid();
-        Channel& channel = channels[id];
-        channel.key = proto::new_uuid();
-        channel.capacity = static_cast<std::size_t>(std::clamp<std::uint64_t>(requested.value_or(64), 1, 1024));
-        channel.created_at_ms = now_ms();
+        const auto created = channel_hub.create(requested);
         auto ref = [&](const char* direction) {
-            return Value::object(
-                {{"channel_id", id}, {"access_key", channel.key}, {"direction", direction}});
+            return Value::object({{"channel_id", created.channel_id},
+                                  {"access_key", created.access_key},
+                                  {"direction", direction}});
         };
         return Outcome::value(Value::object({{"writer", ref("write")}, {"reader", ref("read")}}));
     }
@@ -1168,6 +1138,7 @@ struct Engine::Impl {
         functions_available_timer.cancel();
         server->stop_listening();
         for (const auto& [id, worker] : workers) worker->socket->abort();
+        channel_hub.abort_all();  // channels (issue 5)
     }
 };
 
@@ -1219,6 +1190,13 @@ std::vector<Value> Engine::received(const std::string& type, const std::string& 
 
 std::vector<Value> Engine::sent(const std::string& type, const std::string& worker_id) const {
     return of_type(frames(), false, type, worker_id);
+}
+
+std::optional<std::uint16_t> Engine::close_code(const std::string& worker_id) const {
+    std::lock_guard lock(impl_->mutex);
+    auto it = impl_->close_codes.find(worker_id);
+    if (it == impl_->close_codes.end()) return std::nullopt;
+    return it->second;
 }
 
 std::vector<std::string> Engine::function_ids() const {

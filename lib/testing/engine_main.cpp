@@ -8,8 +8,8 @@
 
 #include <iii/testing/engine.hpp>
 
-#include <csignal>
 #include <signal.h>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -81,7 +81,11 @@ int main(int argc, char** argv) {
     }
 
     // Blocked before the engine starts its thread, so that the thread inherits the mask and
-    // the signals are taken only by sigwait below.
+    // the signals are taken only by sigwait below. The dispositions are reset first: a shell
+    // starts background jobs with SIGINT ignored, and an ignored signal is discarded before
+    // sigwait could see it.
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);

@@ -42,10 +42,10 @@ iii::Errc errc_of(const std::function<void()>& f) {
 }
 
 struct TwoWorkers {
+    asio::io_context ioc;  // first: destroyed last, after every completion dispatched to it
     iii::testing::Engine engine;
     std::shared_ptr<iii::Client> callee = iii::register_worker(engine.url(), fast_options());
     std::shared_ptr<iii::Client> caller = iii::register_worker(engine.url(), fast_options());
-    asio::io_context ioc;
 
     iii::Value call(iii::TriggerRequest request) { return run_sync(ioc, caller->trigger(std::move(request))); }
 };

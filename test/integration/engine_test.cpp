@@ -8,13 +8,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <optional>
-#include <string_view>
 #include <string>
-#include <unistd.h>
+#include <string_view>
 
 namespace Catch {
 template <>
@@ -161,8 +161,8 @@ std::ptrdiff_t index_of(const std::vector<RecordedFrame>& frames, const std::str
 TEST_CASE("workerregistered is the first frame, with a fresh v4 worker id", "[engine]") {
     Engine engine;
     RawWorker a(engine.url());
-    RawWorker b(engine.url());
     const std::string a_id = a.worker_id();
+    RawWorker b(engine.url());  // connects after a: connection order is a, b
     const std::string b_id = b.worker_id();
 
     CHECK(a.frames().front().type == "workerregistered");
@@ -185,8 +185,7 @@ TEST_CASE("a sync call reaches the callee with the same id and the caller's work
     callee.sync();
 
     const std::string id = proto::new_uuid();
-    caller.send(invoke(id, "math::add",
-                       Value::parse(R"({"z":{"y":1,"x":2},"b":2,"a":1})")));
+    caller.send(invoke(id, "math::add", Value::parse(R"({"z":{"y":1,"x":2},"b":2,"a":1})")));
     const Value in = callee.next("invokefunction");
     CHECK(in["invocation_id"] == Value(id));
     CHECK(in["function_id"] == Value("math::add"));
@@ -232,8 +231,9 @@ TEST_CASE("errors pass through unchanged and a null result is omitted", "[engine
     const std::string failing = proto::new_uuid();
     caller.send(invoke(failing, "svc::fn", Value::object()));
     callee.next("invokefunction");
-    callee.send(Value::parse(R"({"type":"invocationresult","invocation_id":")" + failing +
-                             R"(","function_id":"svc::fn","error":{"code":"boom","message":"it broke","stacktrace":"at line 1"}})"));
+    callee.send(Value::parse(
+        R"({"type":"invocationresult","invocation_id":")" + failing +
+        R"(","function_id":"svc::fn","error":{"code":"boom","message":"it broke","stacktrace":"at line 1"}})"));
     const Value error_reply = result_for(caller, failing);
     CHECK(error_reply["error"] ==
           Value::parse(R"({"code":"boom","message":"it broke","stacktrace":"at line 1"})"));
@@ -269,7 +269,8 @@ TEST_CASE("a void call reaches the callee with a fresh id and its result is swal
         caller.send(invoke(std::nullopt, "svc::fire", Value::object({{"n", 1}}), void_action()));
     }
     SECTION("action void with an invocation id") {
-        caller.send(invoke(proto::new_uuid(), "svc::fire", Value::object({{"n", 1}}), void_action()));
+        caller.send(
+            invoke(proto::new_uuid(), "svc::fire", Value::object({{"n", 1}}), void_action()));
     }
     SECTION("no action and no invocation id at all") {
         caller.send(Value::object(
@@ -294,8 +295,9 @@ TEST_CASE("an unknown function is reported only when a reply is due", "[engine][
 
     const Value reply = call(caller, "nope::missing", Value::object());
     CHECK(reply["function_id"] == Value("nope::missing"));
-    CHECK(reply["error"] == Value::parse(
-                                R"({"code":"function_not_found","message":"Function nope::missing not found"})"));
+    CHECK(reply["error"] ==
+          Value::parse(
+              R"({"code":"function_not_found","message":"Function nope::missing not found"})"));
     CHECK_FALSE(has_key(reply, "result"));
 
     caller.send(invoke(std::nullopt, "nope::missing", Value::object(), void_action()));
@@ -334,21 +336,29 @@ TEST_CASE("enqueue acknowledges with a receipt, then delivers the call from the 
 TEST_CASE("enqueue failures and the cases that are not failures", "[engine][enqueue]") {
     Engine engine;
     RawWorker producer(engine.url());
-    auto enqueue = [&](const std::string& queue, Value data, const std::string& function_id = "jobs::run") {
+    auto enqueue = [&](const std::string& queue, Value data,
+                       const std::string& function_id = "jobs::run") {
         const std::string id = proto::new_uuid();
         producer.send(invoke(id, function_id, std::move(data), enqueue_action(queue)));
         return result_for(producer, id);
     };
 
     CHECK(enqueue("nonexistent_queue", Value::object())["error"] ==
-          Value::parse(R"({"code":"enqueue_error","message":"Queue 'nonexistent_queue' not found"})"));
-    CHECK(enqueue("payment", Value::object({{"amount", 3}}))["error"] ==
-          Value::parse(R"({"code":"enqueue_error","message":"FIFO queue 'payment' requires field 'transaction_id' in data, but it was not found"})"));
-    CHECK(enqueue("payment", Value::object({{"transaction_id", nullptr}}))["error"] ==
-          Value::parse(R"({"code":"enqueue_error","message":"FIFO queue 'payment': field 'transaction_id' must not be null"})"));
-    CHECK(is_uuid_v4(enqueue("payment", Value::object({{"transaction_id", "t1"}}))["result"]["messageReceiptId"]));
+          Value::parse(
+              R"({"code":"enqueue_error","message":"Queue 'nonexistent_queue' not found"})"));
+    CHECK(
+        enqueue("payment", Value::object({{"amount", 3}}))["error"] ==
+        Value::parse(
+            R"({"code":"enqueue_error","message":"FIFO queue 'payment' requires field 'transaction_id' in data, but it was not found"})"));
+    CHECK(
+        enqueue("payment", Value::object({{"transaction_id", nullptr}}))["error"] ==
+        Value::parse(
+            R"({"code":"enqueue_error","message":"FIFO queue 'payment': field 'transaction_id' must not be null"})"));
+    CHECK(is_uuid_v4(enqueue(
+        "payment", Value::object({{"transaction_id", "t1"}}))["result"]["messageReceiptId"]));
     // The function's existence is not checked at enqueue time.
-    CHECK(is_uuid_v4(enqueue("default", Value::object(), "nope::none")["result"]["messageReceiptId"]));
+    CHECK(is_uuid_v4(
+        enqueue("default", Value::object(), "nope::none")["result"]["messageReceiptId"]));
 
     SECTION("without an invocation id nothing is replied, and the call is still delivered") {
         RawWorker worker(engine.url());
@@ -362,7 +372,8 @@ TEST_CASE("enqueue failures and the cases that are not failures", "[engine][enqu
     }
 }
 
-TEST_CASE("a callee that disconnects mid-call stops the caller's invocation", "[engine][lifecycle]") {
+TEST_CASE("a callee that disconnects mid-call stops the caller's invocation",
+          "[engine][lifecycle]") {
     Engine engine;
     RawWorker caller(engine.url());
     auto callee = std::make_unique<RawWorker>(engine.url());
@@ -386,7 +397,8 @@ TEST_CASE("disconnect cleanup: functions, invocations, triggers, trigger types, 
           "[engine][lifecycle]") {
     EngineOptions options;
     Engine engine(options);
-    RawWorker owner(engine.url()), watcher(engine.url()), caller(engine.url()), binder(engine.url());
+    RawWorker owner(engine.url()), watcher(engine.url()), caller(engine.url()),
+        binder(engine.url());
     auto departing = std::make_unique<RawWorker>(engine.url());
     const std::string departing_id = departing->worker_id();
 
@@ -398,7 +410,8 @@ TEST_CASE("disconnect cleanup: functions, invocations, triggers, trigger types, 
 
     departing->send(register_function("d::slow"));
     departing->send(register_trigger("trig-d", "T", "d::slow"));
-    departing->send(Value::object({{"type", "registertriggertype"}, {"id", "DT"}, {"description", "d"}}));
+    departing->send(
+        Value::object({{"type", "registertriggertype"}, {"id", "DT"}, {"description", "d"}}));
     departing->sync();
     CHECK(owner.next("registertrigger")["id"] == Value("trig-d"));
     binder.send(register_trigger("trig-b", "DT", "b::fn"));
@@ -413,11 +426,13 @@ TEST_CASE("disconnect cleanup: functions, invocations, triggers, trigger types, 
     const Value stopped = result_for(caller, id);
     CHECK(stopped["error"]["code"] == Value("invocation_stopped"));
     const Value unregister = owner.next("unregistertrigger");
-    CHECK(unregister == Value::parse(R"({"type":"unregistertrigger","id":"trig-d","trigger_type":"T"})"));
+    CHECK(unregister ==
+          Value::parse(R"({"type":"unregistertrigger","id":"trig-d","trigger_type":"T"})"));
     const Value gone = wait_invocation(watcher, "watch::workers", [&](const Value& data) {
         return data["event"] == Value("worker_disconnected");
     });
-    CHECK(gone["data"] == Value::object({{"event", "worker_disconnected"}, {"worker_id", departing_id}}));
+    CHECK(gone["data"] ==
+          Value::object({{"event", "worker_disconnected"}, {"worker_id", departing_id}}));
 
     // The order of the engine's own frames: stop the invocation, tell the type owner, announce.
     const auto frames = engine.frames();
@@ -438,10 +453,13 @@ TEST_CASE("disconnect cleanup: functions, invocations, triggers, trigger types, 
     CHECK_FALSE(contains(ids_of(triggers["triggers"], "id"), "trig-d"));
     // ...and is replayed to the next owner of the type.
     RawWorker next_owner(engine.url());
-    next_owner.send(Value::object({{"type", "registertriggertype"}, {"id", "DT"}, {"description", "d2"}}));
+    next_owner.send(
+        Value::object({{"type", "registertriggertype"}, {"id", "DT"}, {"description", "d2"}}));
     const Value replay = next_owner.next("registertrigger");
-    CHECK(replay == Value::parse(
-                        R"({"type":"registertrigger","id":"trig-b","trigger_type":"DT","function_id":"b::fn","config":{}})"));
+    CHECK(
+        replay ==
+        Value::parse(
+            R"({"type":"registertrigger","id":"trig-b","trigger_type":"DT","function_id":"b::fn","config":{}})"));
 }
 
 TEST_CASE("a duplicate function id overwrites, and the first owner's disconnect removes it",
@@ -466,7 +484,8 @@ TEST_CASE("engine::functions::list has all five keys and hides engine:: ids by d
           "[engine][builtins]") {
     Engine engine;
     RawWorker worker(engine.url());
-    worker.send(Value::parse(R"({"type":"registerfunction","id":"greet","description":"Greet someone",
+    worker.send(
+        Value::parse(R"({"type":"registerfunction","id":"greet","description":"Greet someone",
         "request_format":{"type":"object"},"response_format":{"type":"string"},"metadata":{"tag":"x"}})"));
     worker.send(register_function("orders::create"));
     worker.sync();
@@ -482,26 +501,30 @@ TEST_CASE("engine::functions::list has all five keys and hides engine:: ids by d
     const Value all = call(worker, "engine::functions::list",
                            Value::object({{"include_internal", true}}))["result"]["functions"];
     const auto ids = ids_of(all, "function_id");
-    for (const char* builtin : {"engine::workers::register", "engine::functions::list",
-                                "engine::workers::list", "engine::triggers::list",
-                                "engine::trigger-types::list", "engine::channels::create"})
+    for (const char* builtin :
+         {"engine::workers::register", "engine::functions::list", "engine::workers::list",
+          "engine::triggers::list", "engine::trigger-types::list", "engine::channels::create"})
         CHECK(contains(ids, builtin));
 
     CHECK(call(worker, "engine::functions::list", Value())["result"]["functions"].size() == 2);
-    const Value bad = call(worker, "engine::functions::list", Value::object({{"include_internal", "yes"}}));
+    const Value bad =
+        call(worker, "engine::functions::list", Value::object({{"include_internal", "yes"}}));
     CHECK(bad["error"]["code"] == Value("deserialization_error"));
     CHECK(bad["error"]["message"].as_string().starts_with(
         "Failed to deserialize input for engine::functions::list: "));
 }
 
-TEST_CASE("engine::workers::list reports metadata, functions and invocations", "[engine][builtins]") {
+TEST_CASE("engine::workers::list reports metadata, functions and invocations",
+          "[engine][builtins]") {
     Engine engine;
     RawWorker a(engine.url()), b(engine.url());
     a.send(register_function("a::f"));
-    a.send(invoke(std::nullopt, "engine::workers::register",
-                  Value::parse(R"json({"runtime":"cpp","version":"1.2.3","name":"host:42","os":"linux x86_64 (unix)",
+    a.send(invoke(
+        std::nullopt, "engine::workers::register",
+        Value::parse(
+            R"json({"runtime":"cpp","version":"1.2.3","name":"host:42","os":"linux x86_64 (unix)",
                                    "pid":42,"telemetry":{"language":"en_US","framework":"iii-cpp"},"isolation":"x"})json"),
-                  void_action()));
+        void_action()));
     a.sync();
     b.sync();
 
@@ -546,15 +569,18 @@ TEST_CASE("engine::workers::list reports metadata, functions and invocations", "
         b.sync();
         a.send(invoke(proto::new_uuid(), "b::wait", Value::object()));
         b.next("invokefunction");
-        const Value listed = call(b, "engine::workers::list",
-                                  Value::object({{"worker_id", a.worker_id()}}))["result"]["workers"];
+        const Value listed =
+            call(b, "engine::workers::list",
+                 Value::object({{"worker_id", a.worker_id()}}))["result"]["workers"];
         CHECK(listed[0]["active_invocations"] == Value(1));
     }
     SECTION("runtime defaults to unknown and an omitted version becomes null") {
-        const Value registered = call(b, "engine::workers::register", Value::object({{"name", "n"}}));
+        const Value registered =
+            call(b, "engine::workers::register", Value::object({{"name", "n"}}));
         CHECK(registered["result"] == Value::object({{"success", true}}));
-        const Value listed = call(b, "engine::workers::list",
-                                  Value::object({{"worker_id", b.worker_id()}}))["result"]["workers"];
+        const Value listed =
+            call(b, "engine::workers::list",
+                 Value::object({{"worker_id", b.worker_id()}}))["result"]["workers"];
         CHECK(listed[0]["runtime"] == Value("unknown"));
         CHECK(listed[0]["version"].is_null());
         CHECK(listed[0]["name"] == Value("n"));
@@ -564,28 +590,33 @@ TEST_CASE("engine::workers::list reports metadata, functions and invocations", "
 TEST_CASE("engine::triggers::list and engine::trigger-types::list", "[engine][builtins]") {
     Engine engine;
     RawWorker owner(engine.url()), worker(engine.url());
-    owner.send(Value::parse(R"({"type":"registertriggertype","id":"webhook","description":"Inbound webhooks",
+    owner.send(Value::parse(
+        R"({"type":"registertriggertype","id":"webhook","description":"Inbound webhooks",
         "trigger_request_format":{"type":"object"}})"));
     owner.sync();
-    Value with_metadata = register_trigger("t-hook", "webhook", "hooks::github", Value::object({{"url", "/gh"}}));
+    Value with_metadata =
+        register_trigger("t-hook", "webhook", "hooks::github", Value::object({{"url", "/gh"}}));
     with_metadata.set("metadata", Value::object({{"team", "a"}}));
     worker.send(with_metadata);
     worker.send(register_trigger("t-internal", "engine::workers-available", "engine::log::info"));
-    worker.send(register_trigger("t-http", "http", "api::get", Value::object({{"api_path", "/x"}})));
+    worker.send(
+        register_trigger("t-http", "http", "api::get", Value::object({{"api_path", "/x"}})));
     worker.sync();
 
     const Value triggers = call(worker, "engine::triggers::list",
                                 Value::object({{"include_internal", false}}))["result"]["triggers"];
     CHECK(ids_of(triggers, "id") == std::vector<std::string>{"t-hook", "t-http"});
-    CHECK(triggers[0] == Value::parse(R"({"id":"t-hook","trigger_type":"webhook","function_id":"hooks::github",
+    CHECK(triggers[0] ==
+          Value::parse(R"({"id":"t-hook","trigger_type":"webhook","function_id":"hooks::github",
         "config":{"url":"/gh"},"metadata":{"team":"a"}})"));
     CHECK_FALSE(has_key(triggers[1], "metadata"));
     const Value all = call(worker, "engine::triggers::list",
                            Value::object({{"include_internal", true}}))["result"]["triggers"];
     CHECK(all.size() == 3);
 
-    const Value types = call(worker, "engine::trigger-types::list",
-                             Value::object({{"include_internal", false}}))["result"]["trigger_types"];
+    const Value types =
+        call(worker, "engine::trigger-types::list",
+             Value::object({{"include_internal", false}}))["result"]["trigger_types"];
     const auto type_ids = ids_of(types, "id");
     CHECK(contains(type_ids, "webhook"));
     CHECK(contains(type_ids, "http"));
@@ -596,8 +627,9 @@ TEST_CASE("engine::triggers::list and engine::trigger-types::list", "[engine][bu
                 "trigger_request_format":{"type":"object"}})"));
         }
     }
-    const Value all_types = call(worker, "engine::trigger-types::list",
-                                 Value::object({{"include_internal", true}}))["result"]["trigger_types"];
+    const Value all_types =
+        call(worker, "engine::trigger-types::list",
+             Value::object({{"include_internal", true}}))["result"]["trigger_types"];
     CHECK(contains(ids_of(all_types, "id"), "engine::functions-available"));
     CHECK(contains(ids_of(all_types, "id"), "engine::workers-available"));
 }
@@ -605,7 +637,8 @@ TEST_CASE("engine::triggers::list and engine::trigger-types::list", "[engine][bu
 TEST_CASE("engine::channels::create returns two refs that share id and key", "[engine][builtins]") {
     Engine engine;
     RawWorker worker(engine.url());
-    const Value reply = call(worker, "engine::channels::create", Value::object({{"buffer_size", nullptr}}));
+    const Value reply =
+        call(worker, "engine::channels::create", Value::object({{"buffer_size", nullptr}}));
     const Value& writer = reply["result"]["writer"];
     const Value& reader = reply["result"]["reader"];
     CHECK(is_uuid_v4(writer["channel_id"]));
@@ -628,27 +661,31 @@ TEST_CASE("a trigger of a worker-implemented type is forwarded to the type's own
           "[engine][triggers]") {
     Engine engine;
     RawWorker owner(engine.url()), binder(engine.url());
-    owner.send(Value::object({{"type", "registertriggertype"}, {"id", "T"}, {"description", "custom"}}));
+    owner.send(
+        Value::object({{"type", "registertriggertype"}, {"id", "T"}, {"description", "custom"}}));
     owner.sync();
 
     Value trigger = register_trigger("t1", "T", "b::handle", Value::parse(R"({"b":1,"a":2})"));
     trigger.set("metadata", Value::object({{"m", 1}}));
     binder.send(trigger);
     const Value forwarded = owner.next("registertrigger");
-    CHECK(forwarded == Value::parse(
-                           R"({"type":"registertrigger","id":"t1","trigger_type":"T","function_id":"b::handle",
+    CHECK(forwarded ==
+          Value::parse(
+              R"({"type":"registertrigger","id":"t1","trigger_type":"T","function_id":"b::handle",
                                "config":{"a":2,"b":1},"metadata":{"m":1}})"));
     CHECK(keys_in_order(owner.nth_text("registertrigger", 0), {"a", "b"}));
 
     // The owner's answer is only recorded; the binder hears nothing.
-    owner.send(Value::parse(R"({"type":"triggerregistrationresult","id":"t1","trigger_type":"T","function_id":"b::handle",
+    owner.send(Value::parse(
+        R"({"type":"triggerregistrationresult","id":"t1","trigger_type":"T","function_id":"b::handle",
         "error":{"code":"trigger_registration_failed","message":"bad url"}})"));
     owner.sync();
     binder.sync();
     CHECK(binder.count("triggerregistrationresult") == 0);
     CHECK(engine.received("triggerregistrationresult").size() == 1);
 
-    binder.send(Value::object({{"type", "unregistertrigger"}, {"id", "t1"}, {"trigger_type", "T"}}));
+    binder.send(
+        Value::object({{"type", "unregistertrigger"}, {"id", "t1"}, {"trigger_type", "T"}}));
     CHECK(owner.next("unregistertrigger") ==
           Value::parse(R"({"type":"unregistertrigger","id":"t1","trigger_type":"T"})"));
     binder.send(Value::object({{"type", "unregistertrigger"}, {"id", "t1"}}));  // unknown now
@@ -659,7 +696,8 @@ TEST_CASE("a trigger of a worker-implemented type is forwarded to the type's own
     SECTION("a trigger of an unknown type is lost, even when the type appears later") {
         binder.send(register_trigger("lost", "late", "b::handle"));
         binder.sync();
-        owner.send(Value::object({{"type", "registertriggertype"}, {"id", "late"}, {"description", ""}}));
+        owner.send(
+            Value::object({{"type", "registertriggertype"}, {"id", "late"}, {"description", ""}}));
         owner.sync();
         CHECK(owner.count("registertrigger") == 1);
         const Value triggers = call(binder, "engine::triggers::list", Value::object())["result"];
@@ -681,7 +719,8 @@ TEST_CASE("a trigger of a worker-implemented type is forwarded to the type's own
     }
 }
 
-TEST_CASE("malformed frames are dropped unanswered and the connection stays up", "[engine][frames]") {
+TEST_CASE("malformed frames are dropped unanswered and the connection stays up",
+          "[engine][frames]") {
     Engine engine;
     RawWorker worker(engine.url());
     const std::string id = worker.worker_id();
@@ -690,7 +729,8 @@ TEST_CASE("malformed frames are dropped unanswered and the connection stays up",
     worker.send("{}");
     worker.send(R"({"type":"bogus"})");
     worker.send(R"({"type":"invokefunction","invocation_id":null,"function_id":"x"})");  // no data
-    worker.send(R"({"type":"invokefunction","invocation_id":"not-a-uuid","function_id":"x","data":{}})");
+    worker.send(
+        R"({"type":"invokefunction","invocation_id":"not-a-uuid","function_id":"x","data":{}})");
     worker.send(R"({"type":"registerfunction"})");
     worker.send("   ");
     worker.send("");
@@ -776,7 +816,8 @@ TEST_CASE("functions-available fires when the set of function ids changes", "[en
             return false;
         };
     };
-    const Value first = wait_invocation(watcher, "watch::functions", has_function("watch::functions"));
+    const Value first =
+        wait_invocation(watcher, "watch::functions", has_function("watch::functions"));
     CHECK(first["data"]["event"] == Value("functions_changed"));
     CHECK(is_uuid_v4(first["invocation_id"]));
     CHECK_FALSE(has_key(first["data"], "_caller_worker_id"));
@@ -789,13 +830,15 @@ TEST_CASE("functions-available fires when the set of function ids changes", "[en
     const std::size_t seen = watcher.count("invokefunction");
     // A description change is not a change of the id set: the next notification is the one
     // for z::fn, not one for the re-registration.
-    worker.send(Value::object({{"type", "registerfunction"}, {"id", "new::fn"}, {"description", "d"}}));
+    worker.send(
+        Value::object({{"type", "registerfunction"}, {"id", "new::fn"}, {"description", "d"}}));
     worker.send(register_function("z::fn"));
     const Value next = watcher.nth("invokefunction", seen);
     CHECK(has_function("z::fn")(next["data"]));
 }
 
-TEST_CASE("workers-available reports connects, metadata updates and disconnects", "[engine][triggers]") {
+TEST_CASE("workers-available reports connects, metadata updates and disconnects",
+          "[engine][triggers]") {
     Engine engine;
     RawWorker watcher(engine.url());
     watcher.send(register_function("watch::workers"));

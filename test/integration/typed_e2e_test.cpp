@@ -80,10 +80,13 @@ int must_be_positive(int n) {
 namespace {
 
 struct TwoWorkers {
+    // First, so it is destroyed last: a call's completion is dispatched to this context from the
+    // clients' threads, which only stop when the clients are destroyed (ASan caught the other
+    // order as a use-after-free).
+    asio::io_context ioc;
     iii::testing::Engine engine;
     std::shared_ptr<iii::Client> callee = iii::register_worker(engine.url(), fast_options());
     std::shared_ptr<iii::Client> caller = iii::register_worker(engine.url(), fast_options());
-    asio::io_context ioc;
 
     /// The registerfunction frame the engine received for `id`.
     iii::Value registration(const std::string& id) const {

@@ -130,8 +130,7 @@ public:
     }
 
     /// The next frame of `type` not yet returned by next() (a cursor per type).
-    iii::Value next(const std::string& type,
-                    std::chrono::milliseconds timeout = default_timeout) {
+    iii::Value next(const std::string& type, std::chrono::milliseconds timeout = default_timeout) {
         std::size_t n;
         {
             std::lock_guard lock(mutex_);
@@ -199,7 +198,9 @@ public:
     // ---- actions ----------------------------------------------------------------------------
 
     /// Sends a text frame, once the connection is open (waits for it).
-    void send(const std::string& text) { check(ensure_open() ? socket_->send(text, false) : not_open()); }
+    void send(const std::string& text) {
+        check(ensure_open() ? socket_->send(text, false) : not_open());
+    }
     void send(const char* text) { send(std::string(text)); }
     void send_binary(const std::string& bytes) {
         check(ensure_open() ? socket_->send(bytes, true) : not_open());

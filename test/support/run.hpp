@@ -19,6 +19,14 @@ namespace test_support {
 
 using namespace std::chrono_literals;
 
+/// Lets the SDK's strand finish with `ioc`: an operation completed on `ioc` keeps a
+/// work-tracking copy of its executor on the strand for a moment after the result is
+/// delivered, so `ioc` must not be destroyed before it runs out of work.
+inline void drain(asio::io_context& ioc) {
+    const auto deadline = std::chrono::steady_clock::now() + 2s;
+    while (!ioc.stopped() && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(10ms);
+}
+
 template <class T>
 T run_sync(asio::io_context& ioc, asio::awaitable<T> op, std::chrono::milliseconds limit = 10s) {
     std::optional<T> value;
@@ -33,6 +41,7 @@ T run_sync(asio::io_context& ioc, asio::awaitable<T> op, std::chrono::millisecon
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (!done && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(10ms);
     if (!done) throw std::runtime_error("run_sync: deadline exceeded");
+    drain(ioc);
     if (error) std::rethrow_exception(error);
     return std::move(*value);
 }
@@ -48,6 +57,7 @@ inline void run_sync(asio::io_context& ioc, asio::awaitable<void> op, std::chron
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (!done && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(10ms);
     if (!done) throw std::runtime_error("run_sync: deadline exceeded");
+    drain(ioc);
     if (error) std::rethrow_exception(error);
 }
 

@@ -49,7 +49,25 @@ struct RecordedFrame {
     std::string text;  ///< the frame's bytes
 };
 
-/// The test engine. It runs on its own thread; every method is thread-safe.
+/// The test engine.
+///
+/// What it implements (spec section 9): worker connections on `/` (workerregistered first,
+/// frames handled in order, registrations applied inline, cleanup on disconnect in the engine's
+/// order), routing of sync, void and enqueue invocations with the real engine's quirks (same
+/// invocation id, `_caller_worker_id` injected, payloads re-encoded with sorted keys, a null
+/// result omitted), custom trigger types (forwarding, replay, orphans), the built-in functions
+/// `engine::workers::register`, `engine::functions::list`, `engine::workers::list`,
+/// `engine::triggers::list`, `engine::trigger-types::list`, `engine::channels::create` and
+/// `engine::log::*`, and the trigger types `engine::functions-available` and
+/// `engine::workers-available`. The built-in types `http`, `cron`, `durable:subscriber`,
+/// `subscribe`, `state`, `stream`, `stream:join`, `stream:leave` and `log` accept and list
+/// triggers but never fire. Undecodable frames are logged on stderr (see `III_LOG`) and dropped.
+/// Telemetry frames (`OTLP`/`MTRC`/`LOGS`) are recorded only. Channel ends
+/// (`/ws/channels/<id>?key=...&dir=...`, spec 6 and 9.8) are handled by the channel hub; an
+/// unknown id or a wrong key gets HTTP 404 before the upgrade. Any other path gets 404.
+///
+/// Thread safety: the engine runs on its own thread and keeps its state there; every method
+/// may be called from any thread. Fault-injection methods return once the engine has acted.
 class Engine {
 public:
     /// Starts listening on 127.0.0.1 at once. Throws std::system_error if the port is taken.
@@ -67,13 +85,20 @@ public:
     /// Ids of the open worker connections, in connection order.
     std::vector<std::string> worker_ids() const;
     /// Frames of one worker (both directions), oldest first; all workers when `worker_id` is
-    /// empty. Includes frames of connections that are already closed.
+    /// empty. Includes frames of connections that are already closed and frames the engine
+    /// dropped as undecodable. An inbound frame comes before the frames the engine sent in
+    /// response to it, and becomes visible together with the state change it caused.
     std::vector<RecordedFrame> frames(const std::string& worker_id = {}) const;
-    /// Inbound frames whose JSON `type` equals `type` (all workers when `worker_id` is empty).
+    /// Inbound frames whose JSON `type` equals `type` (all workers when `worker_id` is empty),
+    /// including ones the engine dropped (e.g. `unregistertriggertype`).
     std::vector<Value> received(const std::string& type, const std::string& worker_id = {}) const;
     /// Outbound frames (engine to worker) whose JSON `type` equals `type`, likewise.
     std::vector<Value> sent(const std::string& type, const std::string& worker_id = {}) const;
-    /// Ids in the function registry.
+    /// The close code a worker's connection ended with: the worker's code after a close
+    /// handshake (1005 when it sent none), 1006 when the TCP connection just went away; nullopt
+    /// while it is open.
+    std::optional<std::uint16_t> close_code(const std::string& worker_id) const;
+    /// Ids in the function registry, sorted, built-ins (`engine::...`) included.
     std::vector<std::string> function_ids() const;
     /// Blocks until `predicate` is true or `timeout` passes; returns the predicate's last value.
     /// The predicate is re-evaluated after every engine event (frame, connect, disconnect), so
@@ -82,15 +107,19 @@ public:
                   std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
 
     // ---- fault injection ------------------------------------------------------------------
-    /// Sends `text` as a text frame to the worker.
+    // Each of these is a no-op for an id that is not (or no longer) connected.
+
+    /// Sends `text` as a text frame to the worker (recorded like the engine's own frames).
     void send_to(const std::string& worker_id, const std::string& text);
     /// Starts a close handshake with `code`.
     void close(const std::string& worker_id, std::uint16_t code = 1000);
     /// Drops the TCP connection without a close handshake (engine crash, network loss).
     void drop(const std::string& worker_id);
-    /// Stops reading from the worker (half-open engine): no frames, no pongs.
+    /// Stops reading from the worker (half-open engine): no byte is read from the socket, so
+    /// no frame is handled, no `pong` and no WebSocket-level Pong is sent, and TCP backpressure
+    /// reaches the worker. The engine still writes to it (e.g. invocations routed to it).
     void stall(const std::string& worker_id);
-    /// Undoes stall().
+    /// Undoes stall(): frames that arrived meanwhile are handled in order.
     void resume(const std::string& worker_id);
     /// Stops listening and drops every connection: the engine is gone. Running the same port
     /// again means constructing a new Engine with EngineOptions::port = port().

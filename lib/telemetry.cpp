@@ -1,0 +1,1010 @@
+// Logger, spans, context propagation and the OTLP/JSON exporter (spec section 7).
+
+#include "telemetry_internal.hpp"
+
+#include "backoff.hpp"
+#include "log.hpp"
+#include "protocol.hpp"
+#include "transport/ws_transport.hpp"
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <fmt/core.h>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace iii {
+
+namespace detail::telemetry {
+
+namespace {
+
+constexpr const char* sdk_name = "iii-cpp-sdk";
+constexpr const char* sdk_version = "0.1.0";
+
+std::atomic<std::uint64_t> g_dropped{0};
+
+std::mutex g_default_mutex;
+std::weak_ptr<Telemetry> g_default;
+
+std::optional<std::string> env(const char* name) {
+    const char* v = std::getenv(name);
+    if (!v) return std::nullopt;
+    return std::string(v);
+}
+
+template <class T>
+std::optional<T> env_number(const char* name) {
+    auto v = env(name);
+    if (!v || v->empty()) return std::nullopt;
+    try {
+        std::size_t used = 0;
+        unsigned long long n = std::stoull(*v, &used);
+        if (used != v->size()) return std::nullopt;
+        return static_cast<T>(n);
+    } catch (...) {
+        return std::nullopt;
+    }
+}
+
+bool is_hex(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    });
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
+Value kv(std::string key, Value any_value) {
+    Value v = Value::object();
+    v.set("key", std::move(key));
+    v.set("value", std::move(any_value));
+    return v;
+}
+
+Value string_value(std::string s) {
+    Value v = Value::object();
+    v.set("stringValue", std::move(s));
+    return v;
+}
+
+Value scope_value() {
+    Value scope = Value::object();
+    scope.set("name", sdk_name);
+    scope.set("version", sdk_version);
+    return scope;
+}
+
+ContextPtr new_child(const ContextPtr& parent, std::weak_ptr<Telemetry> fallback_sink) {
+    auto ctx = std::make_shared<TraceContext>();
+    if (parent && parent->trace_id.size() == 32) {
+        ctx->trace_id = parent->trace_id;
+        ctx->flags = parent->flags;
+        ctx->baggage = parent->baggage;
+        ctx->sink = parent->sink;
+    } else {
+        ctx->trace_id = random_hex(16);
+    }
+    if (ctx->sink.expired()) ctx->sink = std::move(fallback_sink);
+    ctx->span_id = random_hex(8);
+    return ctx;
+}
+
+std::shared_ptr<Telemetry> sink_of(const ContextPtr& ctx) {
+    if (ctx)
+        if (auto s = ctx->sink.lock()) return s;
+    return Telemetry::process_default();
+}
+
+Value span_json(const TraceContext& ctx, const std::string& parent_span_id, const std::string& name,
+                int kind, std::uint64_t start_ns, std::uint64_t end_ns, int status_code,
+                const std::string& status_message, Value attributes, Value events) {
+    Value span = Value::object();
+    span.set("traceId", ctx.trace_id);
+    span.set("spanId", ctx.span_id);
+    span.set("parentSpanId", parent_span_id);
+    span.set("name", name);
+    span.set("kind", kind);
+    span.set("startTimeUnixNano", std::to_string(start_ns));
+    span.set("endTimeUnixNano", std::to_string(end_ns));
+    Value status = Value::object();
+    status.set("code", status_code);
+    status.set("message", status_message);
+    span.set("status", std::move(status));
+    span.set("attributes", attributes.is_array() ? std::move(attributes) : Value::array());
+    span.set("events", events.is_array() ? std::move(events) : Value::array());
+    span.set("links", Value::array());
+    return span;
+}
+
+Value exception_event(std::string_view type, std::string_view message) {
+    Value attrs = Value::array();
+    attrs.push_back(kv("exception.type", string_value(std::string(type))));
+    attrs.push_back(kv("exception.message", string_value(std::string(message))));
+    attrs.push_back(kv("exception.stacktrace", string_value("")));
+    Value event = Value::object();
+    event.set("name", "exception");
+    event.set("timeUnixNano", std::to_string(now_unix_nano()));
+    event.set("attributes", std::move(attrs));
+    return event;
+}
+
+// ---- process gauges ----------------------------------------------------------------------
+
+struct CpuTimes {
+    std::int64_t user_us = 0;
+    std::int64_t system_us = 0;
+};
+
+CpuTimes cpu_times() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return {static_cast<std::int64_t>(usage.ru_utime.tv_sec) * 1000000 + usage.ru_utime.tv_usec,
+            static_cast<std::int64_t>(usage.ru_stime.tv_sec) * 1000000 + usage.ru_stime.tv_usec};
+}
+
+std::int64_t rss_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    long long size = 0, resident = 0;
+    if (!(statm >> size >> resident)) return 0;
+    return static_cast<std::int64_t>(resident) * static_cast<std::int64_t>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+ContextPtr& current_context() noexcept {
+    thread_local ContextPtr current;
+    return current;
+}
+
+std::string random_hex(std::size_t bytes) {
+    thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                     static_cast<std::uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()))};
+    static constexpr char digits[] = "0123456789abcdef";
+    for (;;) {
+        std::string out;
+        out.reserve(bytes * 2);
+        bool nonzero = false;
+        for (std::size_t i = 0; i < bytes; ++i) {
+            const auto b = static_cast<unsigned>(rng() & 0xff);
+            nonzero |= b != 0;
+            out.push_back(digits[b >> 4]);
+            out.push_back(digits[b & 15]);
+        }
+        if (nonzero) return out;
+    }
+}
+
+std::uint64_t now_unix_nano() noexcept {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
+Value to_any_value(const Value& value) {
+    Value out = Value::object();
+    switch (value.kind()) {
+        case Value::Kind::Null: out.set("stringValue", ""); break;
+        case Value::Kind::Bool: out.set("boolValue", value.as_bool()); break;
+        case Value::Kind::Int: out.set("intValue", value.as_int()); break;
+        case Value::Kind::Uint:
+            if (value.as_uint() <= static_cast<std::uint64_t>(INT64_MAX))
+                out.set("intValue", static_cast<std::int64_t>(value.as_uint()));
+            else
+                out.set("doubleValue", value.as_double());
+            break;
+        case Value::Kind::Double: out.set("doubleValue", value.as_double()); break;
+        case Value::Kind::String: out.set("stringValue", value.as_string()); break;
+        case Value::Kind::Array: {
+            Value values = Value::array();
+            for (const auto& item : value.as_array()) values.push_back(to_any_value(item));
+            Value arr = Value::object();
+            arr.set("values", std::move(values));
+            out.set("arrayValue", std::move(arr));
+            break;
+        }
+        case Value::Kind::Object: {
+            Value values = Value::array();
+            for (const auto& [k, v] : value.as_object()) values.push_back(kv(k, to_any_value(v)));
+            Value list = Value::object();
+            list.set("values", std::move(values));
+            out.set("kvlistValue", std::move(list));
+            break;
+        }
+    }
+    return out;
+}
+
+void inject(std::optional<std::string>& traceparent, std::optional<std::string>& baggage) {
+    const ContextPtr& ctx = current_context();
+    if (!ctx || ctx->trace_id.size() != 32 || ctx->span_id.size() != 16) return;
+    traceparent = fmt::format("00-{}-{}-{:02x}", ctx->trace_id, ctx->span_id, ctx->flags);
+    if (!ctx->baggage.empty()) baggage = ctx->baggage;
+}
+
+// ---- the exporter -------------------------------------------------------------------------
+
+struct Telemetry::Impl {
+    enum class Kind { Log, Span };
+    struct Item {
+        Kind kind;
+        Value body;
+    };
+    struct Frame {
+        std::string bytes;
+        std::size_t records = 0;
+    };
+    struct FunctionStats {
+        std::uint64_t count = 0;
+        std::uint64_t errors = 0;
+        double sum_ms = 0;
+        double min_ms = 0, max_ms = 0;
+        std::vector<std::uint64_t> buckets;
+    };
+    static inline const std::vector<double> bounds = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+
+    Telemetry& owner;
+    asio::io_context io;
+    asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+    std::thread thread;
+
+    // Producer side.
+    std::mutex channel_mutex;
+    std::deque<Item> channel;
+    bool drain_posted = false;
+
+    // Metrics (own mutex: written by handler threads).
+    std::mutex metrics_mutex;
+    std::map<std::string, FunctionStats> functions;
+    std::string worker_id;
+
+    // Telemetry thread only.
+    std::vector<Value> log_batch, span_batch;
+    std::deque<Frame> pending;
+    std::shared_ptr<transport::Socket> socket;
+    bool connected = false;
+    bool connecting = false;
+    bool ever_opened = false;
+    bool closing = false;
+    Backoff backoff;
+    asio::steady_timer log_timer{io}, span_timer{io}, metrics_timer{io}, reconnect_timer{io},
+        flush_poll{io};
+    bool log_timer_armed = false, span_timer_armed = false;
+    std::uint64_t start_ns = now_unix_nano();
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point last_cpu_at = started;
+    CpuTimes last_cpu = cpu_times();
+    std::vector<std::function<void()>> flush_waiters;
+    std::chrono::steady_clock::time_point flush_deadline{};
+    bool flushed = false;
+
+    explicit Impl(Telemetry& t) : owner(t), backoff(t.settings_.reconnection) {}
+
+    const Settings& s() const { return owner.settings_; }
+
+    Value resource() const {
+        Value attrs = Value::array();
+        attrs.push_back(kv("service.name", string_value(s().service_name)));
+        attrs.push_back(kv("service.version", string_value(s().service_version)));
+        if (!s().service_namespace.empty())
+            attrs.push_back(kv("service.namespace", string_value(s().service_namespace)));
+        attrs.push_back(kv("service.instance.id", string_value(s().service_instance_id)));
+        attrs.push_back(kv("telemetry.sdk.name", string_value(sdk_name)));
+        attrs.push_back(kv("telemetry.sdk.language", string_value("cpp")));
+        attrs.push_back(kv("telemetry.sdk.version", string_value(sdk_version)));
+        Value r = Value::object();
+        r.set("attributes", std::move(attrs));
+        return r;
+    }
+
+    bool submit(Kind kind, Value body) {
+        std::lock_guard lock(channel_mutex);
+        if (closing_requested.load() || channel.size() >= std::max<std::size_t>(s().channel_capacity, 1)) {
+            owner.dropped_.fetch_add(1);
+            g_dropped.fetch_add(1);
+            return false;
+        }
+        channel.push_back(Item{kind, std::move(body)});
+        if (!drain_posted) {
+            drain_posted = true;
+            asio::post(io, [this] { drain(); });
+        }
+        return true;
+    }
+    std::atomic<bool> closing_requested{false};
+    std::atomic<bool> engine_away{false};  // the last connect attempt failed or the link dropped
+
+    void drain() {
+        std::deque<Item> items;
+        {
+            std::lock_guard lock(channel_mutex);
+            items.swap(channel);
+            drain_posted = false;
+        }
+        for (auto& item : items) {
+            if (item.kind == Kind::Log) {
+                log_batch.push_back(std::move(item.body));
+                if (log_batch.size() >= std::max<std::size_t>(s().logs_batch_size, 1)) emit_logs();
+            } else {
+                span_batch.push_back(std::move(item.body));
+                if (span_batch.size() >= 512) emit_spans();
+            }
+        }
+        if (!log_batch.empty() && !log_timer_armed) {
+            log_timer_armed = true;
+            log_timer.expires_after(s().logs_flush_interval);
+            log_timer.async_wait([this](std::error_code) {
+                log_timer_armed = false;
+                emit_logs();
+            });
+        }
+        if (!span_batch.empty() && !span_timer_armed) {
+            span_timer_armed = true;
+            span_timer.expires_after(std::max(s().logs_flush_interval, std::chrono::milliseconds(100)));
+            span_timer.async_wait([this](std::error_code) {
+                span_timer_armed = false;
+                emit_spans();
+            });
+        }
+    }
+
+    void emit_logs() {
+        if (log_batch.empty()) return;
+        Value records = Value::array();
+        for (auto& r : log_batch) records.push_back(std::move(r));
+        const std::size_t n = log_batch.size();
+        log_batch.clear();
+        Value scope_logs = Value::object();
+        scope_logs.set("scope", scope_value());
+        scope_logs.set("logRecords", std::move(records));
+        Value rl = Value::object();
+        rl.set("resource", resource());
+        rl.set("scopeLogs", Value::array({std::move(scope_logs)}));
+        Value body = Value::object();
+        body.set("resourceLogs", Value::array({std::move(rl)}));
+        enqueue_frame("LOGS" + body.dump(), n);
+    }
+
+    void emit_spans() {
+        if (span_batch.empty()) return;
+        Value spans = Value::array();
+        for (auto& sp : span_batch) spans.push_back(std::move(sp));
+        const std::size_t n = span_batch.size();
+        span_batch.clear();
+        Value scope_spans = Value::object();
+        scope_spans.set("scope", scope_value());
+        scope_spans.set("spans", std::move(spans));
+        Value rs = Value::object();
+        rs.set("resource", resource());
+        rs.set("scopeSpans", Value::array({std::move(scope_spans)}));
+        Value body = Value::object();
+        body.set("resourceSpans", Value::array({std::move(rs)}));
+        enqueue_frame("OTLP" + body.dump(), n);
+    }
+
+    static Value number_point(Value attributes, std::uint64_t start, std::uint64_t now, Value value,
+                              bool is_int) {
+        Value p = Value::object();
+        p.set("attributes", std::move(attributes));
+        p.set("startTimeUnixNano", std::to_string(start));
+        p.set("timeUnixNano", std::to_string(now));
+        p.set(is_int ? "asInt" : "asDouble", std::move(value));  // asInt: a JSON number (spec 7.2)
+        return p;
+    }
+    static Value metric(std::string name, std::string description, std::string unit) {
+        Value m = Value::object();
+        m.set("name", std::move(name));
+        m.set("description", std::move(description));
+        m.set("unit", std::move(unit));
+        return m;
+    }
+    static Value gauge(std::string name, std::string unit, Value point) {
+        Value m = metric(std::move(name), "", std::move(unit));
+        Value g = Value::object();
+        g.set("dataPoints", Value::array({std::move(point)}));
+        m.set("gauge", std::move(g));
+        return m;
+    }
+
+    void emit_metrics() {
+        if (!s().metrics_enabled) return;
+        const std::uint64_t now = now_unix_nano();
+        std::string wid;
+        std::map<std::string, FunctionStats> stats;
+        {
+            std::lock_guard lock(metrics_mutex);
+            wid = worker_id;
+            stats = functions;
+        }
+        Value worker_attrs = Value::array({kv("worker.id", string_value(wid))});
+        Value metrics = Value::array();
+        if (!stats.empty()) {
+            Value count_points = Value::array(), error_points = Value::array(), hist_points = Value::array();
+            for (const auto& [fid, st] : stats) {
+                Value attrs = Value::array({kv("function.id", string_value(fid)), kv("worker.id", string_value(wid))});
+                count_points.push_back(number_point(attrs, start_ns, now, static_cast<std::int64_t>(st.count), true));
+                error_points.push_back(number_point(attrs, start_ns, now, static_cast<std::int64_t>(st.errors), true));
+                Value h = Value::object();
+                h.set("attributes", attrs);
+                h.set("startTimeUnixNano", std::to_string(start_ns));
+                h.set("timeUnixNano", std::to_string(now));
+                h.set("count", static_cast<std::int64_t>(st.count));
+                h.set("sum", st.sum_ms);
+                Value buckets = Value::array();
+                for (auto b : st.buckets) buckets.push_back(static_cast<std::int64_t>(b));
+                h.set("bucketCounts", std::move(buckets));
+                Value eb = Value::array();
+                for (double b : bounds) eb.push_back(b);
+                h.set("explicitBounds", std::move(eb));
+                h.set("min", st.min_ms);
+                h.set("max", st.max_ms);
+                hist_points.push_back(std::move(h));
+            }
+            auto sum_metric = [&](std::string name, std::string desc, Value points) {
+                Value m = metric(std::move(name), std::move(desc), "1");
+                Value sum = Value::object();
+                sum.set("dataPoints", std::move(points));
+                sum.set("aggregationTemporality", 2);
+                sum.set("isMonotonic", true);
+                m.set("sum", std::move(sum));
+                return m;
+            };
+            metrics.push_back(sum_metric("iii.invocations.count", "Invocations served", std::move(count_points)));
+            metrics.push_back(sum_metric("iii.invocations.errors", "Invocations that failed", std::move(error_points)));
+            Value hm = metric("iii.invocation.duration", "Handler duration", "ms");
+            Value hist = Value::object();
+            hist.set("dataPoints", std::move(hist_points));
+            hist.set("aggregationTemporality", 2);
+            hm.set("histogram", std::move(hist));
+            metrics.push_back(std::move(hm));
+        }
+        // Worker gauges (spec 7.5), with worker.id so the engine attaches them to the worker.
+        const auto cpu = cpu_times();
+        const auto wall_now = std::chrono::steady_clock::now();
+        const double wall_us =
+            static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(wall_now - last_cpu_at).count());
+        const double used_us = static_cast<double>((cpu.user_us - last_cpu.user_us) + (cpu.system_us - last_cpu.system_us));
+        const double percent = wall_us > 0 ? used_us * 100.0 / wall_us : 0.0;
+        last_cpu = cpu;
+        last_cpu_at = wall_now;
+        const double uptime =
+            std::chrono::duration<double>(wall_now - started).count();
+        metrics.push_back(gauge("iii.worker.memory.rss", "By", number_point(worker_attrs, start_ns, now, rss_bytes(), true)));
+        metrics.push_back(gauge("iii.worker.cpu.percent", "%", number_point(worker_attrs, start_ns, now, percent, false)));
+        metrics.push_back(gauge("iii.worker.cpu.user_micros", "us", number_point(worker_attrs, start_ns, now, cpu.user_us, true)));
+        metrics.push_back(gauge("iii.worker.cpu.system_micros", "us", number_point(worker_attrs, start_ns, now, cpu.system_us, true)));
+        metrics.push_back(gauge("iii.worker.uptime_seconds", "s", number_point(worker_attrs, start_ns, now, uptime, false)));
+
+        Value scope_metrics = Value::object();
+        scope_metrics.set("scope", scope_value());
+        scope_metrics.set("metrics", std::move(metrics));
+        Value rm = Value::object();
+        rm.set("resource", resource());
+        rm.set("scopeMetrics", Value::array({std::move(scope_metrics)}));
+        Value body = Value::object();
+        body.set("resourceMetrics", Value::array({std::move(rm)}));
+        enqueue_frame("MTRC" + body.dump(), 0);
+    }
+
+    void arm_metrics() {
+        if (!s().metrics_enabled || closing) return;
+        metrics_timer.expires_after(std::max(s().metrics_interval, std::chrono::milliseconds(1)));
+        metrics_timer.async_wait([this](std::error_code ec) {
+            if (ec || closing) return;
+            emit_metrics();
+            arm_metrics();
+        });
+    }
+
+    void enqueue_frame(std::string bytes, std::size_t records) {
+        const std::size_t limit = std::max<std::size_t>(s().reconnection.max_pending_messages, 1);
+        if (!connected && pending.size() >= limit) {
+            owner.dropped_.fetch_add(records);
+            g_dropped.fetch_add(records);
+            return;
+        }
+        pending.push_back(Frame{std::move(bytes), records});
+        pump();
+    }
+
+    void pump() {
+        if (connected && socket) {
+            while (!pending.empty()) {
+                if (socket->send(pending.front().bytes, true)) break;  // error: on_close follows
+                pending.pop_front();
+            }
+        } else if (!socket && !connecting && !reconnect_pending && !pending.empty()) {
+            connect();  // lazily: the socket opens when there is something to send
+        }
+        check_flush();
+    }
+    bool reconnect_pending = false;
+
+    void connect() {
+        connecting = true;
+        transport::Callbacks cb;
+        cb.on_open = [this] {
+            connecting = false;
+            connected = true;
+            ever_opened = true;
+            engine_away = false;
+            backoff.reset();
+            pump();
+        };
+        cb.on_message = [](std::string&&, bool) {};  // workerregistered and the like: ignored
+        cb.on_pong = [] {};
+        cb.on_close = [this](std::error_code, std::uint16_t, std::string) {
+            const bool was_open = connected;
+            connected = false;
+            engine_away = true;
+            connecting = false;
+            if (socket) socket->detach();
+            socket.reset();
+            if (closing) return;
+            if (!was_open && backoff.exhausted()) {
+                log(LogLevel::Warn, "telemetry: giving up reconnecting to {}", s().url);
+                return;
+            }
+            const auto delay = was_open ? backoff.after_drop() : backoff.next_after_failure();
+            reconnect_pending = true;
+            reconnect_timer.expires_after(delay);
+            reconnect_timer.async_wait([this](std::error_code ec) {
+                reconnect_pending = false;
+                if (ec || closing) return;
+                if (!socket && !connecting) connect();
+            });
+        };
+        try {
+            socket = transport::connect(io, s().url, {}, std::move(cb));
+        } catch (const std::exception& e) {
+            connecting = false;
+            log(LogLevel::Warn, "telemetry: bad url {}: {}", s().url, e.what());
+        }
+    }
+
+    // ---- flushing ----
+
+    void start_flush(std::function<void()> done, std::chrono::milliseconds timeout) {
+        asio::post(io, [this, done = std::move(done), timeout]() mutable {
+            if (flushed) {
+                done();
+                return;
+            }
+            flush_waiters.push_back(std::move(done));
+            if (flush_waiters.size() > 1) return;
+            closing_requested = true;
+            flush_deadline = std::chrono::steady_clock::now() + timeout;
+            drain();
+            log_timer.cancel();
+            span_timer.cancel();
+            emit_logs();
+            emit_spans();
+            emit_metrics();
+            metrics_timer.cancel();
+            poll_flush();
+        });
+    }
+
+    bool written() const {
+        return pending.empty() && (!socket || !connected || socket->buffered_amount() == 0);
+    }
+
+    void check_flush() {
+        if (flush_waiters.empty() || flushed) return;
+        if ((pending.empty() && written()) || std::chrono::steady_clock::now() >= flush_deadline) finish_flush();
+    }
+
+    void poll_flush() {
+        check_flush();
+        if (flushed) return;
+        // Written bytes are only observable by polling the transport's buffer.
+        flush_poll.expires_after(std::chrono::milliseconds(2));
+        flush_poll.async_wait([this](std::error_code ec) {
+            if (!ec) poll_flush();
+        });
+    }
+
+    void finish_flush() {
+        flushed = true;
+        closing = true;
+        if (!pending.empty()) {
+            std::size_t lost = 0;
+            for (auto& f : pending) lost += f.records;
+            owner.dropped_.fetch_add(lost);
+            g_dropped.fetch_add(lost);
+            pending.clear();
+        }
+        reconnect_timer.cancel();
+        flush_poll.cancel();
+        if (socket) socket->close(1000, "shutdown");
+        auto waiters = std::move(flush_waiters);
+        flush_waiters.clear();
+        for (auto& w : waiters) w();
+    }
+};
+
+bool Telemetry::enabled(const OtelConfig& config) {
+    if (config.enabled) return *config.enabled;
+    auto v = env("OTEL_ENABLED");
+    if (!v) return true;  // unset: on, as in the reference
+    return *v == "true" || *v == "1";
+}
+
+Telemetry::Settings Telemetry::resolve(const std::string& worker_url, const OtelConfig& c) {
+    Settings s;
+    s.url = c.engine_ws_url.value_or(worker_url);
+    s.service_name = c.service_name ? *c.service_name : env("OTEL_SERVICE_NAME").value_or(sdk_name);
+    if (s.service_name.empty()) s.service_name = sdk_name;
+    s.service_version = c.service_version.value_or(sdk_version);
+    s.service_namespace = c.service_namespace.value_or("");
+    s.service_instance_id = c.service_instance_id.value_or(protocol::new_uuid());
+    s.metrics_enabled = c.metrics_enabled.value_or(true);
+    s.metrics_interval = std::chrono::milliseconds(c.metrics_export_interval_ms.value_or(60000));
+    s.reconnection = c.reconnection_config.value_or(ReconnectionConfig{});
+    s.shutdown_timeout = std::chrono::milliseconds(c.shutdown_timeout_ms.value_or(10000));
+    s.channel_capacity = c.channel_capacity.value_or(10000);
+    s.logs_enabled = c.logs_enabled.value_or(true);
+    s.logs_flush_interval = std::chrono::milliseconds(
+        c.logs_flush_interval_ms ? *c.logs_flush_interval_ms
+                                 : env_number<std::uint64_t>("OTEL_LOGS_FLUSH_INTERVAL_MS").value_or(100));
+    s.logs_batch_size = c.logs_batch_size ? *c.logs_batch_size
+                                          : env_number<std::size_t>("OTEL_LOGS_BATCH_SIZE").value_or(1);
+    if (s.logs_batch_size == 0) s.logs_batch_size = 1;
+    return s;
+}
+
+std::shared_ptr<Telemetry> Telemetry::create(const std::string& worker_url, const OtelConfig& config) {
+    if (!enabled(config)) return nullptr;
+    auto t = std::make_shared<Telemetry>(resolve(worker_url, config));
+    t->start();
+    return t;
+}
+
+Telemetry::Telemetry(Settings settings) : settings_(std::move(settings)), impl_(std::make_unique<Impl>(*this)) {}
+
+void Telemetry::start() {
+    impl_->thread = std::thread([impl = impl_.get()] {
+        for (;;) {
+            try {
+                impl->io.run();
+                return;
+            } catch (const std::exception& e) {
+                log(LogLevel::Error, "telemetry thread: {}", e.what());
+            }
+        }
+    });
+    asio::post(impl_->io, [impl = impl_.get()] { impl->arm_metrics(); });
+    std::lock_guard lock(g_default_mutex);
+    g_default = weak_from_this();
+}
+
+Telemetry::~Telemetry() {
+    Impl* impl = impl_.get();
+    if (impl->thread.joinable()) {
+        asio::post(impl->io, [impl] {
+            impl->closing = true;
+            if (impl->socket) {
+                impl->socket->detach();
+                impl->socket->abort();
+                impl->socket.reset();
+            }
+            impl->log_timer.cancel();
+            impl->span_timer.cancel();
+            impl->metrics_timer.cancel();
+            impl->reconnect_timer.cancel();
+            impl->flush_poll.cancel();
+            impl->work.reset();
+            impl->io.stop();
+        });
+        if (impl->thread.get_id() == std::this_thread::get_id()) {
+            impl->thread.detach();
+            (void)impl_.release();  // its thread is this one: leak rather than destroy under it
+        } else {
+            impl->thread.join();
+        }
+    }
+}
+
+std::shared_ptr<Telemetry> Telemetry::process_default() {
+    std::lock_guard lock(g_default_mutex);
+    return g_default.lock();
+}
+
+ServerSpan Telemetry::begin_server_span(const std::string& function_id,
+                                        const std::optional<std::string>& traceparent,
+                                        const std::optional<std::string>& baggage) {
+    ServerSpan span;
+    auto ctx = std::make_shared<TraceContext>();
+    std::optional<SpanContext> parent;
+    if (traceparent) parent = SpanContext::from_traceparent(*traceparent);
+    if (parent) {
+        ctx->trace_id = parent->trace_id;
+        ctx->flags = parent->trace_flags;
+        span.parent_span_id = parent->span_id;
+    } else {
+        ctx->trace_id = random_hex(16);
+    }
+    if (baggage) ctx->baggage = *baggage;
+    ctx->span_id = random_hex(8);
+    ctx->sink = weak_from_this();
+    span.context = std::move(ctx);
+    span.function_id = function_id;
+    span.start_ns = now_unix_nano();
+    span.started = std::chrono::steady_clock::now();
+    return span;
+}
+
+void Telemetry::end_server_span(const ServerSpan& span, const RemoteError* error) {
+    if (!span.context) return;
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - span.started).count();
+    {
+        std::lock_guard lock(impl_->metrics_mutex);
+        auto& st = impl_->functions[span.function_id];
+        if (st.buckets.empty()) st.buckets.assign(Impl::bounds.size() + 1, 0);
+        st.min_ms = st.count == 0 ? ms : std::min(st.min_ms, ms);
+        st.max_ms = st.count == 0 ? ms : std::max(st.max_ms, ms);
+        ++st.count;
+        if (error) ++st.errors;
+        st.sum_ms += ms;
+        const auto bucket = static_cast<std::size_t>(
+            std::lower_bound(Impl::bounds.begin(), Impl::bounds.end(), ms) - Impl::bounds.begin());
+        ++st.buckets[bucket];
+    }
+    Value attrs = Value::array({kv("faas.invoked_name", string_value(span.function_id))});
+    Value events = Value::array();
+    if (error) events.push_back(exception_event(error->code, error->message));
+    submit_span(span_json(*span.context, span.parent_span_id, "call " + span.function_id, 2, span.start_ns,
+                          now_unix_nano(), error ? 2 : 0, error ? error->message : std::string(),
+                          std::move(attrs), std::move(events)));
+}
+
+void Telemetry::set_worker_id(std::string id) {
+    std::lock_guard lock(impl_->metrics_mutex);
+    impl_->worker_id = std::move(id);
+}
+
+bool Telemetry::engine_away() const noexcept { return impl_->engine_away.load(); }
+
+bool Telemetry::submit_log(Value record) { return impl_->submit(Impl::Kind::Log, std::move(record)); }
+bool Telemetry::submit_span(Value span) { return impl_->submit(Impl::Kind::Span, std::move(span)); }
+
+asio::awaitable<void> Telemetry::flush_and_close() {
+    auto self = shared_from_this();
+    auto ex = co_await asio::this_coro::executor;
+    auto timer = std::make_shared<asio::steady_timer>(ex);
+    timer->expires_after(settings_.shutdown_timeout + std::chrono::milliseconds(100));
+    auto done = [timer, ex] {
+        asio::post(ex, [timer] { timer->expires_at(asio::steady_timer::time_point::min()); });
+    };
+    impl_->start_flush(std::move(done), settings_.shutdown_timeout);
+    std::error_code ec;
+    co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+bool Telemetry::flush_and_close_sync(std::chrono::milliseconds timeout) {
+    auto state = std::make_shared<std::pair<std::mutex, std::condition_variable>>();
+    auto finished = std::make_shared<bool>(false);
+    impl_->start_flush(
+        [state, finished] {
+            std::lock_guard lock(state->first);
+            *finished = true;
+            state->second.notify_all();
+        },
+        timeout);
+    std::unique_lock lock(state->first);
+    state->second.wait_for(lock, timeout + std::chrono::milliseconds(100), [&] { return *finished; });
+    return *finished;
+}
+
+}  // namespace detail::telemetry
+
+// ---- public API -----------------------------------------------------------------------------
+
+using namespace detail::telemetry;
+
+std::string SpanContext::traceparent() const {
+    if (!valid()) return {};
+    return fmt::format("00-{}-{}-{:02x}", trace_id, span_id, trace_flags);
+}
+
+std::optional<SpanContext> SpanContext::from_traceparent(std::string_view h) {
+    // 00-<32 hex>-<16 hex>-<2 hex>
+    if (h.size() < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-') return std::nullopt;
+    if (h.size() > 55 && h[55] != '-') return std::nullopt;
+    const auto version = h.substr(0, 2), trace = h.substr(3, 32), span = h.substr(36, 16), flags = h.substr(53, 2);
+    if (!is_hex(version) || !is_hex(trace) || !is_hex(span) || !is_hex(flags) || lower(version) == "ff")
+        return std::nullopt;
+    if (trace == std::string(32, '0') || span == std::string(16, '0')) return std::nullopt;
+    SpanContext ctx;
+    ctx.trace_id = lower(trace);
+    ctx.span_id = lower(span);
+    ctx.trace_flags = static_cast<std::uint8_t>(std::stoul(std::string(flags), nullptr, 16));
+    return ctx;
+}
+
+SpanContext current_span_context() {
+    SpanContext out;
+    if (const auto& ctx = current_context()) {
+        out.trace_id = ctx->trace_id;
+        out.span_id = ctx->span_id;
+        out.trace_flags = ctx->flags;
+        out.baggage = ctx->baggage;
+    }
+    return out;
+}
+
+std::uint64_t telemetry_dropped_count() noexcept { return g_dropped.load(); }
+
+struct Span::State {
+    ContextPtr context;
+    std::string parent_span_id;
+    std::string name;
+    std::uint64_t start_ns = 0;
+    Value attributes = Value::array();
+    Value events = Value::array();
+    int status = 0;
+    std::string status_message;
+    bool ended = false;
+    std::optional<ContextScope> scope;
+};
+
+Span::Span(std::string name) : state_(std::make_unique<State>()) {
+    const ContextPtr& parent = current_context();
+    std::weak_ptr<Telemetry> fallback;
+    if (!parent || parent->sink.expired()) fallback = Telemetry::process_default();
+    state_->context = new_child(parent, fallback);
+    if (parent && parent->trace_id.size() == 32) state_->parent_span_id = parent->span_id;
+    state_->name = std::move(name);
+    state_->start_ns = now_unix_nano();
+    state_->scope.emplace(state_->context);
+}
+
+Span::~Span() {
+    end();
+    state_->scope.reset();
+}
+
+SpanContext Span::context() const {
+    SpanContext out;
+    out.trace_id = state_->context->trace_id;
+    out.span_id = state_->context->span_id;
+    out.trace_flags = state_->context->flags;
+    out.baggage = state_->context->baggage;
+    return out;
+}
+
+void Span::set_attribute(std::string key, Value value) {
+    state_->attributes.push_back(kv(std::move(key), to_any_value(value)));
+}
+
+void Span::record_error(std::string_view type, std::string_view message) {
+    state_->status = 2;
+    state_->status_message = std::string(message);
+    state_->events.push_back(exception_event(type, message));
+}
+
+void Span::end() {
+    if (state_->ended) return;
+    state_->ended = true;
+    if (auto sink = sink_of(state_->context))
+        sink->submit_span(span_json(*state_->context, state_->parent_span_id, state_->name, 1, state_->start_ns,
+                                    now_unix_nano(), state_->status, state_->status_message,
+                                    std::move(state_->attributes), std::move(state_->events)));
+}
+
+namespace {
+
+template <class T>
+asio::awaitable<T> with_span_impl(std::string name, asio::awaitable<T> work) {
+    const ContextPtr parent = current_context();
+    std::weak_ptr<Telemetry> fallback;
+    if (!parent || parent->sink.expired()) fallback = Telemetry::process_default();
+    ContextPtr ctx = new_child(parent, fallback);
+    const std::string parent_span_id = parent && parent->trace_id.size() == 32 ? parent->span_id : std::string();
+    const std::uint64_t start = now_unix_nano();
+    std::optional<std::string> failure;
+    std::exception_ptr error;
+    auto finish = [&] {
+        Value events = Value::array();
+        if (failure) events.push_back(exception_event("exception", *failure));
+        if (auto sink = sink_of(ctx))
+            sink->submit_span(span_json(*ctx, parent_span_id, name, 1, start, now_unix_nano(), failure ? 2 : 0,
+                                        failure.value_or(""), Value::array(), std::move(events)));
+    };
+    if constexpr (std::is_void_v<T>) {
+        try {
+            auto traced = with_context(ctx, std::move(work));
+            co_await std::move(traced);
+        } catch (const std::exception& e) {
+            failure = e.what();
+            error = std::current_exception();
+        }
+        finish();
+        if (error) std::rethrow_exception(error);
+    } else {
+        std::optional<T> result;
+        try {
+            auto traced = with_context(ctx, std::move(work));
+            result.emplace(co_await std::move(traced));
+        } catch (const std::exception& e) {
+            failure = e.what();
+            error = std::current_exception();
+        }
+        finish();
+        if (error) std::rethrow_exception(error);
+        co_return std::move(*result);
+    }
+}
+
+void stderr_line(const char* level, std::string_view message, const std::optional<Value>& data) {
+    const SpanContext ctx = current_span_context();
+    std::string line = fmt::format("[iii {}] {}", level, message);
+    if (data) line += " " + data->dump();
+    if (ctx.valid()) line += fmt::format(" trace_id={} span_id={}", ctx.trace_id, ctx.span_id);
+    line.push_back('\n');
+    std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+void emit(int severity, const char* level, std::string_view message, const std::optional<Value>& data) {
+    const ContextPtr ctx = current_context();
+    auto sink = sink_of(ctx);
+    if (!sink || !sink->settings().logs_enabled) {
+        stderr_line(level, message, data);
+        return;
+    }
+    // The engine is away: keep a local copy too (the record stays queued for the reconnect).
+    if (sink->engine_away()) stderr_line(level, message, data);
+    Value record = Value::object();
+    const std::string now = std::to_string(now_unix_nano());
+    record.set("timeUnixNano", now);
+    record.set("observedTimeUnixNano", now);
+    record.set("severityNumber", severity);
+    record.set("severityText", "");
+    record.set("body", string_value(std::string(message)));
+    Value attrs = Value::array();
+    if (data) attrs.push_back(kv("log.data", to_any_value(*data)));
+    record.set("attributes", std::move(attrs));
+    if (ctx && ctx->trace_id.size() == 32 && ctx->span_id.size() == 16) {
+        record.set("traceId", ctx->trace_id);
+        record.set("spanId", ctx->span_id);
+    }
+    sink->submit_log(std::move(record));
+}
+
+}  // namespace
+
+asio::awaitable<Value> with_span(std::string name, asio::awaitable<Value> work) {
+    return with_span_impl<Value>(std::move(name), std::move(work));
+}
+asio::awaitable<void> with_span(std::string name, asio::awaitable<void> work) {
+    return with_span_impl<void>(std::move(name), std::move(work));
+}
+
+void Logger::debug(std::string_view message, std::optional<Value> data) const { emit(5, "debug", message, data); }
+void Logger::info(std::string_view message, std::optional<Value> data) const { emit(9, "info", message, data); }
+void Logger::warn(std::string_view message, std::optional<Value> data) const { emit(13, "warn", message, data); }
+void Logger::error(std::string_view message, std::optional<Value> data) const { emit(17, "error", message, data); }
+
+}  // namespace iii

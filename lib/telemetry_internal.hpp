@@ -1,0 +1,215 @@
+#pragma once
+// Telemetry internals: the thread-local trace context, the executor that carries it across
+// co_await, and the exporter (its own io thread and WebSocket to the engine, spec 7.1).
+
+#include <cstddef>  // first: see transport/ws_transport.hpp
+
+#include "iii/error.hpp"
+#include "iii/json.hpp"
+#include "iii/options.hpp"
+#include "iii/telemetry.hpp"
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/execution.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace iii::detail::telemetry {
+
+/// One span's identity, the baggage, and the exporter its records go to.
+struct TraceContext {
+    std::string trace_id;
+    std::string span_id;
+    std::uint8_t flags = 1;
+    std::string baggage;
+    std::weak_ptr<Telemetry> sink;
+};
+using ContextPtr = std::shared_ptr<const TraceContext>;
+
+/// This thread's current context (may be null).
+ContextPtr& current_context() noexcept;
+
+/// Installs `context` as current for its lifetime, then restores the previous one.
+class ContextScope {
+public:
+    explicit ContextScope(ContextPtr context) : saved_(std::exchange(current_context(), std::move(context))) {}
+    ~ContextScope() { current_context() = std::move(saved_); }
+    ContextScope(const ContextScope&) = delete;
+    ContextScope& operator=(const ContextScope&) = delete;
+
+private:
+    ContextPtr saved_;
+};
+
+/// An executor adapter that installs a context around every function it runs, so that a
+/// coroutine spawned on it sees the context after each resumption, on whatever pool thread.
+template <class Inner>
+class ContextExecutor {
+public:
+    ContextExecutor(Inner inner, ContextPtr context) : inner_(std::move(inner)), context_(std::move(context)) {}
+
+    template <class Property>
+    auto query(const Property& p) const -> decltype(asio::query(std::declval<const Inner&>(), p)) {
+        return asio::query(inner_, p);
+    }
+    template <class Property>
+    auto require(const Property& p) const
+        -> ContextExecutor<std::decay_t<decltype(asio::require(std::declval<const Inner&>(), p))>> {
+        return {asio::require(inner_, p), context_};
+    }
+    template <class Property>
+    auto prefer(const Property& p) const
+        -> ContextExecutor<std::decay_t<decltype(asio::prefer(std::declval<const Inner&>(), p))>> {
+        return {asio::prefer(inner_, p), context_};
+    }
+    template <class F>
+    void execute(F&& f) const {
+        inner_.execute([context = context_, f = std::forward<F>(f)]() mutable {
+            ContextScope scope(context);
+            std::move(f)();
+        });
+    }
+    friend bool operator==(const ContextExecutor& a, const ContextExecutor& b) noexcept {
+        return a.inner_ == b.inner_ && a.context_ == b.context_;
+    }
+    friend bool operator!=(const ContextExecutor& a, const ContextExecutor& b) noexcept { return !(a == b); }
+
+private:
+    template <class>
+    friend class ContextExecutor;
+    Inner inner_;
+    ContextPtr context_;
+};
+
+/// Sets the current context to `context` when destroyed (end of a coroutine scope, also on throw).
+struct RestoreOnExit {
+    ContextPtr context;
+    ~RestoreOnExit() { current_context() = std::move(context); }
+};
+
+/// Runs `work` with `context` current across all of its co_awaits (plain co_await when null).
+template <class T>
+asio::awaitable<T> with_context(ContextPtr context, asio::awaitable<T> work) {
+    if (!context) co_return co_await std::move(work);
+    ContextPtr saved = current_context();
+    auto outer = co_await asio::this_coro::executor;
+    asio::any_io_executor traced(ContextExecutor<asio::any_io_executor>(outer, std::move(context)));
+    // The completion may resume us inline inside the traced executor's scope: reinstall ours.
+    RestoreOnExit restore{saved};
+    co_return co_await asio::co_spawn(traced, std::move(work), asio::use_awaitable);
+}
+inline asio::awaitable<void> with_context(ContextPtr context, asio::awaitable<void> work) {
+    if (!context) {
+        co_await std::move(work);
+        co_return;
+    }
+    ContextPtr saved = current_context();
+    auto outer = co_await asio::this_coro::executor;
+    asio::any_io_executor traced(ContextExecutor<asio::any_io_executor>(outer, std::move(context)));
+    RestoreOnExit restore{saved};
+    co_await asio::co_spawn(traced, std::move(work), asio::use_awaitable);
+}
+
+std::string random_hex(std::size_t bytes);
+std::uint64_t now_unix_nano() noexcept;
+/// OTLP AnyValue of a JSON value (spec 7.4).
+Value to_any_value(const Value& value);
+
+/// A finished span as OTLP JSON ("span" object of spec 7.2).
+struct SpanEvent {
+    std::string name;
+    std::uint64_t time_ns = 0;
+    Value attributes;  // OTLP attribute list (array)
+};
+
+/// The SERVER span of one served invocation (see Telemetry::begin_server_span).
+struct ServerSpan {
+    ContextPtr context;  // null when telemetry is off
+    std::string parent_span_id;
+    std::string function_id;
+    std::uint64_t start_ns = 0;
+    std::chrono::steady_clock::time_point started{};
+};
+
+/// The exporter of one client. Thread-safe; never blocks a producer.
+class Telemetry : public std::enable_shared_from_this<Telemetry> {
+public:
+    /// Null when telemetry is disabled (OtelConfig::enabled, else $OTEL_ENABLED).
+    static std::shared_ptr<Telemetry> create(const std::string& worker_url, const OtelConfig& config);
+    /// Whether telemetry is on for `config` (spec 7.1 "Enabling").
+    static bool enabled(const OtelConfig& config);
+
+    struct Settings {
+        std::string url;
+        std::string service_name, service_version, service_namespace, service_instance_id;
+        bool metrics_enabled = true;
+        std::chrono::milliseconds metrics_interval{60000};
+        ReconnectionConfig reconnection{};
+        std::chrono::milliseconds shutdown_timeout{10000};
+        std::size_t channel_capacity = 10000;
+        bool logs_enabled = true;
+        std::chrono::milliseconds logs_flush_interval{100};
+        std::size_t logs_batch_size = 1;
+    };
+    static Settings resolve(const std::string& worker_url, const OtelConfig& config);
+
+    explicit Telemetry(Settings settings);
+    ~Telemetry();
+    Telemetry(const Telemetry&) = delete;
+    Telemetry& operator=(const Telemetry&) = delete;
+    /// Starts the export thread and registers as the process default for Logger.
+    void start();
+
+    const Settings& settings() const noexcept { return settings_; }
+
+    // ---- hooks of the connection ------------------------------------------------------------
+    ServerSpan begin_server_span(const std::string& function_id,
+                                 const std::optional<std::string>& traceparent,
+                                 const std::optional<std::string>& baggage);
+    /// Ends the span (error status and an `exception` event when `error` is set) and counts the
+    /// invocation in the metrics.
+    void end_server_span(const ServerSpan& span, const RemoteError* error);
+    void set_worker_id(std::string id);
+
+    // ---- producers ----------------------------------------------------------------------------
+    /// Queues an OTLP logRecord; false (and counted) when the queue is full.
+    bool submit_log(Value record);
+    /// Queues an OTLP span; false (and counted) when the queue is full.
+    bool submit_span(Value span);
+    std::uint64_t dropped() const noexcept { return dropped_.load(); }
+    /// True while the telemetry socket is down after a failed connect or a drop.
+    bool engine_away() const noexcept;
+
+    // ---- shutdown -----------------------------------------------------------------------------
+    /// Exports everything queued (and a last metrics frame) and waits until it is written, at
+    /// most settings().shutdown_timeout; then closes the telemetry socket. Completes on the
+    /// awaiting coroutine's executor. Idempotent.
+    asio::awaitable<void> flush_and_close();
+    /// Blocking variant (never call it on the telemetry thread). True when all was written.
+    bool flush_and_close_sync(std::chrono::milliseconds timeout);
+
+    /// The process default: the last started, still alive Telemetry (for Logger outside handlers).
+    static std::shared_ptr<Telemetry> process_default();
+
+private:
+    struct Impl;
+    Settings settings_;
+    std::unique_ptr<Impl> impl_;
+    std::atomic<std::uint64_t> dropped_{0};
+};
+
+/// Connection::invoke hook: the current context as W3C traceparent/baggage (left unset
+/// without a valid current context).
+void inject(std::optional<std::string>& traceparent, std::optional<std::string>& baggage);
+
+}  // namespace iii::detail::telemetry

@@ -1,0 +1,379 @@
+// Logger and OTLP export (spec section 7) against the test engine: the engine records the
+// binary OTLP/MTRC/LOGS frames, these tests decode them.
+
+#include "connection.hpp"
+#include "run.hpp"
+
+#include <iii/telemetry.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <chrono>
+
+using namespace std::chrono_literals;
+using test_support::fast_options;
+using test_support::run_sync;
+using test_support::wait_function;
+
+namespace {
+
+/// Bodies of the telemetry frames with `prefix` ("OTLP", "MTRC", "LOGS"), parsed.
+std::vector<iii::Value> telemetry(const iii::testing::Engine& engine, const std::string& prefix) {
+    std::vector<iii::Value> out;
+    for (const auto& f : engine.frames()) {
+        if (!f.inbound || !f.binary || f.text.rfind(prefix, 0) != 0) continue;
+        out.push_back(iii::Value::parse(std::string_view(f.text).substr(4)));
+    }
+    return out;
+}
+
+std::vector<iii::Value> log_records(const iii::testing::Engine& engine) {
+    std::vector<iii::Value> out;
+    for (const auto& body : telemetry(engine, "LOGS"))
+        for (const auto& rl : body["resourceLogs"].as_array())
+            for (const auto& sl : rl["scopeLogs"].as_array())
+                for (const auto& r : sl["logRecords"].as_array()) out.push_back(r);
+    return out;
+}
+
+std::vector<iii::Value> spans(const iii::testing::Engine& engine) {
+    std::vector<iii::Value> out;
+    for (const auto& body : telemetry(engine, "OTLP"))
+        for (const auto& rs : body["resourceSpans"].as_array())
+            for (const auto& ss : rs["scopeSpans"].as_array())
+                for (const auto& s : ss["spans"].as_array()) out.push_back(s);
+    return out;
+}
+
+std::vector<iii::Value> metrics(const iii::testing::Engine& engine) {
+    std::vector<iii::Value> out;
+    for (const auto& body : telemetry(engine, "MTRC"))
+        for (const auto& rm : body["resourceMetrics"].as_array())
+            for (const auto& sm : rm["scopeMetrics"].as_array())
+                for (const auto& m : sm["metrics"].as_array()) out.push_back(m);
+    return out;
+}
+
+std::optional<iii::Value> find_log(const iii::testing::Engine& engine, const std::string& body) {
+    for (auto& r : log_records(engine))
+        if (r["body"]["stringValue"] == iii::Value(body)) return r;
+    return std::nullopt;
+}
+
+std::optional<iii::Value> find_span(const iii::testing::Engine& engine, const std::string& span_id) {
+    for (auto& s : spans(engine))
+        if (s["spanId"] == iii::Value(span_id)) return s;
+    return std::nullopt;
+}
+
+const iii::Value* attribute(const iii::Value& attributes, std::string_view key) {
+    for (const auto& kv : attributes.as_array())
+        if (kv["key"].as_string() == key) return &kv["value"];
+    return nullptr;
+}
+
+iii::InitOptions otel_options() {
+    auto options = fast_options();
+    iii::OtelConfig otel;
+    otel.enabled = true;
+    otel.metrics_enabled = false;
+    otel.logs_flush_interval_ms = 5;
+    otel.shutdown_timeout_ms = 3000;
+    options.otel = otel;
+    return options;
+}
+
+iii::Value context_value() {
+    auto ctx = iii::current_span_context();
+    return {{"trace_id", ctx.trace_id}, {"span_id", ctx.span_id}};
+}
+
+}  // namespace
+
+TEST_CASE("log records arrive with their data and the invocation's trace ids", "[integration][telemetry]") {
+    iii::testing::Engine engine;
+    auto worker = iii::register_worker(engine.url(), otel_options());
+    auto caller = iii::register_worker(engine.url(), fast_options());
+    worker->register_function(
+        iii::RegisterFunctionMessage::with_id("log.me"), [](iii::Value) -> asio::awaitable<iii::Value> {
+            iii::Logger logger;
+            iii::Value data = {{"order_id", "ord_123"},
+                               {"n", 42},
+                               {"f", 1.5},
+                               {"ok", true},
+                               {"tags", iii::Value::array({1, "x"})},
+                               {"none", nullptr}};
+            logger.info("before await", data);
+            auto before = context_value();
+            // After a suspension the coroutine may resume on another pool thread: the span
+            // must still be current there.
+            asio::steady_timer timer(co_await asio::this_coro::executor, 5ms);
+            co_await timer.async_wait(asio::use_awaitable);
+            logger.warn("after await");
+            co_return iii::Value{{"before", before}, {"after", context_value()}};
+        });
+    REQUIRE(wait_function(engine, "log.me"));
+    asio::io_context ioc;
+    auto result = run_sync(ioc, caller->trigger(iii::TriggerRequest("log.me", iii::Value::object())));
+    const auto trace_id = result["before"]["trace_id"].as_string();
+    const auto span_id = result["before"]["span_id"].as_string();
+    REQUIRE(trace_id.size() == 32);
+    REQUIRE(span_id.size() == 16);
+    CHECK(result["after"] == result["before"]);
+
+    REQUIRE(engine.wait_for([&] { return find_log(engine, "before await") && find_log(engine, "after await"); }));
+    auto before = *find_log(engine, "before await");
+    CHECK(before["severityNumber"] == iii::Value(9));
+    CHECK(before["traceId"] == iii::Value(trace_id));
+    CHECK(before["spanId"] == iii::Value(span_id));
+    const iii::Value* data = attribute(before["attributes"], "log.data");
+    REQUIRE(data);
+    const auto& fields = (*data)["kvlistValue"]["values"];
+    CHECK(*attribute(fields, "order_id") == iii::Value{{"stringValue", "ord_123"}});
+    CHECK((*attribute(fields, "n"))["intValue"].is_integer());  // a JSON number, not a string
+    CHECK((*attribute(fields, "n"))["intValue"] == iii::Value(42));
+    CHECK(*attribute(fields, "f") == iii::Value{{"doubleValue", 1.5}});
+    CHECK(*attribute(fields, "ok") == iii::Value{{"boolValue", true}});
+    CHECK(*attribute(fields, "none") == iii::Value{{"stringValue", ""}});
+    const auto& tags = (*attribute(fields, "tags"))["arrayValue"]["values"];
+    REQUIRE(tags.size() == 2);
+    CHECK(tags[0] == iii::Value{{"intValue", 1}});
+    CHECK(tags[1] == iii::Value{{"stringValue", "x"}});
+
+    auto after = *find_log(engine, "after await");
+    CHECK(after["severityNumber"] == iii::Value(13));
+    CHECK(after["spanId"] == iii::Value(span_id));
+
+    // The invocation's SERVER span.
+    REQUIRE(engine.wait_for([&] { return find_span(engine, span_id).has_value(); }));
+    auto span = *find_span(engine, span_id);
+    CHECK(span["name"] == iii::Value("call log.me"));
+    CHECK(span["kind"] == iii::Value(2));
+    CHECK(span["traceId"] == iii::Value(trace_id));
+
+    // Resource attributes.
+    auto body = telemetry(engine, "LOGS").at(0);
+    const auto& resource = body["resourceLogs"][0]["resource"]["attributes"];
+    REQUIRE(attribute(resource, "service.name"));
+    CHECK(*attribute(resource, "telemetry.sdk.language") == iii::Value{{"stringValue", "cpp"}});
+    CHECK(attribute(resource, "service.instance.id"));
+}
+
+TEST_CASE("a failing handler's span has error status and an exception event", "[integration][telemetry]") {
+    iii::testing::Engine engine;
+    auto worker = iii::register_worker(engine.url(), otel_options());
+    auto caller = iii::register_worker(engine.url(), fast_options());
+    worker->register_function(iii::RegisterFunctionMessage::with_id("boom"), [](iii::Value) -> iii::Value {
+        throw std::runtime_error("kaput");
+    });
+    REQUIRE(wait_function(engine, "boom"));
+    asio::io_context ioc;
+    CHECK_THROWS(run_sync(ioc, caller->trigger(iii::TriggerRequest("boom", iii::Value::object()))));
+    auto failed = [&]() -> std::optional<iii::Value> {
+        for (auto& s : spans(engine))
+            if (s["name"] == iii::Value("call boom")) return s;
+        return std::nullopt;
+    };
+    REQUIRE(engine.wait_for([&] { return failed().has_value(); }));
+    auto span = *failed();
+    CHECK(span["status"]["code"] == iii::Value(2));
+    REQUIRE(span["events"].size() == 1);
+    CHECK(span["events"][0]["name"] == iii::Value("exception"));
+    CHECK(*attribute(span["events"][0]["attributes"], "exception.message") == iii::Value{{"stringValue", "kaput"}});
+}
+
+TEST_CASE("a call from worker A to worker B stays in one trace", "[integration][telemetry]") {
+    iii::testing::Engine engine;
+    auto a = iii::register_worker(engine.url(), otel_options());
+    auto b = iii::register_worker(engine.url(), otel_options());
+    auto caller = iii::register_worker(engine.url(), fast_options());
+    b->register_function(iii::RegisterFunctionMessage::with_id("b.leaf"),
+                         [](iii::Value) -> iii::Value { return context_value(); });
+    std::weak_ptr<iii::Client> weak_a = a;
+    a->register_function(
+        iii::RegisterFunctionMessage::with_id("a.entry"),
+        [weak_a](iii::Value) -> asio::awaitable<iii::Value> {
+            auto self = weak_a.lock();
+            if (!self) throw std::runtime_error("gone");
+            auto mine = context_value();
+            // Suspend first: the nested call is made after a resumption.
+            asio::steady_timer timer(co_await asio::this_coro::executor, 2ms);
+            co_await timer.async_wait(asio::use_awaitable);
+            iii::TriggerRequest request("b.leaf", iii::Value::object());
+            auto leaf = co_await self->trigger(std::move(request));
+            co_return iii::Value{{"a", mine}, {"b", leaf}};
+        });
+    REQUIRE(wait_function(engine, "a.entry"));
+    REQUIRE(wait_function(engine, "b.leaf"));
+    asio::io_context ioc;
+    auto result = run_sync(ioc, caller->trigger(iii::TriggerRequest("a.entry", iii::Value::object())));
+    const auto trace_a = result["a"]["trace_id"].as_string();
+    REQUIRE(trace_a.size() == 32);
+    CHECK(result["b"]["trace_id"].as_string() == trace_a);
+    CHECK(result["b"]["span_id"] != result["a"]["span_id"]);
+
+    // The invokefunction A sent carries A's span as traceparent.
+    bool carried = false;
+    for (const auto& m : engine.received("invokefunction"))
+        if (m["function_id"] == iii::Value("b.leaf") && m.find("traceparent"))
+            carried = m["traceparent"].as_string() ==
+                      "00-" + trace_a + "-" + result["a"]["span_id"].as_string() + "-01";
+    CHECK(carried);
+
+    // B's exported span belongs to the same trace.
+    const auto b_span_id = result["b"]["span_id"].as_string();
+    REQUIRE(engine.wait_for([&] { return find_span(engine, b_span_id).has_value(); }));
+    auto span_b = *find_span(engine, b_span_id);
+    CHECK(span_b["traceId"] == iii::Value(trace_a));
+    CHECK(span_b["name"] == iii::Value("call b.leaf"));
+}
+
+TEST_CASE("with_span keeps a user span current across co_await", "[integration][telemetry]") {
+    iii::testing::Engine engine;
+    auto worker = iii::register_worker(engine.url(), otel_options());
+    auto caller = iii::register_worker(engine.url(), fast_options());
+    worker->register_function(
+        iii::RegisterFunctionMessage::with_id("spanned"), [](iii::Value) -> asio::awaitable<iii::Value> {
+            auto outer = context_value();
+            auto inner_work = []() -> asio::awaitable<iii::Value> {
+                asio::steady_timer timer(co_await asio::this_coro::executor, 2ms);
+                co_await timer.async_wait(asio::use_awaitable);
+                co_return context_value();
+            };
+            auto traced = iii::with_span("inner", inner_work());
+            auto inner = co_await std::move(traced);
+            iii::Value sync;
+            {
+                iii::Span span("sync");
+                sync = context_value();
+            }
+            co_return iii::Value{{"outer", outer}, {"inner", inner}, {"sync", sync}, {"restored", context_value()}};
+        });
+    REQUIRE(wait_function(engine, "spanned"));
+    asio::io_context ioc;
+    auto r = run_sync(ioc, caller->trigger(iii::TriggerRequest("spanned", iii::Value::object())));
+    CHECK(r["inner"]["trace_id"] == r["outer"]["trace_id"]);
+    CHECK(r["inner"]["span_id"] != r["outer"]["span_id"]);
+    CHECK(r["sync"]["trace_id"] == r["outer"]["trace_id"]);
+    CHECK(r["restored"] == r["outer"]);
+    const auto inner_id = r["inner"]["span_id"].as_string();
+    REQUIRE(engine.wait_for([&] { return find_span(engine, inner_id).has_value(); }));
+    auto inner = *find_span(engine, inner_id);
+    CHECK(inner["name"] == iii::Value("inner"));
+    CHECK(inner["parentSpanId"] == r["outer"]["span_id"]);
+    CHECK(inner["kind"] == iii::Value(1));
+}
+
+TEST_CASE("metrics frames carry invocation counts and worker gauges", "[integration][telemetry]") {
+    iii::testing::Engine engine;
+    auto options = otel_options();
+    options.otel->metrics_enabled = true;
+    options.otel->metrics_export_interval_ms = 30;
+    auto worker = iii::register_worker(engine.url(), options);
+    auto caller = iii::register_worker(engine.url(), fast_options());
+    worker->register_function(iii::RegisterFunctionMessage::with_id("m.fn"),
+                              [](iii::Value) -> iii::Value { return 1; });
+    REQUIRE(wait_function(engine, "m.fn"));
+    asio::io_context ioc;
+    for (int i = 0; i < 3; ++i) run_sync(ioc, caller->trigger(iii::TriggerRequest("m.fn", iii::Value::object())));
+
+    auto count_of = [&]() -> std::optional<iii::Value> {
+        std::optional<iii::Value> last;
+        for (auto& m : metrics(engine))
+            if (m["name"] == iii::Value("iii.invocations.count"))
+                for (auto& p : m["sum"]["dataPoints"].as_array())
+                    if (*attribute(p["attributes"], "function.id") == iii::Value{{"stringValue", "m.fn"}}) last = p;
+        return last;
+    };
+    REQUIRE(engine.wait_for([&] {
+        auto p = count_of();
+        return p && (*p)["asInt"] == iii::Value(3);
+    }));
+    CHECK((*count_of())["asInt"].is_integer());
+
+    const std::string worker_id = worker->connection()->worker_id();
+    REQUIRE(!worker_id.empty());
+    std::map<std::string, iii::Value> gauges;
+    for (auto& m : metrics(engine))
+        if (m.find("gauge")) gauges[m["name"].as_string()] = m["gauge"]["dataPoints"][0];
+    for (const char* name : {"iii.worker.memory.rss", "iii.worker.cpu.percent", "iii.worker.cpu.user_micros",
+                             "iii.worker.cpu.system_micros", "iii.worker.uptime_seconds"}) {
+        INFO(name);
+        REQUIRE(gauges.count(name));
+    }
+    CHECK(gauges["iii.worker.memory.rss"]["asInt"].is_integer());
+    CHECK(gauges["iii.worker.memory.rss"]["asInt"].as_int() > 0);
+    CHECK(*attribute(gauges["iii.worker.memory.rss"]["attributes"], "worker.id") ==
+          iii::Value{{"stringValue", worker_id}});
+    bool histogram = false;
+    for (auto& m : metrics(engine))
+        if (m["name"] == iii::Value("iii.invocation.duration"))
+            for (auto& p : m["histogram"]["dataPoints"].as_array())
+                if (p["count"] == iii::Value(3)) histogram = true;
+    CHECK(histogram);
+}
+
+TEST_CASE("shutdown_async flushes batched log records", "[integration][telemetry]") {
+    iii::testing::Engine engine;
+    auto options = otel_options();
+    options.otel->logs_batch_size = 1000;
+    options.otel->logs_flush_interval_ms = 600000;  // nothing leaves before the flush
+    auto worker = iii::register_worker(engine.url(), options);
+    // (Not test_support::wait_state: its io_context can die before the completion's work
+    // guard, a race of that helper.)
+    worker->register_function(iii::RegisterFunctionMessage::with_id("noop"), [](iii::Value v) { return v; });
+    REQUIRE(wait_function(engine, "noop"));
+    iii::Logger logger;
+    for (int i = 0; i < 5; ++i) logger.info("queued " + std::to_string(i), iii::Value{{"i", i}});
+    CHECK(log_records(engine).empty());
+    asio::io_context ioc;
+    run_sync(ioc, worker->shutdown_async());
+    REQUIRE(engine.wait_for([&] { return log_records(engine).size() == 5; }));
+    CHECK(telemetry(engine, "LOGS").size() == 1);  // one batch
+    CHECK(log_records(engine)[4]["body"]["stringValue"] == iii::Value("queued 4"));
+    CHECK(!log_records(engine)[0].find("traceId"));  // no active span outside handlers
+}
+
+TEST_CASE("an overflowing telemetry queue drops and counts without blocking", "[integration][telemetry]") {
+    iii::testing::Engine engine;
+    auto options = otel_options();
+    options.otel->engine_ws_url = "ws://127.0.0.1:1";  // nobody listens: the engine is away
+    options.otel->channel_capacity = 4;
+    iii::ReconnectionConfig reconnect;
+    reconnect.initial_delay_ms = 60000;
+    reconnect.max_delay_ms = 60000;
+    reconnect.max_pending_messages = 4;
+    options.otel->reconnection_config = reconnect;
+    options.otel->shutdown_timeout_ms = 50;
+    auto worker = iii::register_worker(engine.url(), options);
+    const auto& telemetry_sink = worker->connection()->telemetry();
+    REQUIRE(telemetry_sink);
+    const auto global_before = iii::telemetry_dropped_count();
+    constexpr int n = 300;
+    iii::Logger logger;
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i) logger.debug("overflow", iii::Value{{"i", i}});
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    CHECK(elapsed < 2s);
+    // At most 4 in the channel, 4 frames pending for the reconnect (batch size 1).
+    CHECK(telemetry_sink->dropped() >= n - 8);
+    CHECK(iii::telemetry_dropped_count() - global_before >= n - 8);
+    asio::io_context ioc;
+    const auto shutdown_start = std::chrono::steady_clock::now();
+    run_sync(ioc, worker->shutdown_async());
+    CHECK(std::chrono::steady_clock::now() - shutdown_start < 5s);
+}
+
+TEST_CASE("with telemetry off the Logger writes to stderr and sends nothing", "[integration][telemetry]") {
+    iii::testing::Engine engine;
+    auto worker = iii::register_worker(engine.url(), fast_options());
+    worker->register_function(iii::RegisterFunctionMessage::with_id("noop"), [](iii::Value v) { return v; });
+    REQUIRE(wait_function(engine, "noop"));
+    REQUIRE(!worker->connection()->telemetry());
+    iii::Logger().info("to stderr", iii::Value{{"k", "v"}});
+    CHECK(telemetry(engine, "LOGS").empty());
+}

@@ -1,0 +1,125 @@
+// Telemetry pieces without sockets: W3C parsing, AnyValue conversion, context propagation.
+
+#include "telemetry_internal.hpp"
+
+#include <iii/telemetry.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
+#include <asio/use_future.hpp>
+
+using namespace std::chrono_literals;
+namespace tel = iii::detail::telemetry;
+
+TEST_CASE("traceparent parsing follows W3C", "[unit][telemetry]") {
+    auto ctx = iii::SpanContext::from_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01");
+    REQUIRE(ctx);
+    CHECK(ctx->trace_id == "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(ctx->span_id == "00f067aa0ba902b7");
+    CHECK(ctx->trace_flags == 1);
+    CHECK(ctx->traceparent() == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    CHECK_FALSE(iii::SpanContext::from_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+    CHECK_FALSE(iii::SpanContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"));
+    CHECK_FALSE(iii::SpanContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01"));
+    CHECK_FALSE(iii::SpanContext::from_traceparent("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    CHECK_FALSE(iii::SpanContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e47zz-00f067aa0ba902b7-01"));
+    CHECK_FALSE(iii::SpanContext::from_traceparent(""));
+}
+
+TEST_CASE("JSON converts to OTLP AnyValue", "[unit][telemetry]") {
+    using iii::Value;
+    CHECK(tel::to_any_value(Value(nullptr)) == Value{{"stringValue", ""}});
+    CHECK(tel::to_any_value(Value(7)) == Value{{"intValue", 7}});
+    CHECK(tel::to_any_value(Value(7)).dump() == R"({"intValue":7})");  // a number, not a string
+    CHECK(tel::to_any_value(Value(2.5)) == Value{{"doubleValue", 2.5}});
+    CHECK(tel::to_any_value(Value(true)) == Value{{"boolValue", true}});
+    CHECK(tel::to_any_value(Value("s")) == Value{{"stringValue", "s"}});
+    CHECK(tel::to_any_value(Value::array({1, "a"})).dump() ==
+          R"({"arrayValue":{"values":[{"intValue":1},{"stringValue":"a"}]}})");
+    CHECK(tel::to_any_value(Value{{"k", Value::object({{"n", false}})}}).dump() ==
+          R"({"kvlistValue":{"values":[{"key":"k","value":{"kvlistValue":{"values":[{"key":"n","value":{"boolValue":false}}]}}}]}})");
+}
+
+TEST_CASE("the context survives co_await on a thread pool and is injected", "[unit][telemetry]") {
+    asio::thread_pool pool(4);
+    auto ctx = std::make_shared<tel::TraceContext>();
+    ctx->trace_id = std::string(32, 'a');
+    ctx->span_id = std::string(16, 'b');
+    ctx->baggage = "k=v";
+    auto body = []() -> asio::awaitable<std::vector<std::string>> {
+        std::vector<std::string> seen;
+        for (int i = 0; i < 20; ++i) {
+            asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
+            co_await timer.async_wait(asio::use_awaitable);
+            std::optional<std::string> tp, bg;
+            tel::inject(tp, bg);
+            seen.push_back(tp.value_or("") + "|" + bg.value_or(""));
+        }
+        co_return seen;
+    };
+    auto outer = [&]() -> asio::awaitable<std::vector<std::string>> {
+        auto traced = tel::with_context<std::vector<std::string>>(ctx, body());
+        auto seen = co_await std::move(traced);
+        // Restored after the traced part: the outer coroutine has no context.
+        std::optional<std::string> tp, bg;
+        tel::inject(tp, bg);
+        if (tp) seen.push_back("leaked");
+        co_return seen;
+    };
+    auto seen = asio::co_spawn(pool, outer(), asio::use_future).get();
+    REQUIRE(seen.size() == 20);
+    for (const auto& s : seen)
+        CHECK(s == "00-" + std::string(32, 'a') + "-" + std::string(16, 'b') + "-01|k=v");
+    pool.join();
+}
+
+TEST_CASE("a Span nests and restores the current context", "[unit][telemetry]") {
+    CHECK_FALSE(iii::current_span_context().valid());
+    {
+        iii::Span outer("outer");
+        const auto o = iii::current_span_context();
+        CHECK(o.valid());
+        {
+            iii::Span inner("inner");
+            CHECK(iii::current_span_context().trace_id == o.trace_id);
+            CHECK(iii::current_span_context().span_id != o.span_id);
+        }
+        CHECK(iii::current_span_context().span_id == o.span_id);
+    }
+    CHECK_FALSE(iii::current_span_context().valid());
+}
+
+TEST_CASE("environment fallbacks of OtelConfig", "[unit][telemetry]") {
+    ::setenv("OTEL_LOGS_BATCH_SIZE", "7", 1);
+    ::setenv("OTEL_LOGS_FLUSH_INTERVAL_MS", "250", 1);
+    ::setenv("OTEL_SERVICE_NAME", "svc", 1);
+    auto s = tel::Telemetry::resolve("ws://x:1", iii::OtelConfig{});
+    CHECK(s.logs_batch_size == 7);
+    CHECK(s.logs_flush_interval == 250ms);
+    CHECK(s.service_name == "svc");
+    CHECK(s.url == "ws://x:1");
+    CHECK(s.channel_capacity == 10000);
+    iii::OtelConfig explicit_config;
+    explicit_config.logs_batch_size = 2;
+    explicit_config.engine_ws_url = "ws://y:2/otel";
+    s = tel::Telemetry::resolve("ws://x:1", explicit_config);
+    CHECK(s.logs_batch_size == 2);
+    CHECK(s.url == "ws://y:2/otel");
+    ::unsetenv("OTEL_LOGS_BATCH_SIZE");
+    ::unsetenv("OTEL_LOGS_FLUSH_INTERVAL_MS");
+    ::unsetenv("OTEL_SERVICE_NAME");
+
+    ::unsetenv("OTEL_ENABLED");
+    CHECK(tel::Telemetry::enabled(iii::OtelConfig{}));
+    ::setenv("OTEL_ENABLED", "false", 1);
+    CHECK_FALSE(tel::Telemetry::enabled(iii::OtelConfig{}));
+    ::setenv("OTEL_ENABLED", "1", 1);
+    CHECK(tel::Telemetry::enabled(iii::OtelConfig{}));
+    iii::OtelConfig off;
+    off.enabled = false;
+    CHECK_FALSE(tel::Telemetry::enabled(off));
+    ::unsetenv("OTEL_ENABLED");
+}
