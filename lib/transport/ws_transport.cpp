@@ -276,7 +276,11 @@ public:
             if (auto self = weak.lock(); self && !self->detached_ && self->callbacks_.on_pong)
                 self->callbacks_.on_pong();
         });
-        con_->set_close_handler([weak](websocketpp::connection_hdl) {
+        // The handlers live inside the websocketpp connection, which lives until its last
+        // pending operation completes; capturing the endpoint keeps it alive that long too.
+        // websocketpp's client calls back into its endpoint (handle_connect) after a socket we
+        // gave up on (connect timeout, shutdown) was released.
+        con_->set_close_handler([weak, keep = endpoint_](websocketpp::connection_hdl) {
             if (auto self = weak.lock()) {
                 auto code = self->con_->get_remote_close_code();
                 std::error_code ec;
@@ -284,7 +288,7 @@ public:
                 self->report_close(ec, code, self->con_->get_remote_close_reason());
             }
         });
-        con_->set_fail_handler([weak](websocketpp::connection_hdl) {
+        con_->set_fail_handler([weak, keep = endpoint_](websocketpp::connection_hdl) {
             if (auto self = weak.lock()) {
                 auto ec = to_std(self->con_->get_ec());
                 if (!ec) ec = std::make_error_code(std::errc::connection_refused);

@@ -64,7 +64,7 @@ TEST_CASE("a synchronous trigger returns the remote function's result", "[integr
 
     // The engine forwarded the caller's invocation id unchanged, lower-case and hyphenated.
     std::string id;
-    for (const auto& frame : w.engine.received("invokefunction", w.caller->connection()->worker_id()))
+    for (const auto& frame : w.engine.received("invokefunction", test_support::worker_id_of(*w.caller)))
         if (frame["function_id"] == iii::Value("greet")) id = frame["invocation_id"].as_string();
     CHECK(id.size() == 36);
     CHECK(id == iii::detail::protocol::canonical_uuid(id).value());
@@ -92,7 +92,7 @@ TEST_CASE("a void trigger returns null at once and the function still runs", "[i
     CHECK(result.is_null());
     CHECK(w.engine.wait_for([&] { return runs.load() == 1; }));
     // No result ever reaches the caller for a void call.
-    auto caller_frames = w.engine.frames(w.caller->connection()->worker_id());
+    auto caller_frames = w.engine.frames(test_support::worker_id_of(*w.caller));
     for (const auto& f : caller_frames)
         if (!f.inbound) CHECK(f.text.find("invocationresult") == std::string::npos);
 }
@@ -177,7 +177,7 @@ TEST_CASE("a call times out locally and forgets its pending entry", "[integratio
     CHECK(std::chrono::steady_clock::now() - start < 350ms);
     CHECK(w.caller->connection()->pending_count() == 0);
     // The late result arrives and is ignored; the connection keeps working.
-    CHECK(w.engine.wait_for([&] { return !w.engine.received("invocationresult", w.callee->connection()->worker_id()).empty(); }));
+    CHECK(w.engine.wait_for([&] { return !w.engine.received("invocationresult", test_support::worker_id_of(*w.callee)).empty(); }));
     w.callee->register_function(iii::RegisterFunctionMessage::with_id("fast"), [](iii::Value) { return iii::Value(1); });
     REQUIRE(wait_function(w.engine, "fast"));
     CHECK(w.call({"fast", {}}) == iii::Value(1));
@@ -286,7 +286,7 @@ TEST_CASE("an HTTP-invoked function is announced with its invocation config", "[
                                      .auth = iii::BearerAuth{"LAMBDA_TOKEN"}};
     w.callee->register_function(iii::RegisterFunctionMessage::with_id("external::lambda"), config);
     REQUIRE(wait_function(w.engine, "external::lambda"));
-    auto frames = w.engine.received("registerfunction", w.callee->connection()->worker_id());
+    auto frames = w.engine.received("registerfunction", test_support::worker_id_of(*w.callee));
     REQUIRE(frames.size() == 1);
     const auto& invocation = frames[0]["invocation"];
     CHECK(invocation["url"] == iii::Value("https://example.com/invoke"));
@@ -298,16 +298,16 @@ TEST_CASE("an HTTP-invoked function is announced with its invocation config", "[
 
 TEST_CASE("worker metadata is registered after connecting", "[integration][metadata]") {
     TwoWorkers w;
-    auto id = w.callee->connection()->worker_id();
+    auto id = test_support::worker_id_of(*w.callee);
     REQUIRE(w.engine.wait_for([&] {
-        for (auto& f : w.engine.received("invokefunction", w.callee->connection()->worker_id()))
+        for (auto& f : w.engine.received("invokefunction", test_support::worker_id_of(*w.callee)))
             if (f["function_id"] == iii::Value("engine::workers::register")) return true;
         return false;
     }));
     auto workers = run_sync(w.ioc, w.caller->list_workers());
     bool found = false;
     for (const auto& worker : workers) {
-        if (worker.id != w.callee->connection()->worker_id()) continue;
+        if (worker.id != test_support::worker_id_of(*w.callee)) continue;
         found = true;
         CHECK(worker.runtime == std::optional<std::string>("cpp"));
         CHECK(worker.pid.has_value());

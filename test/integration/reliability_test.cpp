@@ -25,6 +25,15 @@ asio::awaitable<iii::Value> hang(iii::Value) {
     co_return iii::Value();
 }
 
+/// Invocation ids of the `function_id` calls the engine forwarded to `worker`.
+std::vector<std::string> forwarded(const iii::testing::Engine& engine, const std::string& worker,
+                                   const std::string& function_id) {
+    std::vector<std::string> ids;
+    for (const auto& frame : engine.sent("invokefunction", worker))
+        if (frame["function_id"] == iii::Value(function_id)) ids.push_back(frame["invocation_id"].as_string());
+    return ids;
+}
+
 std::size_t count_registrations(const iii::testing::Engine& engine, const std::string& worker,
                                 const std::string& type, const std::string& id) {
     std::size_t n = 0;
@@ -45,7 +54,7 @@ TEST_CASE("after an engine restart the worker reconnects and replays each regist
     REQUIRE(wait_function(*engine, "a"));
     REQUIRE(wait_function(*engine, "b"));
     REQUIRE(wait_state(*worker, iii::ConnectionState::Connected));
-    const auto first_id = worker->connection()->worker_id();
+    const auto first_id = test_support::worker_id_of(*worker);
     // Registrations made around the first connect go out exactly once.
     CHECK(engine->wait_for([&] { return count_registrations(*engine, first_id, "registerfunction", "b") == 1; }));
     CHECK(count_registrations(*engine, first_id, "registerfunction", "a") == 1);
@@ -58,7 +67,7 @@ TEST_CASE("after an engine restart the worker reconnects and replays each regist
     REQUIRE(wait_function(*engine, "a"));
     REQUIRE(wait_function(*engine, "b"));
     REQUIRE(wait_state(*worker, iii::ConnectionState::Connected));
-    const auto second_id = worker->connection()->worker_id();
+    const auto second_id = test_support::worker_id_of(*worker);
     REQUIRE(engine->wait_for([&] {
         for (auto& f : engine->received("invokefunction", second_id))
             if (f["function_id"] == iii::Value("engine::workers::register")) return true;
@@ -86,27 +95,31 @@ TEST_CASE("calls pending on a dropped connection fail at once with NotConnected"
     options.invocation_timeout = 30s;
     auto caller = iii::register_worker(engine.url(), options);
     REQUIRE(wait_state(*caller, iii::ConnectionState::Connected));
-    const auto caller_id = caller->connection()->worker_id();
+    const auto caller_id = test_support::worker_id_of(*caller);
     asio::io_context ioc;
     bool done = false;
     std::exception_ptr error;
     asio::co_spawn(ioc, caller->trigger({"hang", {}}),
                    [&](std::exception_ptr e, iii::Value) { done = true; error = e; });
     // Once the call is at the callee, the caller's connection drops.
-    while (!engine.wait_for([&] { return !engine.received("invokefunction", callee->connection()->worker_id()).empty(); }, 10ms))
-        ioc.run_one_for(10ms);
+    const auto callee_engine_id = test_support::worker_id_of(*callee);
+    const auto forward_deadline = std::chrono::steady_clock::now() + 5s;
+    while (forwarded(engine, callee_engine_id, "hang").empty() && std::chrono::steady_clock::now() < forward_deadline)
+        ioc.run_one_for(10ms);  // runs the call; the engine records the forward
+    REQUIRE_FALSE(forwarded(engine, callee_engine_id, "hang").empty());
     const auto start = std::chrono::steady_clock::now();
     engine.drop(caller_id);
     while (!done && std::chrono::steady_clock::now() - start < 5s) ioc.run_one_for(10ms);
     REQUIRE(done);
     CHECK(std::chrono::steady_clock::now() - start < 2s);
+    REQUIRE(error);
     try {
         std::rethrow_exception(error);
     } catch (const iii::Error& e) {
         CHECK(e.errc() == iii::Errc::NotConnected);
     }
     // The caller reconnects on its own: the engine sees a third worker connection.
-    const auto callee_id = callee->connection()->worker_id();
+    const auto callee_id = test_support::worker_id_of(*callee);
     CHECK(engine.wait_for([&] {
         for (const auto& id : engine.worker_ids())
             if (id != caller_id && id != callee_id) return true;
@@ -126,12 +139,16 @@ TEST_CASE("a callee that disconnects mid-call gives the caller invocation_stoppe
     std::exception_ptr error;
     asio::co_spawn(ioc, caller->trigger({"hang", {}}),
                    [&](std::exception_ptr e, iii::Value) { done = true; error = e; });
-    while (!engine.wait_for([&] { return !engine.received("invokefunction", callee->connection()->worker_id()).empty(); }, 10ms))
-        ioc.run_one_for(10ms);
-    engine.drop(callee->connection()->worker_id());
+    const auto callee_engine_id = test_support::worker_id_of(*callee);
+    const auto forward_deadline = std::chrono::steady_clock::now() + 5s;
+    while (forwarded(engine, callee_engine_id, "hang").empty() && std::chrono::steady_clock::now() < forward_deadline)
+        ioc.run_one_for(10ms);  // runs the call; the engine records the forward
+    REQUIRE_FALSE(forwarded(engine, callee_engine_id, "hang").empty());
+    engine.drop(test_support::worker_id_of(*callee));
     const auto start = std::chrono::steady_clock::now();
     while (!done && std::chrono::steady_clock::now() - start < 5s) ioc.run_one_for(10ms);
     REQUIRE(done);
+    REQUIRE(error);
     try {
         std::rethrow_exception(error);
     } catch (const iii::Error& e) {
@@ -154,7 +171,7 @@ TEST_CASE("a silent half-open engine is detected by the keepalive and the worker
         states.push_back(s);
     });
     REQUIRE(wait_state(*worker, iii::ConnectionState::Connected));
-    const auto first_id = worker->connection()->worker_id();
+    const auto first_id = test_support::worker_id_of(*worker);
     // Healthy: pongs keep it alive well past the idle timeout.
     CHECK_FALSE(wait_state(*worker, iii::ConnectionState::Reconnecting, 700ms));
     engine.stall(first_id);
@@ -182,27 +199,31 @@ TEST_CASE("a malformed frame is skipped, fails only its own call and leaves the 
     REQUIRE(wait_function(engine, "echo"));
     auto caller = iii::register_worker(engine.url(), fast_options());
     REQUIRE(wait_state(*caller, iii::ConnectionState::Connected));
-    const auto caller_id = caller->connection()->worker_id();
+    const auto caller_id = test_support::worker_id_of(*caller);
     asio::io_context ioc;
     bool done = false;
     std::exception_ptr error;
     asio::co_spawn(ioc, caller->trigger({"hang", {}}),
                    [&](std::exception_ptr e, iii::Value) { done = true; error = e; });
-    while (!engine.wait_for([&] { return !engine.received("invokefunction", callee->connection()->worker_id()).empty(); }, 10ms))
-        ioc.run_one_for(10ms);
-    const auto id = engine.received("invokefunction", callee->connection()->worker_id()).back()["invocation_id"].as_string();
+    const auto callee_engine_id = test_support::worker_id_of(*callee);
+    const auto forward_deadline = std::chrono::steady_clock::now() + 5s;
+    while (forwarded(engine, callee_engine_id, "hang").empty() && std::chrono::steady_clock::now() < forward_deadline)
+        ioc.run_one_for(10ms);  // runs the call; the engine records the forward
+    REQUIRE_FALSE(forwarded(engine, callee_engine_id, "hang").empty());
+    const auto id = forwarded(engine, test_support::worker_id_of(*callee), "hang").back();
     engine.send_to(caller_id, "{not json");
     engine.send_to(caller_id, R"({"type":"no-such-message"})");
     engine.send_to(caller_id, R"({"type":"invocationresult","invocation_id":")" + id + R"(","function_id":5})");
     const auto start = std::chrono::steady_clock::now();
     while (!done && std::chrono::steady_clock::now() - start < 5s) ioc.run_one_for(10ms);
     REQUIRE(done);
+    REQUIRE(error);
     try {
         std::rethrow_exception(error);
     } catch (const iii::Error& e) {
         CHECK(e.errc() == iii::Errc::Serde);
     }
-    CHECK(caller->connection()->worker_id() == caller_id);
+    CHECK(test_support::worker_id_of(*caller) == caller_id);
     CHECK(run_sync(ioc, caller->trigger({"echo", 3})) == iii::Value(3));
     CHECK(caller->get_connection_state() == iii::ConnectionState::Connected);
 }
@@ -220,7 +241,7 @@ TEST_CASE("shutdown_async finishes running handlers, sends their results and clo
                                   co_return iii::Value("finished");
                               });
     REQUIRE(wait_function(engine, "work"));
-    const auto callee_id = callee->connection()->worker_id();
+    const auto callee_id = test_support::worker_id_of(*callee);
     auto caller = iii::register_worker(engine.url(), fast_options());
     asio::io_context ioc;
     std::optional<iii::Value> result;

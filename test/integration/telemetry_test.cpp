@@ -359,9 +359,10 @@ TEST_CASE("an overflowing telemetry queue drops and counts without blocking", "[
     for (int i = 0; i < n; ++i) logger.debug("overflow", iii::Value{{"i", i}});
     const auto elapsed = std::chrono::steady_clock::now() - start;
     CHECK(elapsed < 2s);
-    // At most 4 in the channel, 4 frames pending for the reconnect (batch size 1).
-    CHECK(telemetry_sink->dropped() >= n - 8);
-    CHECK(iii::telemetry_dropped_count() - global_before >= n - 8);
+    // Kept: at most 4 in the channel, 4 frames pending for the reconnect (batch size 1), and
+    // the few records the exporter thread holds while it moves them between the two.
+    CHECK(telemetry_sink->dropped() >= n - 16);
+    CHECK(iii::telemetry_dropped_count() - global_before >= n - 16);
     asio::io_context ioc;
     const auto shutdown_start = std::chrono::steady_clock::now();
     run_sync(ioc, worker->shutdown_async());

@@ -134,13 +134,13 @@ TEST_CASE("a reconnecting provider gets the stored triggers again", "[integratio
     auto trigger = consumer->register_trigger(input);
     REQUIRE(engine.wait_for([&] { return handler->registered().size() == 1; }));
 
-    const auto first = provider->connection()->worker_id();
+    const auto first = test_support::worker_id_of(*provider);
     engine.drop(first);
     REQUIRE(engine.wait_for([&] { return handler->registered().size() == 2; }));
     CHECK(handler->registered()[1].id == trigger.id);
-    CHECK(provider->connection()->worker_id() != first);
+    CHECK(test_support::worker_id_of(*provider) != first);
     // The trigger type was replayed exactly once on the new connection.
-    CHECK(engine.received("registertriggertype", provider->connection()->worker_id()).size() == 1);
+    CHECK(engine.received("registertriggertype", test_support::worker_id_of(*provider)).size() == 1);
 }
 
 TEST_CASE("a consumer's disconnect unbinds its triggers at the provider", "[integration][triggers]") {
@@ -213,7 +213,7 @@ TEST_CASE("services are announced and replayed", "[integration][triggers]") {
     auto frame = engine.received("registerservice")[0];
     CHECK(frame["id"] == iii::Value("orders"));
     CHECK(frame["name"] == iii::Value("Orders"));
-    engine.drop(worker->connection()->worker_id());
+    engine.drop(test_support::worker_id_of(*worker));
     // Once per connection: the first and the one after the reconnect.
     CHECK(engine.wait_for([&] { return engine.received("registerservice").size() == 2; }));
     for (const auto& id : engine.worker_ids()) CHECK(engine.received("registerservice", id).size() <= 1);

@@ -3,6 +3,8 @@
 // thread-safe, so results are checked here, never inside handlers).
 
 #include <iii/iii.hpp>
+
+#include "connection.hpp"
 #include <iii/testing/engine.hpp>
 
 #include <asio/co_spawn.hpp>
@@ -14,6 +16,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace test_support {
 
@@ -83,6 +86,20 @@ inline bool wait_function(const iii::testing::Engine& engine, const std::string&
             return std::find(ids.begin(), ids.end(), function_id) != ids.end();
         },
         limit);
+}
+
+/// The engine-side id of `client`'s current connection, once the client has read its
+/// `workerregistered` frame (the client does not wait for it before registering, so a test
+/// that needs the id must wait for it).
+inline std::string worker_id_of(const iii::Client& client, std::chrono::milliseconds limit = 5s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    std::string id = client.connection()->worker_id();
+    while (id.empty() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(1ms);  // polls client-side state; bounded by the deadline
+        id = client.connection()->worker_id();
+    }
+    if (id.empty()) throw std::runtime_error("worker_id_of: no workerregistered within the limit");
+    return id;
 }
 
 /// Waits until `client` reports `state`.
