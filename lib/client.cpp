@@ -62,6 +62,7 @@ Client::Client(PrivateTag, std::shared_ptr<detail::Connection> connection, std::
 Client::~Client() {
     connection_->shutdown();
     if (on_destroy_) on_destroy_();  // stops and joins the owned io thread, if any
+    connection_->stop_handlers();
     // The connection's timers and sockets belong to the io_context: release the connection
     // while that io_context still exists, and only then the io_context (held by on_destroy_).
     connection_.reset();

@@ -67,20 +67,24 @@ Connection::Connection(asio::io_context& io, std::string url, InitOptions option
     telemetry_ = telemetry::Telemetry::create(url_, options_.otel.value_or(OtelConfig{}));  // [telemetry hook]
 }
 
-Connection::~Connection() {
-    handler_pool_->stop();
+Connection::~Connection() { stop_handlers(); }
+
+void Connection::stop_handlers() {
+    auto pool = std::move(handler_pool_);
+    if (!pool) return;
+    pool->stop();
     // The last reference can be dropped by a handler coroutine on the pool itself; joining
     // there would wait for this very thread. The pool's threads exit once stopped.
     bool on_pool = false;
     try {
-        on_pool = handler_pool_->get_executor().running_in_this_thread();
+        on_pool = pool->get_executor().running_in_this_thread();
     } catch (...) {
     }
     if (on_pool) {
-        (void)handler_pool_.release();  // intentionally leaked: its threads end on their own
-    } else {
-        handler_pool_->join();
+        (void)pool.release();  // intentionally leaked: its threads end on their own
+        return;
     }
+    pool->join();
 }
 
 void Connection::start() {
@@ -679,6 +683,7 @@ void Connection::handle_invoke(protocol::InvokeFunction&& invoke, const std::sha
                     "Function is HTTP-invoked and cannot be invoked locally");
         return;
     }
+    if (!handler_pool_) return;  // the client is being destroyed
     ++running_handlers_;
     asio::co_spawn(*handler_pool_, run_handler(std::move(entry), std::move(invoke), generation),
                    asio::detached);
@@ -753,6 +758,7 @@ void Connection::handle_register_trigger(protocol::RegisterTrigger&& message) {
     }
     TriggerConfig config{message.id, message.function_id, message.config, message.metadata};
     provided_triggers_[message.id] = config;
+    if (!handler_pool_) return;
     asio::co_spawn(
         *handler_pool_,
         [self = shared_from_this(), type, config, result, generation]() mutable -> asio::awaitable<void> {
@@ -783,7 +789,7 @@ void Connection::handle_unregister_trigger(protocol::UnregisterTrigger&& message
             if (it != registry_.trigger_types.end()) type = it->second;
         }
     }
-    if (!type) return;
+    if (!type || !handler_pool_) return;
     asio::co_spawn(
         *handler_pool_,
         [type, config]() mutable -> asio::awaitable<void> {

@@ -96,6 +96,10 @@ public:
     asio::awaitable<void> shutdown_async();
     /// Blocks until the run loop has ended (for owned io threads; never call on the strand).
     void wait_stopped(std::chrono::milliseconds limit);
+    /// Stops the handler pool and joins it; handlers still suspended are abandoned. Called by
+    /// the client's destructor before the io_context goes away, because a handler finishing
+    /// later would post its result to a destroyed io_context.
+    void stop_handlers();
 
     const std::string& url() const noexcept { return url_; }
     Strand& strand() noexcept { return strand_; }
