@@ -509,20 +509,45 @@ asio::awaitable<Value> Connection::invoke(std::string function_id, Value payload
     message.function_id = function_id;
     message.data = std::move(payload);
     message.action = std::move(action);
-    telemetry::inject(message.traceparent, message.baggage);  // [telemetry hook]
+    // [telemetry hook] With telemetry on, the call gets a CLIENT span and carries that span's
+    // context, so the callee's SERVER span is its child; off, the current context (if any) is
+    // injected and nothing is allocated.
+    telemetry::ClientSpan span;
+    if (telemetry_) {
+        span = telemetry_->begin_client_span(function_id);
+        telemetry::inject(*span.context, message.traceparent, message.baggage);
+    } else {
+        telemetry::inject(message.traceparent, message.baggage);
+    }
     if (is_void) {
         std::string text(thread_encoder().encode(message));
         asio::post(strand_, [self = shared_from_this(), text = std::move(text)]() mutable {
             if (!self->stopping_ && !self->run_finished_) self->send_or_queue(std::move(text));
         });
+        if (telemetry_) telemetry_->end_client_span(span, nullptr);  // [telemetry hook]
         co_return Value();
     }
     message.invocation_id = protocol::new_uuid();
     std::string text(thread_encoder().encode(message));
     const auto timeout = timeout_ms ? std::chrono::milliseconds(*timeout_ms) : options_.invocation_timeout;
-    co_return co_await asio::co_spawn(
-        strand_, call(*message.invocation_id, std::move(function_id), std::move(text), timeout),
-        asio::use_awaitable);
+    if (!telemetry_)
+        co_return co_await asio::co_spawn(
+            strand_, call(*message.invocation_id, std::move(function_id), std::move(text), timeout),
+            asio::use_awaitable);
+    // [telemetry hook] The span ends with the call: error status when it throws (remote error,
+    // timeout, disconnect, cancellation).
+    std::exception_ptr failure;
+    std::optional<Value> result;
+    try {
+        result.emplace(co_await asio::co_spawn(
+            strand_, call(*message.invocation_id, std::move(function_id), std::move(text), timeout),
+            asio::use_awaitable));
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    telemetry_->end_client_span(span, failure);
+    if (failure) std::rethrow_exception(failure);
+    co_return std::move(*result);
 }
 
 asio::awaitable<Value> Connection::call(std::string invocation_id, std::string function_id,

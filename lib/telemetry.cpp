@@ -10,6 +10,7 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
+#include <asio/error.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 
@@ -239,9 +240,14 @@ Value to_any_value(const Value& value) {
 
 void inject(std::optional<std::string>& traceparent, std::optional<std::string>& baggage) {
     const ContextPtr& ctx = current_context();
-    if (!ctx || ctx->trace_id.size() != 32 || ctx->span_id.size() != 16) return;
-    traceparent = fmt::format("00-{}-{}-{:02x}", ctx->trace_id, ctx->span_id, ctx->flags);
-    if (!ctx->baggage.empty()) baggage = ctx->baggage;
+    if (ctx) inject(*ctx, traceparent, baggage);
+}
+
+void inject(const TraceContext& ctx, std::optional<std::string>& traceparent,
+            std::optional<std::string>& baggage) {
+    if (ctx.trace_id.size() != 32 || ctx.span_id.size() != 16) return;
+    traceparent = fmt::format("00-{}-{}-{:02x}", ctx.trace_id, ctx.span_id, ctx.flags);
+    if (!ctx.baggage.empty()) baggage = ctx.baggage;
 }
 
 // ---- the exporter -------------------------------------------------------------------------
@@ -778,6 +784,55 @@ void Telemetry::end_server_span(const ServerSpan& span, const RemoteError* error
     submit_span(span_json(*span.context, span.parent_span_id, "call " + span.function_id, 2, span.start_ns,
                           now_unix_nano(), error ? 2 : 0, error ? error->message : std::string(),
                           std::move(attrs), std::move(events)));
+}
+
+ClientSpan Telemetry::begin_client_span(const std::string& function_id) {
+    ClientSpan span;
+    const ContextPtr& parent = current_context();
+    // Exported by this client (the caller) in end_client_span, whatever the context's sink.
+    span.context = new_child(parent, weak_from_this());
+    if (parent && parent->trace_id.size() == 32) span.parent_span_id = parent->span_id;
+    span.function_id = function_id;
+    span.start_ns = now_unix_nano();
+    return span;
+}
+
+void Telemetry::end_client_span(const ClientSpan& span, const std::exception_ptr& error) {
+    if (!span.context) return;
+    std::string type, message;
+    if (error) {
+        try {
+            std::rethrow_exception(error);
+        } catch (const Error& e) {
+            if (const RemoteError* remote = e.remote()) {
+                type = remote->code;
+                message = remote->message;
+            } else {
+                static constexpr const char* names[] = {"",        "NotConnected", "Timeout", "Runtime",
+                                                        "Remote",  "Handler",      "Serde",   "WebSocket"};
+                const auto n = static_cast<std::size_t>(e.errc());
+                type = n < std::size(names) ? names[n] : "Error";
+                message = e.what();
+            }
+        } catch (const std::system_error& e) {
+            type = e.code() == std::errc::operation_canceled || e.code() == asio::error::operation_aborted
+                       ? "Cancelled"
+                       : "system_error";
+            message = e.what();
+        } catch (const std::exception& e) {
+            type = "exception";
+            message = e.what();
+        } catch (...) {
+            type = "unknown";
+        }
+    }
+    Value attrs = Value::array({kv("faas.invoked_name", string_value(span.function_id))});
+    Value events = Value::array();
+    if (error) events.push_back(exception_event(type, message));
+    // Kind 3 (CLIENT). Named like the reference engine's caller-side span of an invocation
+    // (`trigger <fid>` in fire_triggers), after the API call it wraps.
+    submit_span(span_json(*span.context, span.parent_span_id, "trigger " + span.function_id, 3, span.start_ns,
+                          now_unix_nano(), error ? 2 : 0, message, std::move(attrs), std::move(events)));
 }
 
 void Telemetry::set_worker_id(std::string id) {

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -141,6 +142,15 @@ struct ServerSpan {
     std::chrono::steady_clock::time_point started{};
 };
 
+/// The CLIENT span of one outbound call (see Telemetry::begin_client_span). Default-constructed
+/// (no allocation) when telemetry is off.
+struct ClientSpan {
+    ContextPtr context;  // null when telemetry is off
+    std::string parent_span_id;
+    std::string function_id;
+    std::uint64_t start_ns = 0;
+};
+
 /// The exporter of one client. Thread-safe; never blocks a producer.
 class Telemetry : public std::enable_shared_from_this<Telemetry> {
 public:
@@ -180,6 +190,14 @@ public:
     /// invocation in the metrics.
     void end_server_span(const ServerSpan& span, const RemoteError* error);
     void set_worker_id(std::string id);
+    /// Starts the CLIENT span `trigger <function_id>` of an outbound call, child of the current
+    /// context (a new trace when there is none). Its context is what the call carries as
+    /// traceparent (see inject(const TraceContext&, ...)), so the callee's SERVER span is its
+    /// child. Not made current: the caller's own context is unchanged.
+    ClientSpan begin_client_span(const std::string& function_id);
+    /// Ends it: error status and an `exception` event when `error` is set (iii::Error: its
+    /// remote code or Errc; a cancellation counts as an error too).
+    void end_client_span(const ClientSpan& span, const std::exception_ptr& error);
 
     // ---- producers ----------------------------------------------------------------------------
     /// Queues an OTLP logRecord; false (and counted) when the queue is full.
@@ -211,5 +229,8 @@ private:
 /// Connection::invoke hook: the current context as W3C traceparent/baggage (left unset
 /// without a valid current context).
 void inject(std::optional<std::string>& traceparent, std::optional<std::string>& baggage);
+/// The same for an explicit context (the CLIENT span of the call).
+void inject(const TraceContext& context, std::optional<std::string>& traceparent,
+            std::optional<std::string>& baggage);
 
 }  // namespace iii::detail::telemetry

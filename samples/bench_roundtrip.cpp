@@ -2,7 +2,7 @@
 // the engine, against a raw WebSocket echo with no SDK (the baseline).
 //
 //   bench_roundtrip [--calls N] [--inflight N] [--payload-bytes N] [--warmup N] [--json]
-//                   [--url ws://HOST:PORT | --engine PATH]
+//                   [--url ws://HOST:PORT [--engine-pid PID] | --engine PATH]
 //
 // Processes: this one is the caller worker; the echo worker is this same binary re-executed with
 // the hidden `--role echo --url URL` (so that each worker's CPU time can be measured on its
@@ -85,6 +85,7 @@ struct Options {
     bool json = false;
     std::string url;
     std::string engine;
+    pid_t engine_pid = -1;  // --engine-pid: the external engine's CPU is measured too
     std::string role;  // hidden: "echo" in the echo worker child
 };
 
@@ -97,6 +98,7 @@ void usage(std::FILE* out) {
         "  --warmup N         warm-up calls before each phase (default calls/10, 100..2000)\n"
         "  --json             print one JSON object instead of the table\n"
         "  --url URL          use the engine at URL (ws://host:port) instead of spawning one\n"
+        "  --engine-pid PID   with --url: that engine's process, to measure its CPU time\n"
         "  --engine PATH      the iii-test-engine executable to spawn\n"
         "                     (default: ../lib/testing/iii-test-engine next to this binary)\n",
         out);
@@ -132,6 +134,8 @@ Options parse_options(int argc, char** argv) {
         else if (arg == "--warmup") o.warmup = parse_count("--warmup", value, 0);
         else if (arg == "--url") o.url = value;
         else if (arg == "--engine") o.engine = value;
+        else if (arg == "--engine-pid")
+            o.engine_pid = static_cast<pid_t>(parse_count("--engine-pid", value, 1));
         else if (arg == "--role") o.role = value;
         else throw std::invalid_argument("unknown option '" + arg + "'");
     }
@@ -785,7 +789,7 @@ int run_bench(const Options& o) {
     {
         asio::io_context io;  // the caller worker and the bench coroutines share this thread
         auto caller = iii::register_worker(io, url, worker_options());
-        SdkRun run{*caller, payload, o, echo, spawned ? engine.pid() : -1, {}};
+        SdkRun run{*caller, payload, o, echo, spawned ? engine.pid() : o.engine_pid, {}};
         std::exception_ptr error;
         asio::co_spawn(io, run_sdk(run), [&](std::exception_ptr e) {
             error = e;

@@ -22,7 +22,10 @@ struct OtelConfig {
     std::optional<std::string> service_namespace{};
     /// Unset: a random UUID per client.
     std::optional<std::string> service_instance_id{};
-    /// Unset: the worker's own engine URL.
+    /// Unset: the worker's own engine URL (spec 7.1: a 0.10 engine takes telemetry on `/`, where
+    /// the socket also counts as an anonymous worker). `<engine>/otel` uses the newer engine's
+    /// telemetry-only route instead; the exporter never waits for a `workerregistered`, so both
+    /// work.
     std::optional<std::string> engine_ws_url{};
     /// Default true.
     std::optional<bool> metrics_enabled{};

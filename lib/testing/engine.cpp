@@ -88,6 +88,50 @@ bool is_telemetry(std::string_view frame) {
     return frame.starts_with("OTLP") || frame.starts_with("MTRC") || frame.starts_with("LOGS");
 }
 
+// The 0.10 engine declares a number data point's `asInt` as i64: a string there (as the Rust
+// SDK writes it) fails the whole metrics frame (spec 7.2). Returns the reason, empty when fine.
+std::string metrics_defect(const Value& body) {
+    const Value* rms = body.find("resourceMetrics");
+    if (!rms || !rms->is_array()) return {};
+    for (const auto& rm : rms->as_array()) {
+        const Value* sms = rm.find("scopeMetrics");
+        if (!sms || !sms->is_array()) continue;
+        for (const auto& sm : sms->as_array()) {
+            const Value* ms = sm.find("metrics");
+            if (!ms || !ms->is_array()) continue;
+            for (const auto& m : ms->as_array()) {
+                for (const char* kind : {"gauge", "sum"}) {
+                    const Value* data = m.find(kind);
+                    const Value* points = data ? data->find("dataPoints") : nullptr;
+                    if (!points || !points->is_array()) continue;
+                    for (const auto& p : points->as_array())
+                        if (const Value* v = p.find("asInt"); v && !v->is_integer() && !v->is_null())
+                            return fmt::format("asInt of {} is not an integer", m["name"].dump());
+                }
+            }
+        }
+    }
+    return {};
+}
+
+// Flattens `bodies[].<outer>[].<middle>[].<inner>[]` (OTLP's resource/scope nesting).
+std::vector<Value> flatten(const std::vector<Value>& bodies, std::string_view outer,
+                           std::string_view middle, std::string_view inner) {
+    std::vector<Value> out;
+    auto each = [](const Value& v, std::string_view key, auto&& f) {
+        const Value* list = v.find(key);
+        if (list && list->is_array())
+            for (const auto& item : list->as_array()) f(item);
+    };
+    for (const auto& body : bodies)
+        each(body, outer, [&](const Value& a) {
+            each(a, middle, [&](const Value& b) {
+                each(b, inner, [&](const Value& c) { out.push_back(c); });
+            });
+        });
+    return out;
+}
+
 // Length of the valid UTF-8 sequence at the start of `s`, 0 when it is not one.
 std::size_t utf8_sequence(std::string_view s) {
     const auto b0 = static_cast<unsigned char>(s[0]);
@@ -282,6 +326,8 @@ struct Engine::Impl {
     proto::Encoder encoder;
 
     std::unordered_map<std::string, std::shared_ptr<Worker>> workers;
+    // Telemetry-only connections (`/otel`), by connection id; not workers.
+    std::unordered_map<std::string, std::shared_ptr<transport::Socket>> otel_sockets;
     std::vector<std::string> worker_order;
     std::map<std::string, Function> functions;
     std::map<std::string, TriggerType> trigger_types;
@@ -296,6 +342,7 @@ struct Engine::Impl {
     // Observations made during the current event, published together at its end so that a
     // waiter never sees a frame before the state change it caused.
     std::vector<RecordedFrame> batch;
+    std::vector<std::pair<std::string, Value>> telemetry_batch;  // prefix, parsed body
     struct Outgoing {
         std::shared_ptr<transport::Socket> socket;
         std::string worker_id;
@@ -312,6 +359,7 @@ struct Engine::Impl {
     mutable std::condition_variable changed;
     std::uint64_t events = 0;
     std::vector<RecordedFrame> recorded;
+    std::vector<std::pair<std::string, Value>> observed_telemetry;
     std::vector<std::string> observed_workers;
     std::vector<std::string> observed_functions;
     std::map<std::string, std::uint16_t> close_codes;  // per worker, once its socket closed
@@ -396,12 +444,16 @@ struct Engine::Impl {
             if (options.record_frames) {
                 recorded.insert(recorded.end(), std::make_move_iterator(batch.begin()),
                                 std::make_move_iterator(batch.end()));
+                observed_telemetry.insert(observed_telemetry.end(),
+                                          std::make_move_iterator(telemetry_batch.begin()),
+                                          std::make_move_iterator(telemetry_batch.end()));
             }
             if (workers_dirty) observed_workers = worker_order;
             if (functions_dirty) observed_functions = function_id_list();
             ++events;
         }
         batch.clear();
+        telemetry_batch.clear();
         workers_dirty = functions_dirty = false;
         changed.notify_all();
     }
@@ -410,6 +462,28 @@ struct Engine::Impl {
         if (log_file.is_open()) write_log_line(worker_id, inbound, binary, text);
         if (options.record_frames)
             batch.push_back(RecordedFrame{worker_id, inbound, binary, std::string(text)});
+    }
+
+    /// A telemetry export (spec 7.1): parsed and kept for Engine::telemetry(), published with
+    /// the event. Nothing is ever replied. Returns false for a frame with no known prefix.
+    bool ingest_telemetry(bool otel, const std::string& connection_id, std::string_view frame) {
+        const char* who = otel ? "otel connection" : "worker";
+        if (!is_telemetry(frame)) return false;
+        if (!options.record_frames) return true;
+        try {
+            Value body = Value::parse(frame.substr(4));
+            const std::string prefix(frame.substr(0, 4));
+            if (prefix == "MTRC")
+                if (auto defect = metrics_defect(body); !defect.empty()) {
+                    note(LogLevel::Warn, "{} {}: metrics frame dropped: {}", who, connection_id,
+                         defect);
+                    return true;
+                }
+            telemetry_batch.emplace_back(prefix, std::move(body));
+        } catch (const std::exception& e) {
+            note(LogLevel::Warn, "{} {}: telemetry frame dropped: {}", who, connection_id, e.what());
+        }
+        return true;
     }
 
     void write_log_line(const std::string& worker_id, bool inbound, bool binary,
@@ -441,7 +515,7 @@ struct Engine::Impl {
 
     transport::Admission admit(const std::string& resource) {
         const std::string_view path = std::string_view(resource).substr(0, resource.find('?'));
-        if (path == "/") return {};
+        if (path == "/" || path == "/otel") return {};
         // channels (issue 5): 404 for an unknown id or a wrong key, before any WebSocket exists
         if (detail::testing::ChannelHub::is_channel_resource(resource))
             return channel_hub.admission(resource);
@@ -453,7 +527,30 @@ struct Engine::Impl {
         // channels (issue 5): the hub bridges writer and reader ends
         if (detail::testing::ChannelHub::is_channel_resource(resource))
             return channel_hub.accept(socket, resource);
+        if (std::string_view(resource).substr(0, resource.find('?')) == "/otel")
+            return accept_otel(socket);
         return accept_worker(socket);
+    }
+
+    // The HEAD engine's telemetry-only route (spec 10): no workerregistered, no registry entry,
+    // binary telemetry frames only (text frames are ignored, as there).
+    transport::Callbacks accept_otel(const std::shared_ptr<transport::Socket>& socket) {
+        const std::string id = proto::new_uuid();
+        otel_sockets[id] = socket;
+        note(LogLevel::Debug, "otel connection {} opened", id);
+        transport::Callbacks callbacks;
+        callbacks.on_message = [this, id](std::string&& payload, bool binary) {
+            Event event(*this);
+            if (log_file.is_open()) write_log_line(id, true, binary, payload);
+            if (!binary)
+                note(LogLevel::Debug, "otel connection {}: text frame ignored", id);
+            else if (!ingest_telemetry(true, id, payload))
+                note(LogLevel::Warn, "otel connection {}: unrecognized binary frame dropped", id);
+        };
+        callbacks.on_close = [this, id](std::error_code, std::uint16_t, std::string) {
+            otel_sockets.erase(id);
+        };
+        return callbacks;
     }
 
     transport::Callbacks accept_worker(const std::shared_ptr<transport::Socket>& socket) {
@@ -533,8 +630,8 @@ struct Engine::Impl {
 
     void process_frame(Worker& worker, const std::string& payload, bool binary) {
         record(worker.id, true, binary, payload);
-        // Telemetry exports (spec 7.1) are only recorded.
-        if (binary && is_telemetry(payload)) return;
+        // Telemetry exports (spec 7.1) are accepted on any `/` connection too.
+        if (binary && ingest_telemetry(false, worker.id, payload)) return;
         if (is_blank(payload)) return;
 
         proto::Message message;
@@ -1138,6 +1235,8 @@ struct Engine::Impl {
         functions_available_timer.cancel();
         server->stop_listening();
         for (const auto& [id, worker] : workers) worker->socket->abort();
+        auto otel = otel_sockets;  // (a copy: a close may be reported inline)
+        for (const auto& [id, socket] : otel) socket->abort();
         channel_hub.abort_all();  // channels (issue 5)
     }
 };
@@ -1190,6 +1289,26 @@ std::vector<Value> Engine::received(const std::string& type, const std::string& 
 
 std::vector<Value> Engine::sent(const std::string& type, const std::string& worker_id) const {
     return of_type(frames(), false, type, worker_id);
+}
+
+std::vector<Value> Engine::telemetry(std::string_view prefix) const {
+    std::lock_guard lock(impl_->mutex);
+    std::vector<Value> out;
+    for (const auto& [p, body] : impl_->observed_telemetry)
+        if (p == prefix) out.push_back(body);
+    return out;
+}
+
+std::vector<Value> Engine::spans() const {
+    return flatten(telemetry("OTLP"), "resourceSpans", "scopeSpans", "spans");
+}
+
+std::vector<Value> Engine::log_records() const {
+    return flatten(telemetry("LOGS"), "resourceLogs", "scopeLogs", "logRecords");
+}
+
+std::vector<Value> Engine::metrics() const {
+    return flatten(telemetry("MTRC"), "resourceMetrics", "scopeMetrics", "metrics");
 }
 
 std::optional<std::uint16_t> Engine::close_code(const std::string& worker_id) const {

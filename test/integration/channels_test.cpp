@@ -8,7 +8,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -287,6 +290,9 @@ TEST_CASE("a slow reader slows the writer and the writer's buffer stays bounded"
     auto r = run_sync(w.ioc, slow_reader(w, total), 30s);
     CHECK(r.read == total);
     CHECK(r.peak <= iii::ChannelWriter::max_buffered);
+    // The engine's backpressure did reach the SDK: its send queue filled up to near the bound
+    // (so the check above is not vacuous).
+    CHECK(r.peak > iii::ChannelWriter::max_buffered / 2);
     // The writer never ran far ahead of the reader: SDK buffers, the engine's 4 frames and
     // the kernel's socket buffers in between (about 12 MiB on Linux loopback), well short
     // of the whole stream.
@@ -296,29 +302,39 @@ TEST_CASE("a slow reader slows the writer and the writer's buffer stays bounded"
 
 namespace {
 
-asio::awaitable<std::pair<std::size_t, bool>> empty_stream(Workers& w) {
+struct EmptyResult {
+    std::size_t size = 1;
+    bool still_ended = false;
+    std::exception_ptr second_claim;
+};
+
+asio::awaitable<EmptyResult> empty_stream(Workers& w) {
     auto channel = co_await iii::create_channel(*w.a);
     co_await channel.writer.close();  // never wrote: connects so the reader sees the end
     iii::ChannelReader reader(*w.b, channel.reader_ref);
+    EmptyResult r;
     auto all = co_await reader.read_all();
-    auto again = co_await channel.reader.next_binary();  // second claim of the read end
-    co_return std::make_pair(all.size(), again.has_value());
+    r.size = all.size();
+    r.still_ended = !(co_await reader.next_binary()).has_value();  // the end is sticky
+    try {
+        co_await channel.reader.next_binary();  // a second claim of the read end
+    } catch (...) {
+        r.second_claim = std::current_exception();
+    }
+    co_return r;
 }
 
 }  // namespace
 
 TEST_CASE("an empty stream: a writer that never wrote still ends the reader", "[channels][integration]") {
     Workers w;
-    bool second_claim_failed = false;
-    try {
-        auto [size, more] = run_sync(w.ioc, empty_stream(w), 10s);
-        CHECK(size == 0);
-        CHECK_FALSE(more);
-    } catch (const iii::Error& e) {
-        // The read end was claimed by the first reader (or the finished channel is gone).
-        second_claim_failed = e.errc() == iii::Errc::WebSocket;
-    }
-    CHECK(second_claim_failed);
+    auto r = run_sync(w.ioc, empty_stream(w), 10s);
+    CHECK(r.size == 0);
+    CHECK(r.still_ended);
+    // The read end was claimed by the first reader (or the finished channel is gone): either
+    // way the engine refuses it, and the SDK says so.
+    REQUIRE(r.second_claim);
+    CHECK(errc_of(r.second_claim) == iii::Errc::WebSocket);
 }
 
 namespace {
@@ -391,17 +407,19 @@ TEST_CASE("a wrong key or an unknown channel fails with a clear error", "[channe
 
 namespace {
 
-asio::awaitable<std::exception_ptr> read_until_engine_dies(Workers& w) {
+asio::awaitable<std::exception_ptr> read_until_engine_dies(Workers& w, std::thread& killer) {
     auto channel = co_await iii::create_channel(*w.a);
     std::exception_ptr error;
     try {
         co_await channel.writer.write(std::string_view("one frame"));
         auto first = co_await channel.reader.next_binary();
         if (!first) throw std::runtime_error("no data");
-        std::thread([&engine = w.engine] {
+        // The delay only makes it likely that the read below is already waiting; an engine
+        // that is gone before it starts must fail it just the same.
+        killer = std::thread([&engine = w.engine] {
             std::this_thread::sleep_for(100ms);
             engine.shutdown();
-        }).detach();
+        });
         co_await channel.reader.next_binary();  // waits; the engine goes away
     } catch (...) {
         error = std::current_exception();
@@ -413,8 +431,118 @@ asio::awaitable<std::exception_ptr> read_until_engine_dies(Workers& w) {
 
 TEST_CASE("the engine going away ends a waiting read with an error", "[channels][integration]") {
     Workers w;
-    auto error = run_sync(w.ioc, read_until_engine_dies(w), 10s);
+    std::thread killer;
+    std::exception_ptr error;
+    try {
+        error = run_sync(w.ioc, read_until_engine_dies(w, killer), 10s);
+    } catch (...) {
+        if (killer.joinable()) killer.join();
+        throw;
+    }
+    if (killer.joinable()) killer.join();  // before `w` (and its engine) is destroyed
     REQUIRE(error);
     CHECK(errc_of(error) == iii::Errc::WebSocket);
-    std::this_thread::sleep_for(200ms);  // the detached thread has finished shutdown()
+}
+
+namespace {
+
+/// What a channel does with `frames` frames written before any reader exists.
+struct Probe {
+    bool closed_alone = false;  // the writer's close handshake completed with no reader
+    std::uint64_t read = 0;     // bytes a reader then got
+    bool closed_after_read = false;
+};
+
+asio::awaitable<void> poll_until(const bool& flag, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!flag && std::chrono::steady_clock::now() < deadline) co_await sleep_for(2ms);
+}
+
+// The engine answers the writer's Close only once it reads it, and it stops reading the writer
+// socket when its queue holds `capacity` frames. So with no reader, close() completes when
+// fewer than `capacity` frames precede the Close and stays pending when more do. Frames are
+// 64 KiB, larger than the transport's 16 KiB read buffer, so a paused engine cannot have read
+// the Close along with the frame that filled the queue: the bound shows to within one frame.
+asio::awaitable<Probe> probe(Workers& w, std::optional<std::size_t> buffer_size, std::size_t frames,
+                             bool expect_alone) {
+    auto channel = co_await iii::create_channel(*w.a, buffer_size);
+    std::vector<std::uint8_t> frame(iii::ChannelWriter::frame_size, 0x5a);
+    std::span<const std::uint8_t> bytes(frame);
+    for (std::size_t i = 0; i < frames; ++i) co_await channel.writer.write(bytes);
+
+    // Shared with the closing coroutine, which may outlive this frame if the test fails.
+    struct Closing {
+        bool done = false;
+        std::exception_ptr error;
+    };
+    auto closing = std::make_shared<Closing>();
+    auto closer = [](iii::ChannelWriter writer, std::shared_ptr<Closing> c) -> asio::awaitable<void> {
+        try {
+            co_await writer.close();
+        } catch (...) {
+            c->error = std::current_exception();
+        }
+        c->done = true;
+    };
+    asio::co_spawn(co_await asio::this_coro::executor, closer(channel.writer, closing),
+                   asio::detached);
+    // Positive case: wait for it. Negative case: an engine that read on would answer within
+    // milliseconds on loopback, so 500 ms without an answer shows it stopped reading.
+    Probe p;
+    co_await poll_until(closing->done, expect_alone ? 10000ms : 500ms);
+    p.closed_alone = closing->done;
+
+    iii::ChannelReader reader(*w.b, channel.reader_ref);
+    auto all = co_await reader.read_all();
+    p.read = all.size();
+    co_await poll_until(closing->done, 10000ms);  // the queue drained: the Close gets through
+    p.closed_after_read = closing->done && !closing->error;
+    co_return p;
+}
+
+asio::awaitable<iii::Value> create_raw(Workers& w, iii::Value payload) {
+    iii::TriggerRequest request("engine::channels::create", std::move(payload));
+    co_return co_await w.a->trigger(std::move(request));
+}
+
+}  // namespace
+
+TEST_CASE("engine::channels::create sizes the queue in frames: default 64, clamped to 1..1024",
+          "[channels][integration]") {
+    Workers w;
+    // The reply to an absent size: two refs to one channel, with one key (spec 5.6).
+    auto reply = run_sync(w.ioc, create_raw(w, iii::Value::object()));
+    auto writer = iii::StreamChannelRef::from_value(reply.at("writer"));
+    auto reader = iii::StreamChannelRef::from_value(reply.at("reader"));
+    CHECK(writer.direction == iii::ChannelDirection::Write);
+    CHECK(reader.direction == iii::ChannelDirection::Read);
+    CHECK(writer.channel_id == reader.channel_id);
+    CHECK(writer.access_key == reader.access_key);
+    CHECK(writer.channel_id.size() == 36);  // UUID v4 text
+
+    struct Case {
+        std::optional<std::size_t> requested;
+        std::size_t capacity;
+    };
+    const std::vector<Case> cases = {
+        {std::nullopt, 64},  // null, as the Rust SDK sends it
+        {0, 1},
+        {10, 10},
+        {5000, 1024},
+    };
+    constexpr auto frame = iii::ChannelWriter::frame_size;
+    for (const auto& c : cases) {
+        const std::string label = c.requested ? std::to_string(*c.requested) : "null";
+        INFO("buffer_size " << label << ", expected capacity " << c.capacity << " frames");
+        // Fewer frames than the capacity: all queued, the Close is read.
+        auto under = run_sync(w.ioc, probe(w, c.requested, c.capacity - 1, true), 60s);
+        CHECK(under.closed_alone);
+        CHECK(under.read == (c.capacity - 1) * frame);
+        CHECK(under.closed_after_read);
+        // One frame more than the capacity: the engine stops reading before the Close.
+        auto over = run_sync(w.ioc, probe(w, c.requested, c.capacity + 1, false), 60s);
+        CHECK_FALSE(over.closed_alone);
+        CHECK(over.read == (c.capacity + 1) * frame);
+        CHECK(over.closed_after_read);
+    }
 }

@@ -936,3 +936,87 @@ TEST_CASE("the log file has one JSON line per frame, in and out", "[engine][log]
     CHECK(lines[3]["frame"] == Value("OTLP{}"));
     CHECK(lines[4]["frame"] == Value("not json"));
 }
+
+TEST_CASE("telemetry frames are decoded; malformed and string asInt metrics are dropped",
+          "[engine][telemetry]") {
+    Engine engine;
+    RawWorker worker(engine.url());
+    worker.worker_id();
+    const std::string gauge = R"({"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"g","gauge":{"dataPoints":[{"asInt":)";
+    worker.send_binary("OTLP{not json");
+    worker.send_binary("MTRC" + gauge + R"("42"}]}}]}]}]})");  // the Rust SDK's form: refused
+    worker.send_binary("MTRC" + gauge + R"(42}]}}]}]}]})");
+    worker.send_binary(R"(OTLP{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"s1"},{"name":"s2"}]}]}]})");
+    worker.send_binary(R"(LOGS{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"hi"}}]}]}]})");
+    worker.sync();
+    // Telemetry is never answered, and the connection stays up.
+    CHECK(worker.count("pong") == 1);
+    CHECK(engine.worker_ids().size() == 1);
+    CHECK(engine.telemetry("OTLP").size() == 1);
+    auto metrics = engine.metrics();
+    REQUIRE(metrics.size() == 1);
+    CHECK(metrics[0]["gauge"]["dataPoints"][0]["asInt"] == Value(42));
+    auto spans = engine.spans();
+    REQUIRE(spans.size() == 2);
+    CHECK(spans[0]["name"] == Value("s1"));
+    CHECK(spans[1]["name"] == Value("s2"));
+    auto logs = engine.log_records();
+    REQUIRE(logs.size() == 1);
+    CHECK(logs[0]["body"]["stringValue"] == Value("hi"));
+    // The raw frames stay recorded too, the dropped ones included.
+    std::size_t binary = 0;
+    for (const auto& f : engine.frames()) binary += f.binary ? 1 : 0;
+    CHECK(binary == 5);
+}
+
+TEST_CASE("without record_frames telemetry is not kept", "[engine][telemetry]") {
+    EngineOptions options;
+    options.record_frames = false;
+    Engine engine(options);
+    RawWorker worker(engine.url());
+    worker.worker_id();
+    worker.send_binary(R"(LOGS{"resourceLogs":[{"scopeLogs":[{"logRecords":[{}]}]}]})");
+    worker.sync();
+    CHECK(engine.telemetry("LOGS").empty());
+    CHECK(engine.log_records().empty());
+}
+
+TEST_CASE("an /otel connection is telemetry-only: no workerregistered, not a worker",
+          "[engine][telemetry]") {
+    Engine engine;
+    RawWorker worker(engine.url());
+    worker.send(register_function("watch::workers"));
+    worker.send(register_trigger("wa", "engine::workers-available", "watch::workers"));
+    worker.sync();
+    RawWorker otel(engine.url() + "/otel?token=x");
+    REQUIRE(otel.wait_open());
+    otel.send(R"({"type":"ping"})");  // text frames are ignored on /otel
+    otel.send_binary("JUNK{}");        // so are unknown binary frames
+    otel.send_binary(R"(LOGS{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"otel"}}]}]}]})");
+    REQUIRE(engine.wait_for([&] { return engine.log_records().size() == 1; }));
+    CHECK(engine.log_records()[0]["body"]["stringValue"] == Value("otel"));
+    CHECK(engine.worker_ids() == std::vector<std::string>{worker.worker_id()});
+    CHECK(engine.sent("workerregistered").size() == 1);
+    CHECK(engine.frames(worker.worker_id()).size() == engine.frames().size());  // none of /otel's
+    // Closing with a handshake: the engine's close reply follows anything it had sent, so an
+    // empty frame list afterwards means it sent nothing at all.
+    otel.close();
+    REQUIRE(otel.wait_closed());
+    CHECK(otel.frames().empty());
+    // No workers-available churn: events fire in order, so once a real worker's connect has
+    // been reported, any event of the /otel connection would have been reported before it.
+    RawWorker marker(engine.url());
+    const std::string marker_id = marker.worker_id();
+    wait_invocation(worker, "watch::workers", [&](const Value& data) {
+        return data["worker_id"] == Value(marker_id);
+    });
+    std::size_t events = 0;
+    for (const auto& m : worker.of_type("invokefunction"))
+        events += m["function_id"] == Value("watch::workers") ? 1 : 0;
+    CHECK(events == 1);
+
+    RawWorker second(engine.url() + "/otel");
+    REQUIRE(second.wait_open());
+    engine.shutdown();
+    CHECK(second.wait_closed());
+}

@@ -1,5 +1,5 @@
-// Logger and OTLP export (spec section 7) against the test engine: the engine records the
-// binary OTLP/MTRC/LOGS frames, these tests decode them.
+// Logger and OTLP export (spec section 7) against the test engine, which decodes the binary
+// OTLP/MTRC/LOGS frames (Engine::telemetry(), spans(), log_records(), metrics()).
 
 #include "connection.hpp"
 #include "run.hpp"
@@ -21,53 +21,25 @@ using test_support::wait_function;
 
 namespace {
 
-/// Bodies of the telemetry frames with `prefix` ("OTLP", "MTRC", "LOGS"), parsed.
-std::vector<iii::Value> telemetry(const iii::testing::Engine& engine, const std::string& prefix) {
-    std::vector<iii::Value> out;
-    for (const auto& f : engine.frames()) {
-        if (!f.inbound || !f.binary || f.text.rfind(prefix, 0) != 0) continue;
-        out.push_back(iii::Value::parse(std::string_view(f.text).substr(4)));
-    }
-    return out;
-}
-
-std::vector<iii::Value> log_records(const iii::testing::Engine& engine) {
-    std::vector<iii::Value> out;
-    for (const auto& body : telemetry(engine, "LOGS"))
-        for (const auto& rl : body["resourceLogs"].as_array())
-            for (const auto& sl : rl["scopeLogs"].as_array())
-                for (const auto& r : sl["logRecords"].as_array()) out.push_back(r);
-    return out;
-}
-
-std::vector<iii::Value> spans(const iii::testing::Engine& engine) {
-    std::vector<iii::Value> out;
-    for (const auto& body : telemetry(engine, "OTLP"))
-        for (const auto& rs : body["resourceSpans"].as_array())
-            for (const auto& ss : rs["scopeSpans"].as_array())
-                for (const auto& s : ss["spans"].as_array()) out.push_back(s);
-    return out;
-}
-
-std::vector<iii::Value> metrics(const iii::testing::Engine& engine) {
-    std::vector<iii::Value> out;
-    for (const auto& body : telemetry(engine, "MTRC"))
-        for (const auto& rm : body["resourceMetrics"].as_array())
-            for (const auto& sm : rm["scopeMetrics"].as_array())
-                for (const auto& m : sm["metrics"].as_array()) out.push_back(m);
-    return out;
-}
-
 std::optional<iii::Value> find_log(const iii::testing::Engine& engine, const std::string& body) {
-    for (auto& r : log_records(engine))
+    for (auto& r : engine.log_records())
         if (r["body"]["stringValue"] == iii::Value(body)) return r;
     return std::nullopt;
 }
 
 std::optional<iii::Value> find_span(const iii::testing::Engine& engine, const std::string& span_id) {
-    for (auto& s : spans(engine))
+    for (auto& s : engine.spans())
         if (s["spanId"] == iii::Value(span_id)) return s;
     return std::nullopt;
+}
+
+/// The invokefunction frames workers sent for `function_id` (engine::workers::register too
+/// travels as an invokefunction).
+std::vector<iii::Value> invocations_of(const iii::testing::Engine& engine, const std::string& function_id) {
+    std::vector<iii::Value> out;
+    for (auto& m : engine.received("invokefunction"))
+        if (m["function_id"] == iii::Value(function_id)) out.push_back(m);
+    return out;
 }
 
 const iii::Value* attribute(const iii::Value& attributes, std::string_view key) {
@@ -156,7 +128,7 @@ TEST_CASE("log records arrive with their data and the invocation's trace ids", "
     CHECK(span["traceId"] == iii::Value(trace_id));
 
     // Resource attributes.
-    auto body = telemetry(engine, "LOGS").at(0);
+    auto body = engine.telemetry("LOGS").at(0);
     const auto& resource = body["resourceLogs"][0]["resource"]["attributes"];
     REQUIRE(attribute(resource, "service.name"));
     CHECK(*attribute(resource, "telemetry.sdk.language") == iii::Value{{"stringValue", "cpp"}});
@@ -174,7 +146,7 @@ TEST_CASE("a failing handler's span has error status and an exception event", "[
     asio::io_context ioc;
     CHECK_THROWS(run_sync(ioc, caller->trigger(iii::TriggerRequest("boom", iii::Value::object()))));
     auto failed = [&]() -> std::optional<iii::Value> {
-        for (auto& s : spans(engine))
+        for (auto& s : engine.spans())
             if (s["name"] == iii::Value("call boom")) return s;
         return std::nullopt;
     };
@@ -216,20 +188,132 @@ TEST_CASE("a call from worker A to worker B stays in one trace", "[integration][
     CHECK(result["b"]["trace_id"].as_string() == trace_a);
     CHECK(result["b"]["span_id"] != result["a"]["span_id"]);
 
-    // The invokefunction A sent carries A's span as traceparent.
-    bool carried = false;
-    for (const auto& m : engine.received("invokefunction"))
-        if (m["function_id"] == iii::Value("b.leaf") && m.find("traceparent"))
-            carried = m["traceparent"].as_string() ==
-                      "00-" + trace_a + "-" + result["a"]["span_id"].as_string() + "-01";
-    CHECK(carried);
-
-    // B's exported span belongs to the same trace.
+    const auto a_span_id = result["a"]["span_id"].as_string();
     const auto b_span_id = result["b"]["span_id"].as_string();
-    REQUIRE(engine.wait_for([&] { return find_span(engine, b_span_id).has_value(); }));
+
+    // A's outbound call has a CLIENT span, child of A's SERVER span...
+    auto client_span = [&]() -> std::optional<iii::Value> {
+        for (auto& s : engine.spans())
+            if (s["name"] == iii::Value("trigger b.leaf")) return s;
+        return std::nullopt;
+    };
+    REQUIRE(engine.wait_for([&] { return client_span() && find_span(engine, b_span_id); }));
+    auto span_client = *client_span();
+    CHECK(span_client["kind"] == iii::Value(3));
+    CHECK(span_client["traceId"] == iii::Value(trace_a));
+    CHECK(span_client["parentSpanId"] == iii::Value(a_span_id));
+    CHECK(span_client["status"]["code"] == iii::Value(0));
+    CHECK(span_client["events"].size() == 0);
+    const auto client_id = span_client["spanId"].as_string();
+    REQUIRE(client_id.size() == 16);
+    CHECK(client_id != a_span_id);
+
+    // ...whose context is the traceparent of the invokefunction A sent...
+    auto sent = invocations_of(engine, "b.leaf");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0]["traceparent"] == iii::Value("00-" + trace_a + "-" + client_id + "-01"));
+
+    // ...so B's SERVER span is the CLIENT span's child, in the same trace.
     auto span_b = *find_span(engine, b_span_id);
     CHECK(span_b["traceId"] == iii::Value(trace_a));
     CHECK(span_b["name"] == iii::Value("call b.leaf"));
+    CHECK(span_b["kind"] == iii::Value(2));
+    CHECK(span_b["parentSpanId"] == iii::Value(client_id));
+
+    // A's SERVER span is a root: the caller (telemetry off, no context) sent no traceparent.
+    REQUIRE(engine.wait_for([&] { return find_span(engine, a_span_id).has_value(); }));
+    CHECK(find_span(engine, a_span_id)->at("parentSpanId") == iii::Value(""));
+}
+
+TEST_CASE("a failed outbound call's CLIENT span has error status and an exception event",
+          "[integration][telemetry]") {
+    iii::testing::Engine engine;
+    auto worker = iii::register_worker(engine.url(), otel_options());
+    asio::io_context ioc;
+    // Top level: no current context, so the CLIENT span starts a trace of its own.
+    CHECK_THROWS_AS(run_sync(ioc, worker->trigger(iii::TriggerRequest("no.such.fn", iii::Value::object()))),
+                    iii::Error);
+    auto failed = [&]() -> std::optional<iii::Value> {
+        for (auto& s : engine.spans())
+            if (s["name"] == iii::Value("trigger no.such.fn")) return s;
+        return std::nullopt;
+    };
+    REQUIRE(engine.wait_for([&] { return failed().has_value(); }));
+    auto span = *failed();
+    CHECK(span["kind"] == iii::Value(3));
+    CHECK(span["parentSpanId"] == iii::Value(""));
+    CHECK(span["status"]["code"] == iii::Value(2));
+    REQUIRE(span["events"].size() == 1);
+    CHECK(span["events"][0]["name"] == iii::Value("exception"));
+    CHECK(*attribute(span["events"][0]["attributes"], "exception.type") ==
+          iii::Value{{"stringValue", "function_not_found"}});
+    auto sent = invocations_of(engine, "no.such.fn");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0]["traceparent"] ==
+          iii::Value("00-" + span["traceId"].as_string() + "-" + span["spanId"].as_string() + "-01"));
+}
+
+TEST_CASE("with telemetry off an outbound call carries no traceparent", "[integration][telemetry]") {
+    iii::testing::Engine engine;
+    auto worker = iii::register_worker(engine.url(), otel_options());
+    auto caller = iii::register_worker(engine.url(), fast_options());
+    REQUIRE(!caller->connection()->telemetry());
+    worker->register_function(iii::RegisterFunctionMessage::with_id("echo"), [](iii::Value v) { return v; });
+    REQUIRE(wait_function(engine, "echo"));
+    asio::io_context ioc;
+    run_sync(ioc, caller->trigger(iii::TriggerRequest("echo", iii::Value::object())));
+    // The callee's SERVER span has arrived, so every span of this test has.
+    REQUIRE(engine.wait_for([&] { return !engine.spans().empty(); }));
+    auto sent = invocations_of(engine, "echo");
+    REQUIRE(sent.size() == 1);
+    CHECK(!sent[0].find("traceparent"));
+    for (auto& s : engine.spans()) CHECK(s["kind"] != iii::Value(3));
+}
+
+TEST_CASE("telemetry sent to the /otel endpoint arrives and adds no worker", "[integration][telemetry]") {
+    iii::testing::Engine engine;
+    auto options = otel_options();
+    options.otel->engine_ws_url = engine.url() + "/otel";
+    auto worker = iii::register_worker(engine.url(), options);
+    auto caller = iii::register_worker(engine.url(), fast_options());
+    worker->register_function(iii::RegisterFunctionMessage::with_id("otel.fn"),
+                              [](iii::Value) -> iii::Value {
+                                  iii::Logger().info("via otel");
+                                  return 1;
+                              });
+    REQUIRE(wait_function(engine, "otel.fn"));
+    asio::io_context ioc;
+    run_sync(ioc, caller->trigger(iii::TriggerRequest("otel.fn", iii::Value::object())));
+    auto server_span = [&] {
+        for (auto& s : engine.spans())
+            if (s["name"] == iii::Value("call otel.fn")) return true;
+        return false;
+    };
+    REQUIRE(engine.wait_for([&] { return server_span() && find_log(engine, "via otel"); }));
+    // The telemetry socket never got a workerregistered (nothing waited for one) and never
+    // was a worker: only the two clients were.
+    CHECK(engine.sent("workerregistered").size() == 2);
+    CHECK(engine.worker_ids().size() == 2);
+}
+
+TEST_CASE("a telemetry socket on the worker endpoint / still works", "[integration][telemetry]") {
+    iii::testing::Engine engine;
+    auto options = otel_options();
+    options.otel->engine_ws_url = engine.url() + "/";
+    auto worker = iii::register_worker(engine.url(), options);
+    auto caller = iii::register_worker(engine.url(), fast_options());
+    worker->register_function(iii::RegisterFunctionMessage::with_id("root.fn"), [](iii::Value) -> iii::Value {
+        iii::Logger().info("via root");
+        return 1;
+    });
+    REQUIRE(wait_function(engine, "root.fn"));
+    asio::io_context ioc;
+    run_sync(ioc, caller->trigger(iii::TriggerRequest("root.fn", iii::Value::object())));
+    REQUIRE(engine.wait_for([&] { return find_log(engine, "via root").has_value(); }));
+    // On `/` the telemetry socket is the anonymous extra worker of spec 7.1: it got a
+    // workerregistered, which the exporter ignores.
+    CHECK(engine.sent("workerregistered").size() == 3);
+    CHECK(engine.worker_ids().size() == 3);
 }
 
 TEST_CASE("with_span keeps a user span current across co_await", "[integration][telemetry]") {
@@ -283,7 +367,7 @@ TEST_CASE("metrics frames carry invocation counts and worker gauges", "[integrat
 
     auto count_of = [&]() -> std::optional<iii::Value> {
         std::optional<iii::Value> last;
-        for (auto& m : metrics(engine))
+        for (auto& m : engine.metrics())
             if (m["name"] == iii::Value("iii.invocations.count"))
                 for (auto& p : m["sum"]["dataPoints"].as_array())
                     if (*attribute(p["attributes"], "function.id") == iii::Value{{"stringValue", "m.fn"}}) last = p;
@@ -298,7 +382,7 @@ TEST_CASE("metrics frames carry invocation counts and worker gauges", "[integrat
     const std::string worker_id = worker->connection()->worker_id();
     REQUIRE(!worker_id.empty());
     std::map<std::string, iii::Value> gauges;
-    for (auto& m : metrics(engine))
+    for (auto& m : engine.metrics())
         if (m.find("gauge")) gauges[m["name"].as_string()] = m["gauge"]["dataPoints"][0];
     for (const char* name : {"iii.worker.memory.rss", "iii.worker.cpu.percent", "iii.worker.cpu.user_micros",
                              "iii.worker.cpu.system_micros", "iii.worker.uptime_seconds"}) {
@@ -310,7 +394,7 @@ TEST_CASE("metrics frames carry invocation counts and worker gauges", "[integrat
     CHECK(*attribute(gauges["iii.worker.memory.rss"]["attributes"], "worker.id") ==
           iii::Value{{"stringValue", worker_id}});
     bool histogram = false;
-    for (auto& m : metrics(engine))
+    for (auto& m : engine.metrics())
         if (m["name"] == iii::Value("iii.invocation.duration"))
             for (auto& p : m["histogram"]["dataPoints"].as_array())
                 if (p["count"] == iii::Value(3)) histogram = true;
@@ -329,13 +413,13 @@ TEST_CASE("shutdown_async flushes batched log records", "[integration][telemetry
     REQUIRE(wait_function(engine, "noop"));
     iii::Logger logger;
     for (int i = 0; i < 5; ++i) logger.info("queued " + std::to_string(i), iii::Value{{"i", i}});
-    CHECK(log_records(engine).empty());
+    CHECK(engine.log_records().empty());
     asio::io_context ioc;
     run_sync(ioc, worker->shutdown_async());
-    REQUIRE(engine.wait_for([&] { return log_records(engine).size() == 5; }));
-    CHECK(telemetry(engine, "LOGS").size() == 1);  // one batch
-    CHECK(log_records(engine)[4]["body"]["stringValue"] == iii::Value("queued 4"));
-    CHECK(!log_records(engine)[0].find("traceId"));  // no active span outside handlers
+    REQUIRE(engine.wait_for([&] { return engine.log_records().size() == 5; }));
+    CHECK(engine.telemetry("LOGS").size() == 1);  // one batch
+    CHECK(engine.log_records()[4]["body"]["stringValue"] == iii::Value("queued 4"));
+    CHECK(!engine.log_records()[0].find("traceId"));  // no active span outside handlers
 }
 
 TEST_CASE("an overflowing telemetry queue drops and counts without blocking", "[integration][telemetry]") {
@@ -376,5 +460,5 @@ TEST_CASE("with telemetry off the Logger writes to stderr and sends nothing", "[
     REQUIRE(wait_function(engine, "noop"));
     REQUIRE(!worker->connection()->telemetry());
     iii::Logger().info("to stderr", iii::Value{{"k", "v"}});
-    CHECK(telemetry(engine, "LOGS").empty());
+    CHECK(engine.telemetry("LOGS").empty());
 }

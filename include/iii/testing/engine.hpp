@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace iii::testing {
@@ -36,8 +37,9 @@ struct EngineOptions {
         {"default", {QueueConfig::Kind::Standard, ""}},
         {"payment", {QueueConfig::Kind::Fifo, "transaction_id"}},
     };
-    /// Keep every frame for frames() / received() / sent(). Benchmarks turn it off so that
-    /// memory stays flat; those three then return nothing.
+    /// Keep every frame for frames() / received() / sent(), and the decoded telemetry for
+    /// telemetry() / spans() / log_records() / metrics(). Benchmarks turn it off so that memory
+    /// stays flat; all of those then return nothing (telemetry is then not even parsed).
     bool record_frames = true;
 };
 
@@ -62,7 +64,11 @@ struct RecordedFrame {
 /// `engine::workers-available`. The built-in types `http`, `cron`, `durable:subscriber`,
 /// `subscribe`, `state`, `stream`, `stream:join`, `stream:leave` and `log` accept and list
 /// triggers but never fire. Undecodable frames are logged on stderr (see `III_LOG`) and dropped.
-/// Telemetry frames (`OTLP`/`MTRC`/`LOGS`) are recorded only. Channel ends
+/// Telemetry frames (binary, `OTLP`/`MTRC`/`LOGS` prefix, spec 7.1) are decoded and kept for
+/// telemetry(), on worker connections and on telemetry-only connections to `/otel` (the HEAD
+/// engine's route, which the Node SDK 0.11 uses): those get no `workerregistered`, are not
+/// workers (not in worker_ids() or any list, no workers-available event), ignore text frames
+/// and are closed by shutdown(); their frames are not in frames(). Channel ends
 /// (`/ws/channels/<id>?key=...&dir=...`, spec 6 and 9.8) are handled by the channel hub; an
 /// unknown id or a wrong key gets HTTP 404 before the upgrade. Any other path gets 404.
 ///
@@ -94,6 +100,19 @@ public:
     std::vector<Value> received(const std::string& type, const std::string& worker_id = {}) const;
     /// Outbound frames (engine to worker) whose JSON `type` equals `type`, likewise.
     std::vector<Value> sent(const std::string& type, const std::string& worker_id = {}) const;
+    /// Telemetry exports received (spec 7.1, 7.2): the parsed OTLP/JSON bodies of the binary
+    /// frames prefixed `prefix` ("OTLP" traces, "MTRC" metrics, "LOGS" logs), oldest first, from
+    /// worker and `/otel` connections alike. Like the real engine, a body that is not valid JSON,
+    /// or a metrics body with an `asInt` number point written as a string, is dropped (and
+    /// logged). Empty when EngineOptions::record_frames is false. wait_for() predicates may
+    /// call these four: each export is an engine event.
+    std::vector<Value> telemetry(std::string_view prefix) const;
+    /// Every span of every trace export (`resourceSpans[].scopeSpans[].spans[]`), oldest first.
+    std::vector<Value> spans() const;
+    /// Every log record of every logs export (`resourceLogs[].scopeLogs[].logRecords[]`).
+    std::vector<Value> log_records() const;
+    /// Every metric of every metrics export (`resourceMetrics[].scopeMetrics[].metrics[]`).
+    std::vector<Value> metrics() const;
     /// The close code a worker's connection ended with: the worker's code after a close
     /// handshake (1005 when it sent none), 1006 when the TCP connection just went away; nullopt
     /// while it is open.

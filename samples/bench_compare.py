@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""C++ SDK against the official Node SDK: the same round-trip bench through one engine.
+
+    samples/bench_compare.py [BUILD_DIR] [--calls N] [--inflight N] [--payload-bytes N]
+                             [--warmup N] [--rounds N] [--json]
+
+Builds nothing: BUILD_DIR (default `build`) must hold samples/bench_roundtrip and
+lib/testing/iii-test-engine. Starts ONE `iii-test-engine --port 0`, then per round runs
+`bench_roundtrip --url URL --json` (C++) and `samples/node/bench_roundtrip.mjs --url URL --json`
+(iii-sdk 0.11.2, installed with `npm ci` when samples/node/node_modules is missing), one after
+the other against that engine, and prints one table of the medians over the rounds: per phase
+and SDK, calls/s, p50/p99 latency and CPU µs per call of the caller, the echo worker and the
+engine, then the C++/Node ratios. Both benches get --engine-pid, so the engine's CPU per phase
+comes from /proc/<pid>/task/*/schedstat, read at the same phase boundaries as the workers'.
+
+Python 3 standard library only.
+"""
+
+import argparse
+import json
+import os
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+NODE_DIR = os.path.join(HERE, "node")
+PHASES = ["sequential", "pipelined"]
+CPU_ROLES = ["caller", "echo", "engine"]
+BENCH_TIMEOUT_S = 900
+
+
+def fail(message):
+    print(f"bench_compare: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("build_dir", nargs="?", default="build", help="meson build directory (default: build)")
+    p.add_argument("--calls", type=int, default=20000, help="measured calls per phase (default 20000)")
+    p.add_argument("--inflight", type=int, default=64, help="calls in flight, pipelined phase (default 64)")
+    p.add_argument("--payload-bytes", type=int, default=100, help="JSON payload size (default 100)")
+    p.add_argument("--warmup", type=int, help="warm-up calls per phase (default: the benches' own)")
+    p.add_argument("--rounds", type=int, default=1, help="C++ then Node, this many times; medians (default 1)")
+    p.add_argument("--json", action="store_true", help="print every round and the medians as JSON")
+    args = p.parse_args()
+    if args.calls < 1 or args.inflight < 1 or args.payload_bytes < 0 or args.rounds < 1:
+        p.error("--calls, --inflight and --rounds need numbers >= 1, --payload-bytes >= 0")
+    return args
+
+
+def resolve_build_dir(path):
+    """BUILD_DIR as given (relative to the current directory), else relative to the repository."""
+    for candidate in (path, os.path.join(REPO, path)):
+        if os.path.isdir(candidate):
+            return os.path.abspath(candidate)
+    fail(f"no build directory '{path}' (here or in {REPO}); build it first, e.g. "
+         f"meson setup build && ninja -C build samples/bench_roundtrip lib/testing/iii-test-engine")
+
+
+def executable(path, what):
+    if not os.access(path, os.X_OK):
+        fail(f"no {what} at {path}; build it first (ninja -C <build dir> samples/bench_roundtrip "
+             f"lib/testing/iii-test-engine)")
+    return path
+
+
+def ensure_node_deps():
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            fail(f"{tool} is not installed; the Node half of the comparison needs Node.js and npm")
+    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "iii-sdk")):
+        print("bench_compare: installing the Node bench's dependencies (npm ci)", file=sys.stderr)
+        # stdout to stderr: ours is the table.
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline"], cwd=NODE_DIR,
+                       check=True, stdout=sys.stderr)
+
+
+class Engine:
+    """One iii-test-engine on a free port; its output is drained so that it never blocks."""
+
+    def __init__(self, path):
+        self.proc = subprocess.Popen([path, "--port", "0"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.tail = []
+        self.url = self._read_url(timeout_s=10)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _read_url(self, timeout_s):
+        marker = b"listening on "
+        deadline = time.monotonic() + timeout_s
+        buffer = b""
+        fd = self.proc.stdout.fileno()
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buffer += chunk
+            for line in buffer.split(b"\n")[:-1]:
+                if marker in line:
+                    return line.split(marker, 1)[1].strip().decode()
+        self.stop()
+        fail(f"iii-test-engine did not report its address; it printed: {buffer.decode(errors='replace')!r}")
+
+    def _drain(self):
+        for line in self.proc.stdout:
+            self.tail = (self.tail + [line.decode(errors="replace").rstrip()])[-20:]
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def run_bench(name, command, cwd=None):
+    """Runs one bench with --json; returns its parsed output. Its stderr passes through."""
+    try:
+        done = subprocess.run(command, cwd=cwd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                              timeout=BENCH_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        fail(f"{name} did not finish within {BENCH_TIMEOUT_S} s: {' '.join(command)}")
+    if done.returncode != 0:
+        fail(f"{name} failed (exit {done.returncode}): {' '.join(command)}")
+    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("{")]
+    if not lines:
+        fail(f"{name} printed no JSON: {done.stdout.decode()!r}")
+    return json.loads(lines[-1])
+
+
+def metrics(phase):
+    """The compared numbers of one phase of a bench's `sdk` object."""
+    m = {
+        "calls_per_s": phase["calls_per_s"],
+        "p50_us": phase["latency_us"]["p50"],
+        "p99_us": phase["latency_us"]["p99"],
+    }
+    for role in CPU_ROLES:
+        if role in phase["cpu_us_per_call"]:
+            m[f"cpu_{role}_us"] = phase["cpu_us_per_call"][role]
+    return m
+
+
+def medians(rounds, sdk):
+    out = {}
+    for phase in PHASES:
+        per_round = [metrics(r[sdk]["sdk"][phase]) for r in rounds]
+        keys = [k for k in per_round[0] if all(k in m for m in per_round)]
+        out[phase] = {k: statistics.median(m[k] for m in per_round) for k in keys}
+    return out
+
+
+def load_average():
+    try:
+        return os.getloadavg()
+    except OSError:
+        return None
+
+
+def print_table(args, url, rounds, med, cxx_label, node_label, load_before, load_after):
+    first_cxx = rounds[0]["cxx"]["config"]
+    warmup = first_cxx["warmup"]
+    payload = first_cxx["payload_bytes"]
+    print(f"bench_compare: `echo` round trips through one iii-test-engine ({url}), {args.calls} calls "
+          f"per phase after {warmup} warm-up, payload {payload} B of JSON, "
+          f"{args.rounds} round{'s' if args.rounds > 1 else ''} (C++ then Node"
+          f"{', medians' if args.rounds > 1 else ''}), {os.cpu_count()} hardware threads")
+    if load_before and load_after:
+        print(f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    print(f"C++: {cxx_label}; Node: {node_label}")
+    print()
+    columns = ["calls/s", "p50 µs", "p99 µs", "CPU µs/call caller", "echo", "engine"]
+    keys = ["calls_per_s", "p50_us", "p99_us", "cpu_caller_us", "cpu_echo_us", "cpu_engine_us"]
+    print("| phase | SDK | " + " | ".join(columns) + " |")
+    print("|---|---|" + "---:|" * len(columns))
+
+    def cell(value, key):
+        if value is None:
+            return "–"
+        if key == "calls_per_s":
+            return f"{value:.0f}"
+        return f"{value:.1f}"
+
+    for phase in PHASES:
+        label = phase if phase == "sequential" else f"pipelined ({args.inflight})"
+        cxx, node = med["cxx"][phase], med["node"][phase]
+        print(f"| {label} | C++ | " + " | ".join(cell(cxx.get(k), k) for k in keys) + " |")
+        print(f"| {label} | Node | " + " | ".join(cell(node.get(k), k) for k in keys) + " |")
+        ratios = []
+        for k in keys:
+            a, b = cxx.get(k), node.get(k)
+            ratios.append(f"{a / b:.2f}×" if a is not None and b else "–")
+        print(f"| {label} | C++/Node | " + " | ".join(ratios) + " |")
+    if len(rounds) > 1:
+        print()
+        print("calls/s per round (the spread shows the noise):")
+        for phase in PHASES:
+            for sdk, name in (("cxx", "C++"), ("node", "Node")):
+                values = " ".join(f"{r[sdk]['sdk'][phase]['calls_per_s']:.0f}" for r in rounds)
+                print(f"  {phase:<10} {name:<4} {values}")
+    print()
+    print("C++/Node above 1 for calls/s and below 1 for latency and CPU favour C++. CPU: each worker "
+          "process's own user+system time (getrusage / process.cpuUsage), the engine's threads from "
+          "/proc/<pid>/task/*/schedstat, over the measured calls only.")
+
+
+def main():
+    args = parse_args()
+    build = resolve_build_dir(args.build_dir)
+    cxx_bench = executable(os.path.join(build, "samples", "bench_roundtrip"), "bench_roundtrip")
+    engine_bin = executable(os.path.join(build, "lib", "testing", "iii-test-engine"), "iii-test-engine")
+    ensure_node_deps()
+    node_bench = os.path.join(NODE_DIR, "bench_roundtrip.mjs")
+
+    common = ["--calls", str(args.calls), "--inflight", str(args.inflight),
+              "--payload-bytes", str(args.payload_bytes), "--json"]
+    if args.warmup is not None:
+        common += ["--warmup", str(args.warmup)]
+
+    load_before = load_average()
+    engine = Engine(engine_bin)
+    rounds = []
+    try:
+        target = ["--url", engine.url, "--engine-pid", str(engine.pid)]
+        for r in range(args.rounds):
+            print(f"bench_compare: round {r + 1}/{args.rounds}: C++", file=sys.stderr)
+            cxx = run_bench("bench_roundtrip", [cxx_bench] + target + common)
+            print(f"bench_compare: round {r + 1}/{args.rounds}: Node", file=sys.stderr)
+            node = run_bench("bench_roundtrip.mjs", ["node", node_bench] + target + common, cwd=NODE_DIR)
+            if not engine.alive():
+                fail("iii-test-engine exited during the run: " + "\n".join(engine.tail))
+            rounds.append({"cxx": cxx, "node": node})
+    finally:
+        engine.stop()
+    load_after = load_average()
+
+    med = {"cxx": medians(rounds, "cxx"), "node": medians(rounds, "node")}
+    node_label = rounds[0]["node"]["config"].get("sdk", "iii-sdk")
+    cxx_label = "iii-cpp (samples/bench_roundtrip)"
+    if args.json:
+        print(json.dumps({"engine_url": engine.url, "rounds": rounds, "medians": med,
+                          "load_average": {"before": load_before, "after": load_after}}))
+    else:
+        print_table(args, engine.url, rounds, med, cxx_label, node_label, load_before, load_after)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
