@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Interop tests against the official Node SDK (iii-sdk, pinned in package-lock.json).
 #
-#   III_TEST_ENGINE=/path/to/iii-test-engine test/interop/run.sh [node --test args...]
+#   III_TEST_ENGINE=/path/to/iii-test-engine III_CPP_PEER=/path/to/cpp_peer \
+#     test/interop/run.sh [node --test args...]
 #
-# Meson runs this with III_TEST_ENGINE set (suite 'interop'). Exit codes: 0 pass, 77 skipped
-# (no Node), anything else a failure.
+# Meson runs this with both set (suite 'interop'): the test engine, and the C++ worker that the
+# cross-language tests (cross_*.test.mjs) drive. Exit codes: 0 pass, 77 skipped (no Node),
+# anything else a failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -16,15 +18,17 @@ if ! command -v npm >/dev/null 2>&1; then
   echo "SKIP: npm not installed"
   exit 77
 fi
-if [[ -z "${III_TEST_ENGINE:-}" ]]; then
-  echo "III_TEST_ENGINE is not set: the path of the iii-test-engine binary" >&2
-  exit 2
-fi
-if [[ ! -x "${III_TEST_ENGINE}" ]]; then
-  echo "III_TEST_ENGINE=${III_TEST_ENGINE} is not an executable" >&2
-  exit 2
-fi
-export III_TEST_ENGINE
+for var in III_TEST_ENGINE III_CPP_PEER; do
+  if [[ -z "${!var:-}" ]]; then
+    echo "${var} is not set (see the top of this script)" >&2
+    exit 2
+  fi
+  if [[ ! -x "${!var}" ]]; then
+    echo "${var}=${!var} is not an executable" >&2
+    exit 2
+  fi
+done
+export III_TEST_ENGINE III_CPP_PEER
 
 # Exactly the locked dependency tree; served from npm's cache when it is warm.
 npm ci --no-audit --no-fund --prefer-offline
