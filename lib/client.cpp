@@ -60,6 +60,7 @@ Client::Client(PrivateTag, std::shared_ptr<detail::Connection> connection, std::
       on_destroy_(std::move(on_destroy)) {}
 
 Client::~Client() {
+    connection_->clear_state_listeners();
     connection_->shutdown();
     if (on_destroy_) on_destroy_();  // stops and joins the owned io thread, if any
     connection_->stop_handlers();

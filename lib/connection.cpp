@@ -148,24 +148,40 @@ asio::awaitable<bool> Connection::connect_once() {
     auto link = std::make_shared<Link>();
     link->generation = generation_ + 1;
     std::weak_ptr<Connection> weak = shared_from_this();
+    // The socket owns these callbacks and the link owns the socket: the callbacks hold the link
+    // weakly, or every connection would keep itself alive.
+    std::weak_ptr<Link> weak_link = link;
     transport::Callbacks callbacks;
-    callbacks.on_open = [weak, link] {
-        if (auto self = weak.lock())
+    callbacks.on_open = [weak, weak_link] {
+        auto self = weak.lock();
+        auto link = weak_link.lock();
+        if (self && link)
             asio::dispatch(self->strand_, [self, link] {
                 link->opened = true;
                 self->wake();
             });
     };
-    callbacks.on_message = [weak, link](std::string&& payload, bool binary) {
-        if (auto self = weak.lock()) self->on_frame(link, std::move(payload), binary);
+    callbacks.on_message = [weak, weak_link](std::string&& payload, bool binary) {
+        auto self = weak.lock();
+        auto link = weak_link.lock();
+        if (self && link) self->on_frame(link, std::move(payload), binary);
     };
-    callbacks.on_pong = [link] { link->last_rx = now_ticks(); };
-    callbacks.on_close = [weak, link](std::error_code ec, std::uint16_t code, std::string reason) {
-        if (auto self = weak.lock())
+    callbacks.on_pong = [weak_link] {
+        if (auto link = weak_link.lock()) link->last_rx = now_ticks();
+    };
+    callbacks.on_close = [weak, weak_link](std::error_code ec, std::uint16_t code, std::string reason) {
+        auto self = weak.lock();
+        auto link = weak_link.lock();
+        if (self && link)
             asio::dispatch(self->strand_, [self, link, ec, code, reason = std::move(reason)]() mutable {
                 self->on_closed(link, ec, code, std::move(reason));
             });
     };
+    {
+        // The id belongs to one connection; the new one's workerregistered sets it again.
+        std::lock_guard lock(worker_id_mutex_);
+        worker_id_.clear();
+    }
     try {
         link->socket = transport::connect(io_, url_, options_.headers, std::move(callbacks));
     } catch (const std::exception& e) {
@@ -272,11 +288,9 @@ void Connection::wake() { wake_timer_.cancel(); }
 void Connection::set_state(ConnectionState next) {
     if (state_.exchange(next) == next) return;
     for (auto* waiter : state_waiters_) waiter->cancel();
+    std::lock_guard lock(listeners_mutex_);
     std::vector<std::function<void(ConnectionState)>> callbacks;
-    {
-        std::lock_guard lock(listeners_mutex_);
-        for (auto& [token, callback] : listeners_) callbacks.push_back(callback);
-    }
+    for (auto& [token, callback] : listeners_) callbacks.push_back(callback);
     for (auto& callback : callbacks) {
         try {
             callback(next);
@@ -688,7 +702,6 @@ void Connection::reply_error(const std::shared_ptr<Link>& link, const protocol::
 
 void Connection::handle_invoke(protocol::InvokeFunction&& invoke, const std::shared_ptr<Link>& link) {
     // Runs on the transport's thread: handlers start without a hop through the strand.
-    const std::uint64_t generation = link->generation;
     std::shared_ptr<const FunctionEntry> entry;
     {
         std::lock_guard lock(registry_.mutex);
@@ -710,12 +723,12 @@ void Connection::handle_invoke(protocol::InvokeFunction&& invoke, const std::sha
     }
     if (!handler_pool_) return;  // the client is being destroyed
     ++running_handlers_;
-    asio::co_spawn(*handler_pool_, run_handler(std::move(entry), std::move(invoke), generation),
+    asio::co_spawn(*handler_pool_, run_handler(std::move(entry), std::move(invoke), link),
                    asio::detached);
 }
 
 asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionEntry> entry,
-                                              protocol::InvokeFunction invoke, std::uint64_t generation) {
+                                              protocol::InvokeFunction invoke, std::shared_ptr<Link> link) {
     auto self = shared_from_this();
     protocol::InvocationResult reply;
     reply.function_id = invoke.function_id;
@@ -748,10 +761,11 @@ asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionEntr
     if (telemetry_) telemetry_->end_server_span(span, reply.error ? &*reply.error : nullptr);  // [telemetry hook]
     if (invoke.invocation_id) {
         reply.invocation_id = *invoke.invocation_id;
-        std::string text(thread_encoder().encode(reply));
-        asio::post(strand_, [self, text = std::move(text), generation] {
-            self->send_if_current(text, generation);
-        });
+        // Straight onto the socket the invocation came from (sockets are thread-safe), without
+        // a hop through the strand. After a reconnect that socket is closed and the send fails:
+        // the engine dropped this invocation with the old connection.
+        if (auto ec = link->socket->send(thread_encoder().encode(reply), false))
+            log(LogLevel::Debug, "result of {} not sent: {}", invoke.function_id, ec.message());
     } else if (reply.error) {
         log(LogLevel::Warn, "void invocation of {} failed: {}", invoke.function_id, reply.error->message);
     }
@@ -861,6 +875,11 @@ std::uint64_t Connection::add_state_listener(std::function<void(ConnectionState)
 void Connection::remove_state_listener(std::uint64_t token) {
     std::lock_guard lock(listeners_mutex_);
     listeners_.erase(token);
+}
+
+void Connection::clear_state_listeners() {
+    std::lock_guard lock(listeners_mutex_);
+    listeners_.clear();
 }
 
 // ---- shutdown -----------------------------------------------------------------------------

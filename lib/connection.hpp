@@ -90,7 +90,11 @@ public:
     ConnectionState state() const noexcept { return state_.load(); }
     asio::awaitable<bool> wait_for_state(ConnectionState target, std::chrono::milliseconds timeout);
     std::uint64_t add_state_listener(std::function<void(ConnectionState)> callback);
+    /// Returns once the callback is not running and will not run again.
     void remove_state_listener(std::uint64_t token);
+    /// Removes every listener (the client's destructor: listeners often capture the caller's
+    /// locals, which may already be gone while the connection winds down).
+    void clear_state_listeners();
 
     void shutdown();
     asio::awaitable<void> shutdown_async();
@@ -155,7 +159,7 @@ private:
     asio::awaitable<Value> call(std::string invocation_id, std::string function_id,
                                 std::string text, std::chrono::milliseconds timeout);
     asio::awaitable<void> run_handler(std::shared_ptr<const FunctionEntry> entry,
-                                      protocol::InvokeFunction invoke, std::uint64_t generation);
+                                      protocol::InvokeFunction invoke, std::shared_ptr<Link> link);
     void handler_finished();
 
     asio::io_context& io_;
@@ -192,7 +196,9 @@ private:
     std::atomic<bool> accepting_invocations_{true};
     std::atomic<bool> shut_down_{false};  // shutdown requested: new calls fail at once
 
-    mutable std::mutex listeners_mutex_;
+    // Recursive and held while listeners run, so that removal waits for a running callback and a
+    // callback may still add or remove listeners itself.
+    mutable std::recursive_mutex listeners_mutex_;
     std::map<std::uint64_t, std::function<void(ConnectionState)>> listeners_;
     std::uint64_t next_listener_ = 1;
 

@@ -259,8 +259,10 @@ public:
     /// Waits until the state equals `state`; false if `timeout` passes first.
     asio::awaitable<bool> wait_for_state(ConnectionState state, std::chrono::milliseconds timeout);
     /// Calls `callback` on every state change (on the connection's strand: keep it short).
-    /// Returns a token for remove_state_listener().
+    /// Returns a token for remove_state_listener(). Listeners are never called once the
+    /// client's destructor has started.
     std::uint64_t on_connection_state_change(std::function<void(ConnectionState)> callback);
+    /// Removes a listener; returns once it is not running and will not run again.
     void remove_state_listener(std::uint64_t token);
 
     /// The engine address given to register_worker (channels derive their URLs from it).

@@ -323,6 +323,7 @@ struct Engine::Impl {
     asio::steady_timer functions_available_timer{io};
     std::uint16_t port = 0;
     std::ofstream log_file;
+    bool log_unflushed = false;  // lines written during the current event
     proto::Encoder encoder;
 
     std::unordered_map<std::string, std::shared_ptr<Worker>> workers;
@@ -438,7 +439,10 @@ struct Engine::Impl {
     };
 
     void publish() {
-        if (log_file.is_open() && !batch.empty()) log_file.flush();
+        if (log_unflushed) {
+            log_file.flush();  // a reader of the log sees the event once it is published
+            log_unflushed = false;
+        }
         {
             std::lock_guard lock(mutex);
             if (options.record_frames) {
@@ -502,6 +506,7 @@ struct Engine::Impl {
                                 now_ms(), json_string(worker_id), inbound ? "in" : "out",
                                 binary ? "true" : "false", frame)
                  << '\n';
+        log_unflushed = true;
     }
 
     std::vector<std::string> function_id_list() const {
@@ -1336,8 +1341,10 @@ bool Engine::wait_for(const std::function<bool()>& predicate,
         // published meanwhile bumps `events`, so the wait below returns at once.
         if (predicate()) return true;
         std::unique_lock lock(impl_->mutex);
-        if (!impl_->changed.wait_until(lock, deadline, [&] { return impl_->events != seen; }))
+        if (!impl_->changed.wait_until(lock, deadline, [&] { return impl_->events != seen; })) {
+            lock.unlock();  // the predicate takes the lock itself
             return predicate();
+        }
     }
 }
 

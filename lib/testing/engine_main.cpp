@@ -45,6 +45,9 @@ std::optional<unsigned long> parse_number(std::string_view text, unsigned long m
 
 int main(int argc, char** argv) {
     iii::testing::EngineOptions options;
+    // Nothing in this process reads the in-memory frame record (--log is the way to see
+    // frames), so keeping it would only grow memory during benchmarks.
+    options.record_frames = false;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         if (arg == "--help" || arg == "-h") {

@@ -110,6 +110,7 @@ TEST_CASE("calls pending on a dropped connection fail at once with NotConnected"
     const auto start = std::chrono::steady_clock::now();
     engine.drop(caller_id);
     while (!done && std::chrono::steady_clock::now() - start < 5s) ioc.run_one_for(10ms);
+    test_support::drain(ioc);  // the SDK's strand lets go of ioc before it goes
     REQUIRE(done);
     CHECK(std::chrono::steady_clock::now() - start < 2s);
     REQUIRE(error);
@@ -147,6 +148,7 @@ TEST_CASE("a callee that disconnects mid-call gives the caller invocation_stoppe
     engine.drop(test_support::worker_id_of(*callee));
     const auto start = std::chrono::steady_clock::now();
     while (!done && std::chrono::steady_clock::now() - start < 5s) ioc.run_one_for(10ms);
+    test_support::drain(ioc);  // the SDK's strand lets go of ioc before it goes
     REQUIRE(done);
     REQUIRE(error);
     try {
@@ -216,6 +218,7 @@ TEST_CASE("a malformed frame is skipped, fails only its own call and leaves the 
     engine.send_to(caller_id, R"({"type":"invocationresult","invocation_id":")" + id + R"(","function_id":5})");
     const auto start = std::chrono::steady_clock::now();
     while (!done && std::chrono::steady_clock::now() - start < 5s) ioc.run_one_for(10ms);
+    test_support::drain(ioc);  // the SDK's strand lets go of ioc before it goes
     REQUIRE(done);
     REQUIRE(error);
     try {
@@ -253,6 +256,7 @@ TEST_CASE("shutdown_async finishes running handlers, sends their results and clo
     CHECK(callee->get_connection_state() == iii::ConnectionState::Disconnected);
     const auto deadline = std::chrono::steady_clock::now() + 3s;
     while (!result && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(10ms);
+    test_support::drain(ioc);  // the SDK's strand lets go of ioc before it goes
     REQUIRE(result);
     CHECK(*result == iii::Value("finished"));
     CHECK(engine.wait_for([&] { return engine.close_code(callee_id) == std::optional<std::uint16_t>(1000); }));
