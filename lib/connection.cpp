@@ -723,8 +723,12 @@ void Connection::handle_invoke(protocol::InvokeFunction&& invoke, const std::sha
     }
     if (!handler_pool_) return;  // the client is being destroyed
     ++running_handlers_;
-    asio::co_spawn(*handler_pool_, run_handler(std::move(entry), std::move(invoke), link),
-                   asio::detached);
+    const bool inline_handler = options_.handlers_on_io_thread && !entry->blocking_handler;
+    auto work = run_handler(std::move(entry), std::move(invoke), link);
+    if (inline_handler)
+        asio::co_spawn(io_, std::move(work), asio::detached);  // starts after this frame, not inside it
+    else
+        asio::co_spawn(*handler_pool_, std::move(work), asio::detached);
 }
 
 asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionEntry> entry,

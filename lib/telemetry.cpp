@@ -7,11 +7,13 @@
 #include "protocol.hpp"
 #include "transport/ws_transport.hpp"
 
+#include <asio/async_result.hpp>
+#include <asio/dispatch.hpp>
 #include <asio/executor_work_guard.hpp>
+#include <asio/use_awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/error.hpp>
-#include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <fmt/core.h>
@@ -847,15 +849,27 @@ bool Telemetry::submit_span(Value span) { return impl_->submit(Impl::Kind::Span,
 
 asio::awaitable<void> Telemetry::flush_and_close() {
     auto self = shared_from_this();
-    auto ex = co_await asio::this_coro::executor;
-    auto timer = std::make_shared<asio::steady_timer>(ex);
-    timer->expires_after(settings_.shutdown_timeout + std::chrono::milliseconds(100));
-    auto done = [timer, ex] {
-        asio::post(ex, [timer] { timer->expires_at(asio::steady_timer::time_point::min()); });
+    // Completes through the caller's executor once the exporter has flushed (or given up after
+    // shutdown_timeout). The exporter's thread touches nothing of the caller's io_context but
+    // the handler, and keeps that io_context busy until it has handed the handler over.
+    auto initiate = [self](auto handler) {
+        using Handler = decltype(handler);
+        struct State {
+            Handler handler;
+            asio::any_io_executor work;
+        };
+        asio::any_io_executor ex = asio::get_associated_executor(handler);
+        auto state = std::make_shared<State>(
+            State{std::move(handler), asio::prefer(ex, asio::execution::outstanding_work.tracked)});
+        self->impl_->start_flush(
+            [state] {
+                auto target = asio::get_associated_executor(state->handler);
+                asio::dispatch(target, std::move(state->handler));
+                state->work = asio::any_io_executor();
+            },
+            self->settings_.shutdown_timeout);
     };
-    impl_->start_flush(std::move(done), settings_.shutdown_timeout);
-    std::error_code ec;
-    co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_initiate<const asio::use_awaitable_t<>, void()>(std::move(initiate), asio::use_awaitable);
 }
 
 bool Telemetry::flush_and_close_sync(std::chrono::milliseconds timeout) {

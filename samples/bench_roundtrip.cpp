@@ -2,6 +2,7 @@
 // the engine, against a raw WebSocket echo with no SDK (the baseline).
 //
 //   bench_roundtrip [--calls N] [--inflight N] [--payload-bytes N] [--warmup N] [--json]
+//                   [--inline-handlers]
 //                   [--url ws://HOST:PORT [--engine-pid PID] | --engine PATH]
 //
 // Processes: this one is the caller worker; the echo worker is this same binary re-executed with
@@ -83,6 +84,7 @@ struct Options {
     std::size_t payload_bytes = 100;
     std::optional<std::size_t> warmup;
     bool json = false;
+    bool inline_handlers = false;  // the echo worker runs its handler on its io thread
     std::string url;
     std::string engine;
     pid_t engine_pid = -1;  // --engine-pid: the external engine's CPU is measured too
@@ -97,6 +99,8 @@ void usage(std::FILE* out) {
         "  --payload-bytes N  size of the JSON payload {\"data\":\"...\"} (default 100)\n"
         "  --warmup N         warm-up calls before each phase (default calls/10, 100..2000)\n"
         "  --json             print one JSON object instead of the table\n"
+        "  --inline-handlers  the echo worker runs its handler on its io thread\n"
+        "                     (InitOptions::handlers_on_io_thread) instead of its pool\n"
         "  --url URL          use the engine at URL (ws://host:port) instead of spawning one\n"
         "  --engine-pid PID   with --url: that engine's process, to measure its CPU time\n"
         "  --engine PATH      the iii-test-engine executable to spawn\n"
@@ -122,6 +126,10 @@ Options parse_options(int argc, char** argv) {
             usage(stdout);
             std::exit(0);
         }
+        if (arg == "--inline-handlers") {
+            o.inline_handlers = true;
+            continue;
+        }
         if (arg == "--json") {
             o.json = true;
             continue;
@@ -143,8 +151,9 @@ Options parse_options(int argc, char** argv) {
     return o;
 }
 
-iii::InitOptions worker_options() {
+iii::InitOptions worker_options(bool handlers_on_io_thread = false) {
     iii::InitOptions init;
+    init.handlers_on_io_thread = handlers_on_io_thread;
     iii::OtelConfig otel;
     otel.enabled = false;  // nothing but the calls on the wire
     init.otel = otel;
@@ -655,7 +664,7 @@ int run_echo_worker(const Options& o) {
         std::fprintf(stderr, "bench_roundtrip: --role echo needs --url\n");
         return 2;
     }
-    auto worker = iii::register_worker(o.url, worker_options());
+    auto worker = iii::register_worker(o.url, worker_options(o.inline_handlers));
     worker->register_function(iii::RegisterFunctionMessage::with_id("echo"),
                               [](iii::Value payload) -> asio::awaitable<iii::Value> {
                                   co_return payload;
@@ -704,6 +713,7 @@ void print_json(const Options& o, std::size_t payload_size, const std::string& u
     config.set("calls", o.calls).set("warmup", *o.warmup).set("inflight", o.inflight);
     config.set("payload_bytes", payload_size).set("engine_url", url).set("engine_spawned", spawned);
     config.set("hardware_threads", std::thread::hardware_concurrency());
+    config.set("echo_handlers_on_io_thread", o.inline_handlers);
     iii::Value sdk_v = iii::Value::object(), raw_v = iii::Value::object(), ratio = iii::Value::object();
     for (std::size_t i = 0; i < sdk.size() && i < raw.size(); ++i) {
         sdk_v.set(sdk[i].mode, phase_json(sdk[i]));
@@ -722,8 +732,9 @@ void print_json(const Options& o, std::size_t payload_size, const std::string& u
 void print_table(const Options& o, std::size_t payload_size, const std::string& url, bool spawned,
                  const std::vector<Phase>& sdk, const std::vector<Phase>& raw) {
     std::printf("bench_roundtrip: `echo` round trips, %zu calls per phase (after %zu warm-up), "
-                "payload %zu B of JSON\n",
-                o.calls, *o.warmup, payload_size);
+                "payload %zu B of JSON%s\n",
+                o.calls, *o.warmup, payload_size,
+                o.inline_handlers ? ", echo handler on its io thread" : "");
     std::printf("engine: %s (%s), %u hardware threads\n\n", url.c_str(),
                 spawned ? "iii-test-engine, spawned" : "external", std::thread::hardware_concurrency());
     // (Widths count bytes: each "µ" takes two.)
@@ -781,7 +792,9 @@ int run_bench(const Options& o) {
     }
 
     Child echo;
-    echo.spawn({self, "--role", "echo", "--url", url}, true);
+    std::vector<std::string> echo_args{self, "--role", "echo", "--url", url};
+    if (o.inline_handlers) echo_args.push_back("--inline-handlers");
+    echo.spawn(echo_args, true);
 
     std::vector<Phase> raw = run_baseline(o, payload_text);
 

@@ -58,6 +58,7 @@ public:
     // A parked read would otherwise never complete, so a paused connection could not be torn
     // down (and the parked handler would keep the connection alive forever).
     void close(asio::error_code& ec) {
+        mark_closed();
         fail_parked();
         Base::close(ec);
     }
@@ -66,6 +67,7 @@ public:
         Base::cancel(ec);
     }
     void shutdown(shutdown_type what, asio::error_code& ec) {
+        mark_closed();
         fail_parked();
         Base::shutdown(what, ec);
     }
@@ -78,9 +80,11 @@ private:
                                                                       asio::error_code ec) {
             // On error the socket may already be gone: touch nothing of `this`.
             if (ec) return (*handler)(ec, std::size_t{0});
+            bool closed = false;
             {
                 std::lock_guard lock(mutex_);
-                if (paused_) {
+                closed = closed_;
+                if (!closed && paused_) {
                     parked_ = [this, buffers, handler](asio::error_code error) {
                         if (error) return (*handler)(error, std::size_t{0});
                         wait_then_read(buffers, handler);
@@ -88,6 +92,9 @@ private:
                     return;
                 }
             }
+            // A wait that completed just before a close must not park: nothing would ever
+            // fail the parked read, and it would keep the connection alive forever.
+            if (closed) return (*handler)(asio::error::operation_aborted, std::size_t{0});
             if (!non_blocking()) non_blocking(true, ec);
             std::size_t n = ec ? 0 : Base::read_some(buffers, ec);
             if (ec == asio::error::would_block || ec == asio::error::try_again)
@@ -107,8 +114,14 @@ private:
             asio::post(get_executor(), [parked] { parked(asio::error::operation_aborted); });
     }
 
+    void mark_closed() {
+        std::lock_guard lock(mutex_);
+        closed_ = true;
+    }
+
     std::mutex mutex_;
     bool paused_ = false;
+    bool closed_ = false;
     std::function<void(asio::error_code)> parked_;
 };
 

@@ -340,3 +340,38 @@ TEST_CASE("a client on the caller's io_context works without an own thread", "[i
     guard.reset();
     service.join();
 }
+
+TEST_CASE("handlers_on_io_thread runs coroutine handlers on the io thread and blocking ones on the pool",
+          "[integration][invoke]") {
+    asio::io_context caller_ioc;
+    iii::testing::Engine engine;
+    asio::io_context callee_io;
+    auto guard = asio::make_work_guard(callee_io);
+    std::thread io_thread([&] { callee_io.run(); });
+    {
+        auto options = fast_options();
+        options.handlers_on_io_thread = true;
+        auto callee = iii::register_worker(callee_io, engine.url(), options);
+        std::atomic<std::thread::id> coroutine_thread{}, blocking_thread{};
+        callee->register_function(iii::RegisterFunctionMessage::with_id("where::coroutine"),
+                                  [&](iii::Value) -> asio::awaitable<iii::Value> {
+                                      coroutine_thread = std::this_thread::get_id();
+                                      co_return iii::Value("ok");
+                                  });
+        callee->register_function(iii::RegisterFunctionMessage::with_id("where::blocking"), [&](iii::Value) {
+            blocking_thread = std::this_thread::get_id();
+            return iii::Value("ok");
+        });
+        REQUIRE(wait_function(engine, "where::blocking"));
+        auto caller = iii::register_worker(engine.url(), fast_options());
+        CHECK(run_sync(caller_ioc, caller->trigger({"where::coroutine", iii::Value::object()})) == iii::Value("ok"));
+        CHECK(run_sync(caller_ioc, caller->trigger({"where::blocking", iii::Value::object()})) == iii::Value("ok"));
+        CHECK(coroutine_thread.load() == io_thread.get_id());
+        CHECK(blocking_thread.load() != io_thread.get_id());
+        CHECK(blocking_thread.load() != std::thread::id{});
+        asio::io_context shutdown_ioc;
+        run_sync(shutdown_ioc, callee->shutdown_async());
+    }
+    guard.reset();
+    io_thread.join();
+}
