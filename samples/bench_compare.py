@@ -49,6 +49,8 @@ def parse_args():
     p.add_argument("--warmup", type=int, help="warm-up calls per phase (default: the benches' own)")
     p.add_argument("--rounds", type=int, default=1, help="C++ then Node, this many times; medians (default 1)")
     p.add_argument("--json", action="store_true", help="print every round and the medians as JSON")
+    p.add_argument("--inline-handlers", action="store_true",
+                   help="C++ echo worker runs its handler on its io thread (InitOptions::handlers_on_io_thread)")
     args = p.parse_args()
     if args.calls < 1 or args.inflight < 1 or args.payload_bytes < 0 or args.rounds < 1:
         p.error("--calls, --inflight and --rounds need numbers >= 1, --payload-bytes >= 0")
@@ -243,7 +245,8 @@ def main():
         target = ["--url", engine.url, "--engine-pid", str(engine.pid)]
         for r in range(args.rounds):
             print(f"bench_compare: round {r + 1}/{args.rounds}: C++", file=sys.stderr)
-            cxx = run_bench("bench_roundtrip", [cxx_bench] + target + common)
+            cxx_extra = ["--inline-handlers"] if args.inline_handlers else []
+            cxx = run_bench("bench_roundtrip", [cxx_bench] + target + common + cxx_extra)
             print(f"bench_compare: round {r + 1}/{args.rounds}: Node", file=sys.stderr)
             node = run_bench("bench_roundtrip.mjs", ["node", node_bench] + target + common, cwd=NODE_DIR)
             if not engine.alive():
@@ -255,7 +258,7 @@ def main():
 
     med = {"cxx": medians(rounds, "cxx"), "node": medians(rounds, "node")}
     node_label = rounds[0]["node"]["config"].get("sdk", "iii-sdk")
-    cxx_label = "iii-cpp (samples/bench_roundtrip)"
+    cxx_label = "iii-cpp (samples/bench_roundtrip" + (", --inline-handlers)" if args.inline_handlers else ")")
     if args.json:
         print(json.dumps({"engine_url": engine.url, "rounds": rounds, "medians": med,
                           "load_average": {"before": load_before, "after": load_after}}))
