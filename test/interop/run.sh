@@ -31,7 +31,13 @@ done
 export III_TEST_ENGINE III_CPP_PEER
 
 # Exactly the locked dependency tree; served from npm's cache when it is warm.
-npm ci --no-audit --no-fund --prefer-offline
+# Skipped when this lockfile is already installed: `npm ci` first deletes node_modules, which
+# would pull it from under another build directory's interop run on the same checkout.
+stamp=node_modules/.iii-installed-lock.json
+if ! cmp -s package-lock.json "$stamp" 2>/dev/null; then
+  npm ci --no-audit --no-fund --prefer-offline
+  cp package-lock.json "$stamp"
+fi
 
 # Test files run in parallel processes; each test starts its own engine on a free port.
 shopt -s nullglob
