@@ -529,6 +529,11 @@ struct Engine::Impl {
 
     transport::Callbacks accept(const std::shared_ptr<transport::Socket>& socket,
                                 const std::string& resource) {
+        // A handshake that finished while shutdown() ran: the engine is gone, so is this socket.
+        if (shut_down) {
+            socket->abort();
+            return {};
+        }
         // channels (issue 5): the hub bridges writer and reader ends
         if (detail::testing::ChannelHub::is_channel_resource(resource))
             return channel_hub.accept(socket, resource);
