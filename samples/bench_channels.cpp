@@ -28,6 +28,7 @@
 #include <iii/iii.hpp>
 #include <iii/testing/engine.hpp>
 
+#include "bench_support.hpp"
 #include "transport/ws_transport.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -39,12 +40,7 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
-#include <fcntl.h>
-#include <limits.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -224,85 +220,6 @@ struct Memory {
     std::size_t rss_before = 0;  // VmRSS when the path started
     std::size_t peak = 0;        // VmHWM at its end
 };
-
-// ---- the engine process ----------------------------------------------------------------------
-
-class EngineProcess {
-public:
-    EngineProcess() = default;
-    EngineProcess(const EngineProcess&) = delete;
-    EngineProcess& operator=(const EngineProcess&) = delete;
-    ~EngineProcess() { stop(); }
-
-    /// Spawns `path --port 0` and returns the URL it prints.
-    std::string start(const std::string& path) {
-        int out[2];
-        if (pipe2(out, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
-        const pid_t parent = getpid();
-        const pid_t pid = fork();
-        if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
-        if (pid == 0) {  // async-signal-safe calls only
-            prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive the benchmark
-            if (getppid() != parent) _exit(127);
-            dup2(out[1], STDOUT_FILENO);
-            execl(path.c_str(), path.c_str(), "--port", "0", static_cast<char*>(nullptr));
-            _exit(127);
-        }
-        pid_ = pid;
-        close(out[1]);
-        stdout_ = out[0];
-        // "iii-test-engine listening on ws://127.0.0.1:<port>"
-        const std::string_view marker = "listening on ";
-        const auto deadline = Clock::now() + std::chrono::seconds(10);
-        std::string text;
-        for (;;) {
-            if (auto at = text.find(marker); at != std::string::npos) {
-                if (auto nl = text.find('\n', at); nl != std::string::npos)
-                    return text.substr(at + marker.size(), nl - at - marker.size());
-            }
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-            pollfd p{stdout_, POLLIN, 0};
-            if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0)
-                throw std::runtime_error(path + " did not report its address");
-            char chunk[256];
-            const ssize_t n = read(stdout_, chunk, sizeof chunk);
-            if (n <= 0) throw std::runtime_error(path + " exited before listening");
-            text.append(chunk, static_cast<std::size_t>(n));
-        }
-    }
-
-    pid_t pid() const { return pid_; }
-
-    void stop() {
-        if (pid_ > 0) {
-            kill(pid_, SIGTERM);
-            const auto deadline = Clock::now() + std::chrono::seconds(5);
-            while (waitpid(pid_, nullptr, WNOHANG) == 0) {
-                if (Clock::now() > deadline) {
-                    kill(pid_, SIGKILL);
-                    waitpid(pid_, nullptr, 0);
-                    break;
-                }
-                std::this_thread::sleep_for(std::chrono::milliseconds(5));
-            }
-            pid_ = -1;
-        }
-        if (stdout_ >= 0) close(stdout_);
-        stdout_ = -1;
-    }
-
-private:
-    pid_t pid_ = -1;
-    int stdout_ = -1;
-};
-
-std::string self_dir() {
-    char buf[PATH_MAX];
-    const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n <= 0) throw std::system_error(errno, std::generic_category(), "readlink /proc/self/exe");
-    std::string exe(buf, static_cast<std::size_t>(n));
-    return exe.substr(0, exe.rfind('/'));
-}
 
 // ---- one measured transfer -------------------------------------------------------------------
 
@@ -620,12 +537,12 @@ int run_bench(const Options& o) {
     Stream stream(o.mib);
     Report rep{o, o.url, "external", {}, {}, std::nullopt, reset_peak_rss()};
 
-    EngineProcess engine_process;
+    bench::Child engine_process;
     std::unique_ptr<iii::testing::Engine> embedded;
     if (rep.url.empty()) {
-        std::string path = o.engine.empty() ? self_dir() + "/../lib/testing/iii-test-engine" : o.engine;
+        const std::string path = o.engine.empty() ? bench::default_engine_path() : o.engine;
         if (access(path.c_str(), X_OK) == 0) {
-            rep.url = engine_process.start(path);
+            rep.url = bench::spawn_test_engine(engine_process, path);
             rep.engine_kind = "iii-test-engine, spawned";
         } else if (!o.engine.empty()) {
             throw std::runtime_error("no executable engine at " + path);
@@ -665,7 +582,7 @@ int run_bench(const Options& o) {
 
     if (engine_process.pid() > 0)
         rep.engine_peak = proc_status_kb(std::to_string(engine_process.pid()), "VmHWM:");
-    engine_process.stop();
+    engine_process.stop(SIGTERM, std::chrono::seconds(5));
     embedded.reset();
 
     if (o.json) print_json(rep);
