@@ -5,7 +5,8 @@
 
 #include <iii/channel.hpp>
 #include <iii/iii.hpp>
-#include <iii/testing/engine.hpp>
+
+#include "sample_engine.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -16,7 +17,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -125,15 +125,8 @@ asio::awaitable<int> run(std::shared_ptr<iii::Client> app) {
 }  // namespace
 
 int main() {
-    std::unique_ptr<iii::testing::Engine> embedded;
-    std::string url;
-    if (const char* env = std::getenv("III_URL"); env && *env) {
-        url = env;
-    } else {
-        embedded = std::make_unique<iii::testing::Engine>();
-        url = embedded->url();
-        std::printf("started the embedded test engine at %s\n", url.c_str());
-    }
+    const SampleEngine engine;  // $III_URL, else an embedded test engine
+    const std::string& url = engine.url();
     auto storage = iii::register_worker(url);
     register_storage(storage, std::make_shared<Store>());
     auto app = iii::register_worker(url);

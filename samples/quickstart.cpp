@@ -2,7 +2,8 @@
 // engine. Uses the engine at $III_URL when set, else starts the embedded test engine.
 
 #include <iii/iii.hpp>
-#include <iii/testing/engine.hpp>
+
+#include "sample_engine.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/this_coro.hpp>
@@ -11,7 +12,6 @@
 #include <asio/use_awaitable.hpp>
 
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 
 using namespace std::chrono_literals;
@@ -45,15 +45,8 @@ asio::awaitable<int> call_greet(std::shared_ptr<iii::Client> caller, std::shared
 }
 
 int main() {
-    std::unique_ptr<iii::testing::Engine> embedded;
-    std::string url;
-    if (const char* env = std::getenv("III_URL"); env && *env) {
-        url = env;
-    } else {
-        embedded = std::make_unique<iii::testing::Engine>();
-        url = embedded->url();
-        std::printf("started the embedded test engine at %s\n", url.c_str());
-    }
+    const SampleEngine engine;  // $III_URL, else an embedded test engine
+    const std::string& url = engine.url();
 
     // Worker: registers a function. Handlers are coroutines (or plain functions).
     auto worker = iii::register_worker(url);

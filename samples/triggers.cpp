@@ -4,7 +4,8 @@
 // embedded test engine.
 
 #include <iii/iii.hpp>
-#include <iii/testing/engine.hpp>
+
+#include "sample_engine.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -15,7 +16,6 @@
 
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -77,14 +77,8 @@ private:
 }  // namespace
 
 int main() {
-    std::unique_ptr<iii::testing::Engine> embedded;
-    std::string url;
-    if (const char* env = std::getenv("III_URL"); env && *env) {
-        url = env;
-    } else {
-        embedded = std::make_unique<iii::testing::Engine>();
-        url = embedded->url();
-    }
+    const SampleEngine engine;  // $III_URL, else an embedded test engine
+    const std::string& url = engine.url();
     asio::io_context io;
     auto guard = asio::make_work_guard(io);
 

@@ -5,8 +5,9 @@
 // Uses the engine at $III_URL when set, else starts the embedded test engine.
 
 #include <iii/iii.hpp>
-#include <iii/testing/engine.hpp>
 #include <iii/typed.hpp>
+
+#include "sample_engine.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
@@ -16,7 +17,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -172,15 +172,8 @@ asio::awaitable<void> run_calls(std::shared_ptr<iii::Client> caller,
 }
 
 int main() {
-    std::unique_ptr<iii::testing::Engine> embedded;
-    std::string url;
-    if (const char* env = std::getenv("III_URL"); env && *env) {
-        url = env;
-    } else {
-        embedded = std::make_unique<iii::testing::Engine>();
-        url = embedded->url();
-        std::printf("started the embedded test engine at %s\n", url.c_str());
-    }
+    const SampleEngine engine;  // $III_URL, else an embedded test engine
+    const std::string& url = engine.url();
 
     // Worker: registers plain C++ functions; schemas are generated from their types.
     auto worker = iii::register_worker(url);
