@@ -46,6 +46,24 @@ private:
     std::vector<iii::TriggerConfig> unregistered_;
 };
 
+/// A provider of the `ticker` type, returned once the engine knows the type (before that, the
+/// engine drops triggers of it).
+std::shared_ptr<iii::Client> ticker_provider(iii::testing::Engine& engine,
+                                             const std::shared_ptr<RecordingHandler>& handler) {
+    auto provider = iii::register_worker(engine.url(), fast_options());
+    provider->register_trigger_type("ticker", "ticks", handler);
+    REQUIRE(engine.wait_for([&] { return !engine.received("registertriggertype").empty(); }));
+    return provider;
+}
+
+/// Binds `on_tick` to the `ticker` type.
+iii::Trigger bind_ticker(iii::Client& consumer) {
+    iii::RegisterTriggerInput input;
+    input.trigger_type = "ticker";
+    input.function_id = "on_tick";
+    return consumer.register_trigger(input);
+}
+
 }  // namespace
 
 TEST_CASE("a custom trigger type's whole lifecycle across two workers", "[integration][triggers]") {
@@ -124,14 +142,9 @@ TEST_CASE("a failing register_trigger handler is reported as trigger_registratio
 TEST_CASE("a reconnecting provider gets the stored triggers again", "[integration][triggers]") {
     iii::testing::Engine engine;
     auto handler = std::make_shared<RecordingHandler>();
-    auto provider = iii::register_worker(engine.url(), fast_options());
-    provider->register_trigger_type("ticker", "ticks", handler);
-    REQUIRE(engine.wait_for([&] { return !engine.received("registertriggertype").empty(); }));
+    auto provider = ticker_provider(engine, handler);
     auto consumer = iii::register_worker(engine.url(), fast_options());
-    iii::RegisterTriggerInput input;
-    input.trigger_type = "ticker";
-    input.function_id = "on_tick";
-    auto trigger = consumer->register_trigger(input);
+    auto trigger = bind_ticker(*consumer);
     REQUIRE(engine.wait_for([&] { return handler->registered().size() == 1; }));
 
     const auto first = test_support::worker_id_of(*provider);
@@ -146,14 +159,9 @@ TEST_CASE("a reconnecting provider gets the stored triggers again", "[integratio
 TEST_CASE("a consumer's disconnect unbinds its triggers at the provider", "[integration][triggers]") {
     iii::testing::Engine engine;
     auto handler = std::make_shared<RecordingHandler>();
-    auto provider = iii::register_worker(engine.url(), fast_options());
-    provider->register_trigger_type("ticker", "ticks", handler);
-    REQUIRE(engine.wait_for([&] { return !engine.received("registertriggertype").empty(); }));
+    auto provider = ticker_provider(engine, handler);
     auto consumer = iii::register_worker(engine.url(), fast_options());
-    iii::RegisterTriggerInput input;
-    input.trigger_type = "ticker";
-    input.function_id = "on_tick";
-    consumer->register_trigger(input);
+    bind_ticker(*consumer);
     REQUIRE(engine.wait_for([&] { return handler->registered().size() == 1; }));
     consumer.reset();  // gone
     REQUIRE(engine.wait_for([&] { return handler->unregistered().size() == 1; }));
