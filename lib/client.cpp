@@ -8,6 +8,7 @@
 
 #include <asio/executor_work_guard.hpp>
 
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -102,10 +103,21 @@ FunctionRef Client::register_http_function(RegisterFunctionMessage message, Http
     return connection_->add_function(std::move(entry));
 }
 
+namespace {
+
+std::optional<std::chrono::milliseconds> timeout_of(std::optional<std::uint64_t> timeout_ms) {
+    if (!timeout_ms) return std::nullopt;
+    // Beyond int64 milliseconds: effectively no deadline (the connection caps it).
+    constexpr auto cap = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::min(*timeout_ms, cap)));
+}
+
+}  // namespace
+
 asio::awaitable<Value> Client::trigger(TriggerRequest request) {
     auto connection = connection_;  // keeps the actor alive across the hop
     co_return co_await connection->invoke(std::move(request.function_id), std::move(request.payload),
-                                          std::move(request.action), request.timeout_ms);
+                                          std::move(request.action), timeout_of(request.timeout_ms));
 }
 
 asio::awaitable<std::string> Client::trigger_raw(std::string function_id, std::string payload_json,
@@ -113,7 +125,7 @@ asio::awaitable<std::string> Client::trigger_raw(std::string function_id, std::s
                                                  std::optional<std::uint64_t> timeout_ms) {
     auto connection = connection_;
     Value result = co_await connection->invoke(std::move(function_id), Value::parse(payload_json),
-                                               std::move(action), timeout_ms);
+                                               std::move(action), timeout_of(timeout_ms));
     co_return result.dump();
 }
 
@@ -309,6 +321,11 @@ const std::string& Client::address() const { return connection_->url(); }
 
 asio::any_io_executor Client::get_executor() const { return connection_->strand(); }
 
+asio::awaitable<void> Client::run() {
+    auto connection = connection_;
+    co_await connection->run();
+}
+
 void Client::shutdown() { connection_->shutdown(); }
 
 asio::awaitable<void> Client::shutdown_async() {
@@ -369,11 +386,15 @@ std::shared_ptr<Client> register_worker(std::string url, InitOptions options) {
     return std::make_shared<Client>(Client::PrivateTag{}, std::move(connection), std::move(on_destroy));
 }
 
-std::shared_ptr<Client> register_worker(asio::io_context& io, std::string url, InitOptions options) {
+std::shared_ptr<Client> register_worker(asio::any_io_executor executor, std::string url, InitOptions options) {
     validate_url(url);
-    auto connection = std::make_shared<detail::Connection>(io, std::move(url), std::move(options));
+    auto connection = std::make_shared<detail::Connection>(std::move(executor), std::move(url), std::move(options));
     connection->start();
     return std::make_shared<Client>(Client::PrivateTag{}, std::move(connection), nullptr);
+}
+
+std::shared_ptr<Client> register_worker(asio::io_context& io, std::string url, InitOptions options) {
+    return register_worker(io.get_executor(), std::move(url), std::move(options));
 }
 
 FunctionRef Client::register_function(RegisterFunction reg) {

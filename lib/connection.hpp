@@ -1,8 +1,13 @@
 #pragma once
-// The connection actor: one strand owns the socket, the pending invocations, the outbound
-// queue and the connection state. Handlers run on a separate pool, off the strand.
+// The connection actor: thin Asio glue around the sans-io core (lib/core/). One strand on the
+// caller's executor runs the core, the socket callbacks and ONE timer; nothing else touches the
+// core, so no mutex guards connection state. Calls are asynchronous operations whose completion
+// handler lives in the core's pending table; their cancellation handler only posts cancel(id)
+// onto the strand. Coroutine handlers run on the caller's executor (posted off the strand);
+// blocking handlers on a pool created at the first blocking registration.
 
 #include "backoff.hpp"
+#include "core/connection_core.hpp"
 #include "iii/client.hpp"
 #include "iii/options.hpp"
 #include "iii/trigger.hpp"
@@ -10,30 +15,36 @@
 #include "telemetry_internal.hpp"  // [telemetry hook]
 #include "transport/ws_transport.hpp"
 
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/execution/outstanding_work.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/prefer.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/thread_pool.hpp>
 
 #include <atomic>
-#include <deque>
+#include <condition_variable>
 #include <list>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <condition_variable>
-#include <set>
 #include <optional>
+#include <set>
 #include <string>
-#include <unordered_map>
-#include <variant>
 #include <vector>
 
 namespace iii::detail {
 
+/// A strand on an io_context (channel ends use one each).
 using Strand = asio::strand<asio::io_context::executor_type>;
 
-/// A registered function as the registry keeps it.
+/// A registered function as client.cpp hands it over.
 struct FunctionEntry {
     RegisterFunctionMessage message;
     /// Exactly one of these is set, except for HTTP-invoked functions (none).
@@ -48,32 +59,58 @@ struct TriggerTypeEntry {
     std::shared_ptr<TriggerHandler> handler;
 };
 
-/// Everything this worker has registered: the single source of the replay after a reconnect.
-/// Guarded by its own mutex because registration calls are synchronous and may come from any
-/// thread; the wire side (what was sent on which connection) lives on the strand.
-struct Registry {
-    std::mutex mutex;
-    std::map<std::string, std::shared_ptr<const FunctionEntry>> functions;
-    std::map<std::string, std::shared_ptr<const TriggerTypeEntry>> trigger_types;
-    std::map<std::string, RegisterServiceMessage> services;
-    std::map<std::string, protocol::RegisterTrigger> triggers;
+/// The glue's side of a core::HandlerSlot: what runs for an invocation.
+struct FunctionSlot final : core::HandlerSlot {
+    Handler handler;
+    RawHandler raw_handler;
+    BlockingHandler blocking_handler;
 };
 
-/// One queued outbound frame; `invocation_id` set for a call that waits for its result.
-struct OutboundFrame {
-    std::string text;
-    std::string invocation_id;
+/// Completes an asynchronous operation of signature void(Args...) on its handler's executor.
+/// The slot is cleared there, on the executor that may also emit cancellation into it
+/// (Asio's cancellation slots are not thread-safe).
+template <class Handler, class Fallback>
+class Completion {
+public:
+    Completion(Handler handler, const Fallback& fallback)
+        : handler_(std::move(handler)),
+          work_(asio::prefer(asio::get_associated_executor(handler_, fallback),
+                             asio::execution::outstanding_work.tracked)) {}
+    template <class... Args>
+    void complete(Args&&... args) {
+        auto executor = work_;
+        asio::post(executor, [h = std::move(handler_), work = std::move(work_),
+                              ... args = std::forward<Args>(args)]() mutable {
+            asio::get_associated_cancellation_slot(h).clear();
+            std::move(h)(std::move(args)...);
+        });
+    }
+
+private:
+    Handler handler_;
+    std::decay_t<decltype(asio::prefer(std::declval<asio::associated_executor_t<Handler, Fallback>>(),
+                                       asio::execution::outstanding_work.tracked))>
+        work_;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
 public:
-    Connection(asio::io_context& io, std::string url, InitOptions options);
+    /// `executor` must belong to an asio::io_context (websocketpp runs on one); throws
+    /// Error(Errc::Runtime) otherwise.
+    Connection(asio::any_io_executor executor, std::string url, InitOptions options);
+    Connection(asio::io_context& io, std::string url, InitOptions options)
+        : Connection(io.get_executor(), std::move(url), std::move(options)) {}
     ~Connection();
 
-    /// Starts the run loop (connect, serve, reconnect) on the strand.
+    /// Starts connecting (on the strand). Idempotent.
     void start();
+    /// The connection's lifetime: starts, then completes when the run is over (shutdown,
+    /// Failed). Cancelling it shuts the connection down (close handshake) and completes once
+    /// the socket is closed.
+    asio::awaitable<void> run();
 
-    // Registrations: record in the registry, then announce on the strand.
+    // Registrations: checked here (synchronously, for the caller's exceptions), recorded and
+    // announced on the strand.
     FunctionRef add_function(FunctionEntry entry);
     void remove_function(const std::string& id);
     void add_trigger_type(TriggerTypeEntry entry);
@@ -85,8 +122,9 @@ public:
     /// Sends an invocation and waits for its result (see Client::trigger).
     asio::awaitable<Value> invoke(std::string function_id, Value payload,
                                   std::optional<TriggerAction> action,
-                                  std::optional<std::uint64_t> timeout_ms);
+                                  std::optional<std::chrono::milliseconds> timeout);
 
+    /// The state, read from any thread (an atomic snapshot of the strand's state).
     ConnectionState state() const noexcept { return state_.load(); }
     asio::awaitable<bool> wait_for_state(ConnectionState target, std::chrono::milliseconds timeout);
     std::uint64_t add_state_listener(std::function<void(ConnectionState)> callback);
@@ -96,105 +134,121 @@ public:
     /// locals, which may already be gone while the connection winds down).
     void clear_state_listeners();
 
+    /// Closes now (pending calls fail with NotConnected). Any thread; returns at once.
     void shutdown();
+    /// Drains running handlers (shutdown_grace), closes with the handshake, completes when
+    /// the run is over.
     asio::awaitable<void> shutdown_async();
-    /// Blocks until the run loop has ended (for owned io threads; never call on the strand).
+    /// Blocks until the run is over (for owned io threads; never call on the strand).
     void wait_stopped(std::chrono::milliseconds limit);
-    /// Stops the handler pool and joins it; handlers still suspended are abandoned. Called by
-    /// the client's destructor before the io_context goes away, because a handler finishing
-    /// later would post its result to a destroyed io_context.
+    /// Stops the blocking-handler pool and joins it; handlers still running are abandoned.
     void stop_handlers();
 
     const std::string& url() const noexcept { return url_; }
-    Strand& strand() noexcept { return strand_; }
     asio::io_context& io() noexcept { return io_; }
+    /// The caller's executor (handlers run there).
+    const asio::any_io_executor& executor() const noexcept { return executor_; }
+    /// The connection's strand, as an executor.
+    asio::any_io_executor strand() const { return strand_; }
     const InitOptions& options() const noexcept { return options_; }
-    /// The worker id of the current connection ("" before the engine said it).
+    /// The worker id of the current connection ("" before the engine said it); an atomic
+    /// snapshot, readable from any thread.
     std::string worker_id() const;
-    /// Calls waiting for a result (for tests: cancellation and timeouts must leave none).
+    /// Calls waiting for a result (an atomic snapshot; cancellation and timeouts leave none).
     std::size_t pending_count() const noexcept { return pending_size_.load(); }
+    /// Threads of the blocking-handler pool (0 until the first blocking registration).
+    std::size_t handler_pool_threads() const noexcept { return pool_threads_.load(); }
     /// [telemetry hook] The OTLP exporter of this client; null when telemetry is off.
     const std::shared_ptr<telemetry::Telemetry>& telemetry() const noexcept { return telemetry_; }
 
+    /// Starts a call: the frame `text` (invocation `invocation_id`) goes out now or on connect;
+    /// completes with void(std::exception_ptr, Value) on the handler's executor.
+    template <class Token>
+    auto async_call(std::string invocation_id, std::string function_id, std::string text,
+                    std::chrono::milliseconds timeout, Token&& token) {
+        return asio::async_initiate<Token, void(std::exception_ptr, Value)>(
+            [this](auto handler, std::string id, std::string function, std::string frame,
+                   std::chrono::milliseconds limit) {
+                initiate_call(std::move(handler), std::move(id), std::move(function),
+                              std::move(frame), limit);
+            },
+            token, std::move(invocation_id), std::move(function_id), std::move(text), timeout);
+    }
+
 private:
-    struct PendingCall;
     struct Link;
+    struct Waiter;
+    class WaitSink {
+    public:
+        virtual ~WaitSink() = default;
+        virtual void complete(std::error_code ec) = 0;
+    };
+    template <class Handler>
+    class TypedWaitSink;
+    template <class Handler>
+    class CallSink;
 
-    asio::awaitable<void> run();
-    asio::awaitable<bool> connect_once();
-    asio::awaitable<void> serve_until_closed();
-    void on_opened();
-    void replay_registrations();
-    void send_worker_metadata();
-    void flush_outbound();
-    void set_state(ConnectionState next);
-    void wake();
+    template <class Handler>
+    void initiate_call(Handler handler, std::string invocation_id, std::string function_id,
+                       std::string text, std::chrono::milliseconds timeout);
+    /// A waiter for a state (`target`) or for the end of the run (nullopt). `on_cancel`:
+    /// what a cancellation of the waiting coroutine does.
+    enum class OnCancel { Withdraw, Shutdown };
+    template <class Token>
+    auto async_wait_for(std::optional<ConnectionState> target, bool shutdown_first, OnCancel on_cancel,
+                        Token&& token);
+    void add_waiter(std::uint64_t id, std::optional<ConnectionState> target, bool shutdown_first,
+                    std::unique_ptr<WaitSink> sink);
+    void cancel_waiter(std::uint64_t id, OnCancel on_cancel);
 
-    // Called from transport callbacks (io thread), tagged with the link they belong to.
-    void on_frame(const std::shared_ptr<Link>& link, std::string&& payload, bool binary);
-    void on_closed(const std::shared_ptr<Link>& link, std::error_code ec, std::uint16_t code,
-                   std::string reason);
+    /// Runs the core's actions until there are none (strand only; re-entry is absorbed).
+    void pump();
+    void execute(core::Action& action);
+    void open_socket();
+    void release_link();
+    void arm_timer(core::TimePoint at);
+    void on_state(ConnectionState state);
+    void dispatch_handler(core::action::Dispatch& dispatch);
+    void dispatch_trigger(core::action::DispatchTrigger& dispatch);
+    asio::awaitable<void> run_handler(std::shared_ptr<const FunctionSlot> slot,
+                                      protocol::InvokeFunction invoke, std::uint64_t generation);
+    void finish_handler(std::uint64_t generation, protocol::InvocationResult& reply,
+                        const protocol::InvokeFunction& invoke, telemetry::ServerSpan& span);
+    std::shared_ptr<asio::thread_pool> blocking_pool();
 
-    // Strand-side message handling.
-    void handle_result(protocol::InvocationResult&& result);
-    void handle_invoke(protocol::InvokeFunction&& invoke, const std::shared_ptr<Link>& link);
-    void handle_register_trigger(protocol::RegisterTrigger&& message);
-    void handle_unregister_trigger(protocol::UnregisterTrigger&& message);
-    void fail_pending(const std::string& invocation_id, Error error);
-    void fail_sent_calls(const Error& error);
-    void fail_all_calls(const Error& error);
-
-    /// Sends now when connected, else queues (bounded); strand only.
-    void send_or_queue(std::string text, std::string invocation_id = {});
-    /// Sends on the current link if it is still `generation`; drops otherwise. Strand only.
-    void send_if_current(std::string_view text, std::uint64_t generation);
-    /// Sends the registration behind `key` ("function:<id>", ...) unless this connection
-    /// already carried it. Strand only.
-    void announce(const std::string& key);
-    /// Encodes the current registry entry for `key`; empty when it no longer exists.
-    std::string encode_registration(const std::string& key);
-    void send_unregistration(const std::string& key, std::string text);
-    void reply_error(const std::shared_ptr<Link>& link, const protocol::InvokeFunction& invoke,
-                     const char* code, const char* message);
-    asio::awaitable<Value> call(std::string invocation_id, std::string function_id,
-                                std::string text, std::chrono::milliseconds timeout);
-    asio::awaitable<void> run_handler(std::shared_ptr<const FunctionEntry> entry,
-                                      protocol::InvokeFunction invoke, std::shared_ptr<Link> link);
-    void handler_finished();
-
+    asio::any_io_executor executor_;
     asio::io_context& io_;
-    Strand strand_;
+    asio::strand<asio::any_io_executor> strand_;
     std::string url_;
     InitOptions options_;
-    WorkerMetadata metadata_;
-    std::unique_ptr<asio::thread_pool> handler_pool_;
 
-    Registry registry_;
+    // ---- strand-only ----
+    core::ConnectionCore core_;
+    std::shared_ptr<Link> link_;  // the current socket, or null
+    asio::steady_timer timer_;
+    core::TimePoint timer_at_ = core::never;  // expiry of the outstanding wait
+    std::uint64_t timer_seq_ = 0;
+    bool pumping_ = false;
+    bool started_ = false;
+    std::list<Waiter> waiters_;
 
-    // ---- strand-only state ----
-    std::shared_ptr<Link> link_;           // the current socket, or null
-    std::uint64_t generation_ = 0;         // bumps on every successful connect
-    bool connected_ = false;
-    std::deque<OutboundFrame> outbound_;   // frames waiting for a connection
-    std::unordered_map<std::string, std::shared_ptr<PendingCall>> pending_;
-    asio::steady_timer wake_timer_;        // the run loop sleeps on it; wake() cancels it
-    std::list<asio::steady_timer*> state_waiters_;
-    Backoff backoff_;
-    protocol::Encoder encoder_;
-    std::map<std::string, TriggerConfig> provided_triggers_;  // triggers bound to our types
-    std::set<std::string> announced_;      // registration keys sent on the current connection
-    asio::steady_timer* drain_timer_ = nullptr;   // shutdown_async waits on it for handlers
-    asio::steady_timer* stopped_timer_ = nullptr; // shutdown_async waits on it for the run loop
-    bool stopping_ = false;
-    bool graceful_ = false;
-    bool run_finished_ = false;
-    std::string worker_id_;
-
+    // ---- snapshots and cross-thread bits (atomics; documented where read) ----
     std::atomic<ConnectionState> state_{ConnectionState::Disconnected};
-    std::atomic<int> running_handlers_{0};
-    std::atomic<std::size_t> pending_size_{0};  // mirrors pending_.size() for other threads
-    std::atomic<bool> accepting_invocations_{true};
+    std::atomic<std::size_t> pending_size_{0};
     std::atomic<bool> shut_down_{false};  // shutdown requested: new calls fail at once
+    std::atomic<std::shared_ptr<const std::string>> worker_id_;
+    std::atomic<std::uint64_t> next_waiter_{1};
+
+    // Function ids, for the synchronous duplicate check of register_function (the registry
+    // itself lives in the core, on the strand).
+    std::mutex ids_mutex_;
+    std::set<std::string> function_ids_;
+    std::set<std::string> trigger_type_ids_;
+
+    // The blocking-handler pool, created on the first blocking registration.
+    std::once_flag pool_once_;
+    std::atomic<std::shared_ptr<asio::thread_pool>> pool_;
+    std::atomic<std::size_t> pool_threads_{0};
 
     // Recursive and held while listeners run, so that removal waits for a running callback and a
     // callback may still add or remove listeners itself.
@@ -202,11 +256,65 @@ private:
     std::map<std::uint64_t, std::function<void(ConnectionState)>> listeners_;
     std::uint64_t next_listener_ = 1;
 
+    // wait_stopped() for owned io threads.
     mutable std::mutex stopped_mutex_;
     std::condition_variable stopped_cv_;
     bool stopped_ = false;
-    mutable std::mutex worker_id_mutex_;
     std::shared_ptr<telemetry::Telemetry> telemetry_;  // [telemetry hook]
 };
+
+// ---- templates --------------------------------------------------------------------------------
+
+template <class Handler>
+class Connection::CallSink final : public core::PendingSink {
+public:
+    CallSink(Handler handler, const asio::any_io_executor& fallback) : completion_(std::move(handler), fallback) {}
+    void complete(core::CallOutcome outcome) override {
+        completion_.complete(std::move(outcome.error), std::move(outcome.value));
+    }
+
+private:
+    Completion<Handler, asio::any_io_executor> completion_;
+};
+
+template <class Handler>
+class Connection::TypedWaitSink final : public Connection::WaitSink {
+public:
+    TypedWaitSink(Handler handler, const asio::any_io_executor& fallback) : completion_(std::move(handler), fallback) {}
+    void complete(std::error_code ec) override { completion_.complete(ec); }
+
+private:
+    Completion<Handler, asio::any_io_executor> completion_;
+};
+
+template <class Handler>
+void Connection::initiate_call(Handler handler, std::string invocation_id, std::string function_id,
+                               std::string text, std::chrono::milliseconds timeout) {
+    auto self = shared_from_this();
+    // Runs on the caller's thread: the slot is the caller's, and so is this assignment. The
+    // cancellation handler touches nothing but the strand's queue.
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    if (slot.is_connected())
+        slot.assign([self, id = invocation_id](asio::cancellation_type type) {
+            if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                         asio::cancellation_type::total)) == asio::cancellation_type::none)
+                return;
+            asio::post(self->strand_, [self, id] {
+                self->core_.cancel(id);
+                self->pump();
+            });
+        });
+    core::Call call;
+    call.invocation_id = std::move(invocation_id);
+    call.function_id = std::move(function_id);
+    call.text = std::move(text);
+    call.timeout = timeout;
+    call.deadline = core::Clock::now() + timeout;
+    call.sink = std::make_unique<CallSink<Handler>>(std::move(handler), executor_);
+    asio::dispatch(strand_, [self, call = std::move(call)]() mutable {
+        self->core_.invoke(core::Clock::now(), std::move(call));
+        self->pump();
+    });
+}
 
 }  // namespace iii::detail

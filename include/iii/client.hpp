@@ -278,6 +278,15 @@ public:
     /// handshake, fails whatever is still pending with NotConnected, and returns. Idempotent.
     asio::awaitable<void> shutdown_async();
 
+    /// The connection's lifetime as an awaitable: connects (register_worker already started
+    /// it; this is idempotent), serves and reconnects, and completes when the connection has
+    /// ended: after shutdown()/shutdown_async(), or in Failed (max_retries, or a worker-level
+    /// `registrationrejected`). Cancelling the awaiting coroutine shuts the client down: the
+    /// socket closes with the WebSocket handshake (code 1000), pending calls fail with
+    /// NotConnected, and run() then completes normally. Completes on the awaiting coroutine's
+    /// executor. Several coroutines may await it.
+    asio::awaitable<void> run();
+
     /// The internal connection (for SDK extensions such as channels and telemetry).
     const std::shared_ptr<detail::Connection>& connection() const noexcept { return connection_; }
 
@@ -307,8 +316,14 @@ using III = Client;
 /// Throws Error(Errc::Runtime) for a URL that is not ws://host[:port][/path].
 std::shared_ptr<Client> register_worker(std::string url, InitOptions options = {});
 
-/// As above, but the connection runs on `io` (e.g. a coroutine service's own io_context), which
-/// the caller must run. Handlers still run on the client's handler pool.
+/// As above, but the connection runs on `executor` (e.g. a coroutine service's own
+/// io_context), which the caller must run; the client starts no thread of its own for it.
+/// Coroutine handlers run on `executor`; blocking handlers on a pool created at the first
+/// blocking registration (InitOptions::handler_threads). `executor` must belong to an
+/// asio::io_context (Error(Errc::Runtime) otherwise).
+std::shared_ptr<Client> register_worker(asio::any_io_executor executor, std::string url,
+                                        InitOptions options = {});
+/// register_worker(io.get_executor(), url, options).
 std::shared_ptr<Client> register_worker(asio::io_context& io, std::string url,
                                         InitOptions options = {});
 

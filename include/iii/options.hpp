@@ -73,13 +73,16 @@ struct InitOptions {
     ConnectionTimings timings;
     /// How long shutdown_async() lets running handlers finish before it closes the socket.
     std::chrono::milliseconds shutdown_grace{5000};
-    /// Threads of the pool that runs handlers, off the connection's strand. 0: the number of
-    /// hardware threads, at least 2.
+    /// Threads of the pool that runs blocking handlers (`Value(Value)`), created at the first
+    /// blocking registration; a client with coroutine handlers only has no pool. 0: the
+    /// number of hardware threads, at least 2.
     unsigned handler_threads = 0;
-    /// Run coroutine and raw handlers on the connection's io thread instead of the handler
-    /// pool. Saves two thread hops per invocation (lower latency, less CPU), but a handler that
-    /// blocks then stalls the connection, keepalive included; blocking handlers
-    /// (register_blocking) always use the pool. Off by default.
+    /// Handlers (of every kind) running at once. At the limit the client stops reading from
+    /// the socket until one finishes, so a flood of invocations queues in TCP and in the
+    /// engine instead of in this process's memory.
+    std::size_t max_concurrent_handlers = 1024;
+    /// Kept for source compatibility; no effect. Coroutine handlers always run on the
+    /// client's executor (what this option used to select) and blocking ones on the pool.
     bool handlers_on_io_thread = false;
     /// OpenTelemetry; unset: OtelConfig{} (environment and defaults).
     std::optional<OtelConfig> otel{};
