@@ -20,6 +20,7 @@
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/dispatch.hpp>
+#include <asio/error.hpp>
 #include <asio/execution/outstanding_work.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -85,6 +86,7 @@ public:
             std::move(h)(std::move(args)...);
         });
     }
+    Handler& handler() noexcept { return handler_; }
 
 private:
     Handler handler_;
@@ -265,16 +267,27 @@ private:
 
 // ---- templates --------------------------------------------------------------------------------
 
+/// A call's completion, claimed exactly once: by the strand (result, error, timeout) or by
+/// the caller's cancellation handler, whichever comes first. So a cancellation completes on
+/// the caller's executor without waiting for the connection's thread.
+template <class Handler>
+struct CallCompletion {
+    CallCompletion(Handler handler, const asio::any_io_executor& fallback) : completion(std::move(handler), fallback) {}
+    bool claim() noexcept { return !claimed.exchange(true, std::memory_order_acq_rel); }
+    std::atomic<bool> claimed{false};
+    Completion<Handler, asio::any_io_executor> completion;
+};
+
 template <class Handler>
 class Connection::CallSink final : public core::PendingSink {
 public:
-    CallSink(Handler handler, const asio::any_io_executor& fallback) : completion_(std::move(handler), fallback) {}
+    explicit CallSink(std::shared_ptr<CallCompletion<Handler>> shared) : shared_(std::move(shared)) {}
     void complete(core::CallOutcome outcome) override {
-        completion_.complete(std::move(outcome.error), std::move(outcome.value));
+        if (shared_->claim()) shared_->completion.complete(std::move(outcome.error), std::move(outcome.value));
     }
 
 private:
-    Completion<Handler, asio::any_io_executor> completion_;
+    std::shared_ptr<CallCompletion<Handler>> shared_;
 };
 
 template <class Handler>
@@ -291,14 +304,22 @@ template <class Handler>
 void Connection::initiate_call(Handler handler, std::string invocation_id, std::string function_id,
                                std::string text, std::chrono::milliseconds timeout) {
     auto self = shared_from_this();
+    auto shared = std::make_shared<CallCompletion<Handler>>(std::move(handler), executor_);
     // Runs on the caller's thread: the slot is the caller's, and so is this assignment. The
-    // cancellation handler touches nothing but the strand's queue.
-    auto slot = asio::get_associated_cancellation_slot(handler);
+    // cancellation handler runs there too: it completes the call at once (posted to the
+    // caller's executor) and only posts the clean-up onto the strand, so it touches no
+    // connection state and does not wait for the connection's thread.
+    auto slot = asio::get_associated_cancellation_slot(shared->completion.handler());
     if (slot.is_connected())
-        slot.assign([self, id = invocation_id](asio::cancellation_type type) {
+        slot.assign([self, shared, id = invocation_id, function = function_id](asio::cancellation_type type) {
             if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
                          asio::cancellation_type::total)) == asio::cancellation_type::none)
                 return;
+            if (shared->claim())
+                shared->completion.complete(
+                    std::make_exception_ptr(std::system_error(asio::error::operation_aborted,
+                                                              "invocation of " + function + " cancelled")),
+                    Value());
             asio::post(self->strand_, [self, id] {
                 self->core_.cancel(id);
                 self->pump();
@@ -310,7 +331,7 @@ void Connection::initiate_call(Handler handler, std::string invocation_id, std::
     call.text = std::move(text);
     call.timeout = timeout;
     call.deadline = core::Clock::now() + timeout;
-    call.sink = std::make_unique<CallSink<Handler>>(std::move(handler), executor_);
+    call.sink = std::make_unique<CallSink<Handler>>(std::move(shared));
     asio::dispatch(strand_, [self, call = std::move(call)]() mutable {
         self->core_.invoke(core::Clock::now(), std::move(call));
         self->pump();
