@@ -6,6 +6,8 @@
 #include "iii/client.hpp"
 #include "transport/ws_transport.hpp"
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
@@ -307,6 +309,42 @@ namespace {
 
 using State = std::shared_ptr<ChannelEndState>;
 
+/// Runs `op` on the channel end's strand and completes on the awaiting coroutine's executor.
+/// Not co_spawn(strand, op, use_awaitable): with Asio 1.22 that forwards the caller's
+/// cancellation by emitting into the strand coroutine from the caller's thread, a data race.
+/// Here the caller's cancellation handler only posts the emit onto the strand.
+template <class T>
+struct strand_signature {
+    using type = void(std::exception_ptr, T);
+};
+template <>
+struct strand_signature<void> {
+    using type = void(std::exception_ptr);
+};
+
+template <class T>
+asio::awaitable<T> on_strand(Strand strand, asio::awaitable<T> op) {
+    using Signature = typename strand_signature<T>::type;
+    auto fallback = co_await asio::this_coro::executor;
+    // Named: GCC 12 destroys a lambda temporary inside a co_await expression twice.
+    auto initiation = [strand, fallback](auto handler, asio::awaitable<T> work) {
+            auto signal = std::make_shared<asio::cancellation_signal>();
+            auto slot = asio::get_associated_cancellation_slot(handler);
+            if (slot.is_connected())
+                slot.assign([strand, signal](asio::cancellation_type type) {
+                    asio::post(strand, [signal, type] { signal->emit(type); });
+                });
+            auto completion = std::make_shared<Completion<decltype(handler), asio::any_io_executor>>(
+                std::move(handler), fallback);
+            asio::co_spawn(strand, std::move(work),
+                           asio::bind_cancellation_slot(signal->slot(), [completion, signal](auto&&... args) {
+                               completion->complete(std::forward<decltype(args)>(args)...);
+                           }));
+        };
+    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>, Signature>(
+        std::move(initiation), asio::use_awaitable, std::move(op));
+}
+
 State require(const State& s) {
     if (!s) throw Error(Errc::Runtime, "empty channel end");
     return s;
@@ -440,23 +478,23 @@ ChannelWriter::ChannelWriter(std::shared_ptr<detail::Connection> connection, Str
 asio::awaitable<void> ChannelWriter::write(std::span<const std::uint8_t> data) {
     auto s = detail::require(state_);
     std::string_view view(reinterpret_cast<const char*>(data.data()), data.size());
-    co_await asio::co_spawn(s->strand, detail::writer_send(s, view, true), asio::use_awaitable);
+    co_await detail::on_strand(s->strand, detail::writer_send(s, view, true));
 }
 
 asio::awaitable<void> ChannelWriter::write(std::string_view data) {
     auto s = detail::require(state_);
-    co_await asio::co_spawn(s->strand, detail::writer_send(s, data, true), asio::use_awaitable);
+    co_await detail::on_strand(s->strand, detail::writer_send(s, data, true));
 }
 
 asio::awaitable<void> ChannelWriter::send_message(std::string text) {
     auto s = detail::require(state_);
     std::string_view view(text);
-    co_await asio::co_spawn(s->strand, detail::writer_send(s, view, false), asio::use_awaitable);
+    co_await detail::on_strand(s->strand, detail::writer_send(s, view, false));
 }
 
 asio::awaitable<void> ChannelWriter::close() {
     auto s = detail::require(state_);
-    co_await asio::co_spawn(s->strand, detail::writer_close(s), asio::use_awaitable);
+    co_await detail::on_strand(s->strand, detail::writer_close(s));
 }
 
 const StreamChannelRef& ChannelWriter::ref() const { return detail::require(state_)->ref; }
@@ -484,7 +522,7 @@ asio::awaitable<std::optional<std::vector<std::uint8_t>>> ChannelReader::next_bi
     auto callbacks = callbacks_;
     for (;;) {
         detail::Pulled pulled =
-            co_await asio::co_spawn(s->strand, detail::reader_pull(s), asio::use_awaitable);
+            co_await detail::on_strand(s->strand, detail::reader_pull(s));
         for (const auto& text : pulled.texts)
             for (const auto& callback : *callbacks) callback(text);
         if (pulled.binary) co_return std::move(pulled.binary);
@@ -508,7 +546,7 @@ asio::awaitable<std::vector<std::uint8_t>> ChannelReader::read_all() {
 
 asio::awaitable<void> ChannelReader::close() {
     auto s = detail::require(state_);
-    co_await asio::co_spawn(s->strand, detail::reader_close(s), asio::use_awaitable);
+    co_await detail::on_strand(s->strand, detail::reader_close(s));
 }
 
 const StreamChannelRef& ChannelReader::ref() const { return detail::require(state_)->ref; }

@@ -117,7 +117,8 @@ std::optional<std::chrono::milliseconds> timeout_of(std::optional<std::uint64_t>
 asio::awaitable<Value> Client::trigger(TriggerRequest request) {
     auto connection = connection_;  // keeps the actor alive across the hop
     co_return co_await connection->invoke(std::move(request.function_id), std::move(request.payload),
-                                          std::move(request.action), timeout_of(request.timeout_ms));
+                                          std::move(request.action),
+                                          request.timeout ? request.timeout : timeout_of(request.timeout_ms));
 }
 
 asio::awaitable<std::string> Client::trigger_raw(std::string function_id, std::string payload_json,

@@ -79,7 +79,7 @@ Connection::Connection(asio::any_io_executor executor, std::string url, InitOpti
       core_(core_config(url_, options_), std::random_device{}()),
       timer_(strand_),
       worker_id_(std::make_shared<const std::string>()) {
-    telemetry_ = telemetry::Telemetry::create(url_, options_.otel.value_or(OtelConfig{}));  // [telemetry hook]
+    telemetry_ = telemetry::Telemetry::create(io_, url_, options_.otel.value_or(OtelConfig{}));  // [telemetry hook]
 }
 
 Connection::~Connection() {
@@ -129,7 +129,6 @@ void Connection::pump() {
             }
         }
     }
-    pending_size_ = core_.pending_count();
     pumping_ = false;
 }
 

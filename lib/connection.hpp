@@ -156,8 +156,10 @@ public:
     /// The worker id of the current connection ("" before the engine said it); an atomic
     /// snapshot, readable from any thread.
     std::string worker_id() const;
-    /// Calls waiting for a result (an atomic snapshot; cancellation and timeouts leave none).
-    std::size_t pending_count() const noexcept { return pending_size_.load(); }
+    /// Calls whose caller still waits (an atomic count, exact from any thread: a call leaves
+    /// it before its completion is posted to the caller, so cancellation and timeouts leave
+    /// none behind).
+    std::size_t pending_count() const noexcept { return live_calls_->load(); }
     /// Threads of the blocking-handler pool (0 until the first blocking registration).
     std::size_t handler_pool_threads() const noexcept { return pool_threads_.load(); }
     /// [telemetry hook] The OTLP exporter of this client; null when telemetry is off.
@@ -236,7 +238,7 @@ private:
 
     // ---- snapshots and cross-thread bits (atomics; documented where read) ----
     std::atomic<ConnectionState> state_{ConnectionState::Disconnected};
-    std::atomic<std::size_t> pending_size_{0};
+    std::shared_ptr<std::atomic<std::size_t>> live_calls_ = std::make_shared<std::atomic<std::size_t>>(0);
     std::atomic<bool> shut_down_{false};  // shutdown requested: new calls fail at once
     std::atomic<std::shared_ptr<const std::string>> worker_id_;
     std::atomic<std::uint64_t> next_waiter_{1};
@@ -272,10 +274,22 @@ private:
 /// the caller's executor without waiting for the connection's thread.
 template <class Handler>
 struct CallCompletion {
-    CallCompletion(Handler handler, const asio::any_io_executor& fallback) : completion(std::move(handler), fallback) {}
-    bool claim() noexcept { return !claimed.exchange(true, std::memory_order_acq_rel); }
+    CallCompletion(Handler handler, const asio::any_io_executor& fallback,
+                   std::shared_ptr<std::atomic<std::size_t>> live)
+        : completion(std::move(handler), fallback), live(std::move(live)) {
+        live_count()->fetch_add(1);
+    }
+    /// True for the one caller that completes the call; it leaves the live count before the
+    /// completion is posted, so the awaiting coroutine never sees itself counted.
+    bool claim() noexcept {
+        if (claimed.exchange(true, std::memory_order_acq_rel)) return false;
+        live->fetch_sub(1);
+        return true;
+    }
+    std::atomic<std::size_t>* live_count() const noexcept { return live.get(); }
     std::atomic<bool> claimed{false};
     Completion<Handler, asio::any_io_executor> completion;
+    std::shared_ptr<std::atomic<std::size_t>> live;
 };
 
 template <class Handler>
@@ -304,7 +318,7 @@ template <class Handler>
 void Connection::initiate_call(Handler handler, std::string invocation_id, std::string function_id,
                                std::string text, std::chrono::milliseconds timeout) {
     auto self = shared_from_this();
-    auto shared = std::make_shared<CallCompletion<Handler>>(std::move(handler), executor_);
+    auto shared = std::make_shared<CallCompletion<Handler>>(std::move(handler), executor_, live_calls_);
     // Runs on the caller's thread: the slot is the caller's, and so is this assignment. The
     // cancellation handler runs there too: it completes the call at once (posted to the
     // caller's executor) and only posts the clean-up onto the strand, so it touches no

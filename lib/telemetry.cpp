@@ -13,6 +13,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
+#include <asio/strand.hpp>
 #include <asio/error.hpp>
 #include <asio/steady_timer.hpp>
 
@@ -254,7 +255,7 @@ void inject(const TraceContext& ctx, std::optional<std::string>& traceparent,
 
 // ---- the exporter -------------------------------------------------------------------------
 
-struct Telemetry::Impl {
+struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
     enum class Kind { Log, Span };
     struct Item {
         Kind kind;
@@ -273,10 +274,13 @@ struct Telemetry::Impl {
     };
     static inline const std::vector<double> bounds = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
 
-    Telemetry& owner;
-    asio::io_context io;
-    asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
-    std::thread thread;
+    // The exporter runs on the client's io_context, on its own strand: no thread of its own.
+    // Every handler holds the Impl (shared), so it may outlive its Telemetry; the Telemetry's
+    // destructor only asks it to stop.
+    Settings settings;
+    std::atomic<std::uint64_t> dropped{0};
+    asio::io_context& io;
+    asio::strand<asio::io_context::executor_type> strand;
 
     // Producer side.
     std::mutex channel_mutex;
@@ -297,8 +301,8 @@ struct Telemetry::Impl {
     bool ever_opened = false;
     bool closing = false;
     Backoff backoff;
-    asio::steady_timer log_timer{io}, span_timer{io}, metrics_timer{io}, reconnect_timer{io},
-        flush_poll{io};
+    asio::steady_timer log_timer{strand}, span_timer{strand}, metrics_timer{strand}, reconnect_timer{strand},
+        flush_poll{strand};
     bool log_timer_armed = false, span_timer_armed = false;
     std::uint64_t start_ns = now_unix_nano();
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -308,9 +312,10 @@ struct Telemetry::Impl {
     std::chrono::steady_clock::time_point flush_deadline{};
     bool flushed = false;
 
-    explicit Impl(Telemetry& t) : owner(t), backoff(t.settings_.reconnection) {}
+    Impl(const Settings& settings, asio::io_context& io)
+        : settings(settings), io(io), strand(asio::make_strand(io)), backoff(settings.reconnection) {}
 
-    const Settings& s() const { return owner.settings_; }
+    const Settings& s() const { return settings; }
 
     Value resource() const {
         Value attrs = Value::array();
@@ -330,14 +335,14 @@ struct Telemetry::Impl {
     bool submit(Kind kind, Value body) {
         std::lock_guard lock(channel_mutex);
         if (closing_requested.load() || channel.size() >= std::max<std::size_t>(s().channel_capacity, 1)) {
-            owner.dropped_.fetch_add(1);
+            dropped.fetch_add(1);
             g_dropped.fetch_add(1);
             return false;
         }
         channel.push_back(Item{kind, std::move(body)});
         if (!drain_posted) {
             drain_posted = true;
-            asio::post(io, [this] { drain(); });
+            asio::post(strand, [this, self = shared_from_this()] { drain(); });
         }
         return true;
     }
@@ -363,7 +368,7 @@ struct Telemetry::Impl {
         if (!log_batch.empty() && !log_timer_armed) {
             log_timer_armed = true;
             log_timer.expires_after(s().logs_flush_interval);
-            log_timer.async_wait([this](std::error_code) {
+            log_timer.async_wait([this, self = shared_from_this()](std::error_code) {
                 log_timer_armed = false;
                 emit_logs();
             });
@@ -371,7 +376,7 @@ struct Telemetry::Impl {
         if (!span_batch.empty() && !span_timer_armed) {
             span_timer_armed = true;
             span_timer.expires_after(std::max(s().logs_flush_interval, std::chrono::milliseconds(100)));
-            span_timer.async_wait([this](std::error_code) {
+            span_timer.async_wait([this, self = shared_from_this()](std::error_code) {
                 span_timer_armed = false;
                 emit_spans();
             });
@@ -519,7 +524,7 @@ struct Telemetry::Impl {
     void arm_metrics() {
         if (!s().metrics_enabled || closing) return;
         metrics_timer.expires_after(std::max(s().metrics_interval, std::chrono::milliseconds(1)));
-        metrics_timer.async_wait([this](std::error_code ec) {
+        metrics_timer.async_wait([this, self = shared_from_this()](std::error_code ec) {
             if (ec || closing) return;
             emit_metrics();
             arm_metrics();
@@ -529,7 +534,7 @@ struct Telemetry::Impl {
     void enqueue_frame(std::string bytes, std::size_t records) {
         const std::size_t limit = std::max<std::size_t>(s().reconnection.max_pending_messages, 1);
         if (!connected && pending.size() >= limit) {
-            owner.dropped_.fetch_add(records);
+            dropped.fetch_add(records);
             g_dropped.fetch_add(records);
             return;
         }
@@ -553,17 +558,35 @@ struct Telemetry::Impl {
     void connect() {
         connecting = true;
         transport::Callbacks cb;
-        cb.on_open = [this] {
+        // Socket callbacks run on the io_context's threads: re-enter the strand. Weak: the
+        // socket (held by this Impl) holds them.
+        std::weak_ptr<Impl> weak = shared_from_this();
+        cb.on_open = [weak] {
+            if (auto self = weak.lock()) asio::dispatch(self->strand, [self] { self->opened(); });
+        };
+        cb.on_message = [](std::string&&, bool) {};  // workerregistered and the like: ignored
+        cb.on_pong = [] {};
+        cb.on_close = [weak](std::error_code, std::uint16_t, std::string) {
+            if (auto self = weak.lock()) asio::dispatch(self->strand, [self] { self->closed(); });
+        };
+        try {
+            socket = transport::connect(io, s().url, {}, std::move(cb));
+        } catch (const std::exception& e) {
+            connecting = false;
+            log(LogLevel::Warn, "telemetry: bad url {}: {}", s().url, e.what());
+        }
+    }
+
+    void opened() {
             connecting = false;
             connected = true;
             ever_opened = true;
             engine_away = false;
             backoff.reset();
             pump();
-        };
-        cb.on_message = [](std::string&&, bool) {};  // workerregistered and the like: ignored
-        cb.on_pong = [] {};
-        cb.on_close = [this](std::error_code, std::uint16_t, std::string) {
+    }
+
+    void closed() {
             const bool was_open = connected;
             connected = false;
             engine_away = true;
@@ -578,24 +601,17 @@ struct Telemetry::Impl {
             const auto delay = was_open ? backoff.after_drop() : backoff.next_after_failure();
             reconnect_pending = true;
             reconnect_timer.expires_after(delay);
-            reconnect_timer.async_wait([this](std::error_code ec) {
+            reconnect_timer.async_wait([this, self = shared_from_this()](std::error_code ec) {
                 reconnect_pending = false;
                 if (ec || closing) return;
                 if (!socket && !connecting) connect();
             });
-        };
-        try {
-            socket = transport::connect(io, s().url, {}, std::move(cb));
-        } catch (const std::exception& e) {
-            connecting = false;
-            log(LogLevel::Warn, "telemetry: bad url {}: {}", s().url, e.what());
-        }
     }
 
     // ---- flushing ----
 
     void start_flush(std::function<void()> done, std::chrono::milliseconds timeout) {
-        asio::post(io, [this, done = std::move(done), timeout]() mutable {
+        asio::post(strand, [this, self = shared_from_this(), done = std::move(done), timeout]() mutable {
             if (flushed) {
                 done();
                 return;
@@ -629,7 +645,7 @@ struct Telemetry::Impl {
         if (flushed) return;
         // Written bytes are only observable by polling the transport's buffer.
         flush_poll.expires_after(std::chrono::milliseconds(2));
-        flush_poll.async_wait([this](std::error_code ec) {
+        flush_poll.async_wait([this, self = shared_from_this()](std::error_code ec) {
             if (!ec) poll_flush();
         });
     }
@@ -640,7 +656,7 @@ struct Telemetry::Impl {
         if (!pending.empty()) {
             std::size_t lost = 0;
             for (auto& f : pending) lost += f.records;
-            owner.dropped_.fetch_add(lost);
+            dropped.fetch_add(lost);
             g_dropped.fetch_add(lost);
             pending.clear();
         }
@@ -683,57 +699,43 @@ Telemetry::Settings Telemetry::resolve(const std::string& worker_url, const Otel
     return s;
 }
 
-std::shared_ptr<Telemetry> Telemetry::create(const std::string& worker_url, const OtelConfig& config) {
+std::shared_ptr<Telemetry> Telemetry::create(asio::io_context& io, const std::string& worker_url,
+                                             const OtelConfig& config) {
     if (!enabled(config)) return nullptr;
-    auto t = std::make_shared<Telemetry>(resolve(worker_url, config));
+    auto t = std::make_shared<Telemetry>(resolve(worker_url, config), io);
     t->start();
     return t;
 }
 
-Telemetry::Telemetry(Settings settings) : settings_(std::move(settings)), impl_(std::make_unique<Impl>(*this)) {}
+Telemetry::Telemetry(Settings settings, asio::io_context& io)
+    : settings_(std::move(settings)), impl_(std::make_shared<Impl>(settings_, io)) {}
 
 void Telemetry::start() {
-    impl_->thread = std::thread([impl = impl_.get()] {
-        for (;;) {
-            try {
-                impl->io.run();
-                return;
-            } catch (const std::exception& e) {
-                log(LogLevel::Error, "telemetry thread: {}", e.what());
-            }
-        }
-    });
-    asio::post(impl_->io, [impl = impl_.get()] { impl->arm_metrics(); });
+    asio::post(impl_->strand, [impl = impl_] { impl->arm_metrics(); });
     std::lock_guard lock(g_default_mutex);
     g_default = weak_from_this();
 }
 
 Telemetry::~Telemetry() {
-    Impl* impl = impl_.get();
-    if (impl->thread.joinable()) {
-        asio::post(impl->io, [impl] {
-            impl->closing = true;
-            if (impl->socket) {
-                impl->socket->detach();
-                impl->socket->abort();
-                impl->socket.reset();
-            }
-            impl->log_timer.cancel();
-            impl->span_timer.cancel();
-            impl->metrics_timer.cancel();
-            impl->reconnect_timer.cancel();
-            impl->flush_poll.cancel();
-            impl->work.reset();
-            impl->io.stop();
-        });
-        if (impl->thread.get_id() == std::this_thread::get_id()) {
-            impl->thread.detach();
-            (void)impl_.release();  // its thread is this one: leak rather than destroy under it
-        } else {
-            impl->thread.join();
+    // No thread to join: ask the exporter to stop on its strand. Its pending handlers hold the
+    // Impl until they have run (or until the io_context is destroyed with them).
+    asio::post(impl_->strand, [impl = impl_] {
+        impl->closing = true;
+        if (impl->socket) {
+            impl->socket->detach();
+            impl->socket->abort();
+            // The socket owns its websocketpp endpoint: released later, outside its handlers.
+            asio::post(impl->io, [socket = std::move(impl->socket)] {});
         }
-    }
+        impl->log_timer.cancel();
+        impl->span_timer.cancel();
+        impl->metrics_timer.cancel();
+        impl->reconnect_timer.cancel();
+        impl->flush_poll.cancel();
+    });
 }
+
+std::uint64_t Telemetry::dropped() const noexcept { return impl_->dropped.load(); }
 
 std::shared_ptr<Telemetry> Telemetry::process_default() {
     std::lock_guard lock(g_default_mutex);

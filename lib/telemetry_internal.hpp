@@ -13,6 +13,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/execution.hpp>
+#include <asio/io_context.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -155,7 +156,9 @@ struct ClientSpan {
 class Telemetry : public std::enable_shared_from_this<Telemetry> {
 public:
     /// Null when telemetry is disabled (OtelConfig::enabled, else $OTEL_ENABLED).
-    static std::shared_ptr<Telemetry> create(const std::string& worker_url, const OtelConfig& config);
+    /// The exporter runs on `io` (the client's io_context), on a strand of its own.
+    static std::shared_ptr<Telemetry> create(asio::io_context& io, const std::string& worker_url,
+                                             const OtelConfig& config);
     /// Whether telemetry is on for `config` (spec 7.1 "Enabling").
     static bool enabled(const OtelConfig& config);
 
@@ -173,11 +176,11 @@ public:
     };
     static Settings resolve(const std::string& worker_url, const OtelConfig& config);
 
-    explicit Telemetry(Settings settings);
+    Telemetry(Settings settings, asio::io_context& io);
     ~Telemetry();
     Telemetry(const Telemetry&) = delete;
     Telemetry& operator=(const Telemetry&) = delete;
-    /// Starts the export thread and registers as the process default for Logger.
+    /// Arms the metrics timer and registers as the process default for Logger.
     void start();
 
     const Settings& settings() const noexcept { return settings_; }
@@ -204,7 +207,7 @@ public:
     bool submit_log(Value record);
     /// Queues an OTLP span; false (and counted) when the queue is full.
     bool submit_span(Value span);
-    std::uint64_t dropped() const noexcept { return dropped_.load(); }
+    std::uint64_t dropped() const noexcept;
     /// True while the telemetry socket is down after a failed connect or a drop.
     bool engine_away() const noexcept;
 
@@ -213,7 +216,8 @@ public:
     /// most settings().shutdown_timeout; then closes the telemetry socket. Completes on the
     /// awaiting coroutine's executor. Idempotent.
     asio::awaitable<void> flush_and_close();
-    /// Blocking variant (never call it on the telemetry thread). True when all was written.
+    /// Blocking variant (never call it on a thread that runs the client's io_context). True
+    /// when all was written.
     bool flush_and_close_sync(std::chrono::milliseconds timeout);
 
     /// The process default: the last started, still alive Telemetry (for Logger outside handlers).
@@ -222,8 +226,7 @@ public:
 private:
     struct Impl;
     Settings settings_;
-    std::unique_ptr<Impl> impl_;
-    std::atomic<std::uint64_t> dropped_{0};
+    std::shared_ptr<Impl> impl_;
 };
 
 /// Connection::invoke hook: the current context as W3C traceparent/baggage (left unset

@@ -16,6 +16,15 @@
 // every awaitable completes on the awaiting coroutine's executor. One operation at a time per
 // end (do not run two writes of the same writer concurrently). A channel end must not outlive
 // the Client it was made from.
+//
+// Cancellation: every awaitable here honours its coroutine's cancellation slot, from any
+// executor or thread (the cancellation is handed to the end's strand; nothing races). A
+// cancelled operation throws std::system_error with asio::error::operation_aborted once the
+// strand has stopped it:
+// - write()/send_message(): frames already handed to the socket stay sent (the reader may see
+//   a prefix of the data, never a partial frame); the rest is not sent. The writer stays usable.
+// - next_binary()/read_all(): nothing is lost; frames that arrive stay queued for the next read.
+// - close(): the Close frame may already be out; the end counts as closed locally either way.
 
 #include <iii/error.hpp>
 #include <iii/json.hpp>

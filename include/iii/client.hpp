@@ -1,7 +1,6 @@
 #pragma once
 // iii::Client: a worker's connection to one iii engine (the reference's `III`).
 
-#include <iii/describe.hpp>
 #include <iii/error.hpp>
 #include <iii/json.hpp>
 #include <iii/options.hpp>
@@ -16,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -123,10 +123,18 @@ private:
 /// every reconnect from one registry (each exactly once). Calls made while disconnected are
 /// queued (up to ReconnectionConfig::max_pending_messages) and sent on connect.
 ///
-/// Threading: one strand owns the socket, the pending invocations and the registry's wire
-/// side; handlers run off that strand, on a handler pool, so a slow handler blocks neither
-/// other invocations nor the keepalive. Every member function may be called from any thread;
-/// awaitables complete on the awaiting coroutine's executor.
+/// Threading (README "Who runs where"): one strand on the client's executor runs the
+/// connection (socket, one timer, and the sans-io state machine that owns the state, the
+/// registry, the outbound queue and the pending calls); no lock guards it. Coroutine handlers
+/// run on the client's executor (posted off the strand); blocking handlers on a pool created
+/// at the first blocking registration. Every member function may be called from any thread;
+/// every awaitable completes on the awaiting coroutine's executor. The const observers
+/// (get_connection_state(), the worker id, pending counts) read atomic snapshots.
+///
+/// Cancellation, everywhere in this class: an awaitable honours its coroutine's cancellation
+/// slot (e.g. the loser of `a || b`) from any executor or thread without a data race, and then
+/// throws std::system_error with asio::error::operation_aborted (never an iii::Error). What is
+/// withdrawn is said per member; the engine may still run what was already sent.
 ///
 /// Lifetime: destroying the last reference shuts the client down (as shutdown()) and, when it
 /// owns its io thread, joins it. Call shutdown_async() first for a graceful close.
@@ -141,8 +149,10 @@ public:
 
     // ---- functions -------------------------------------------------------------------------
 
-    /// Registers a local function whose handler is a coroutine (`asio::awaitable<Value>(Value)`)
-    /// or a plain callable (`Value(Value)`, run on a handler pool thread). A handler that throws
+    /// The one spelling for untyped functions. Registers a local function whose handler is a
+    /// coroutine (`asio::awaitable<Value>(Value)`, run on the client's executor), a plain
+    /// callable (`Value(Value)`, run on the blocking-handler pool, created now if this is the
+    /// first) or an HttpInvocationConfig (announced only). A handler that throws
     /// is answered with `invocation_failed` and the exception's message; a thrown iii::Error of
     /// kind Remote (a failed nested trigger) passes its code, message and stacktrace through.
     /// Throws Error(Errc::Runtime) for an empty id or an id already registered on this client.
@@ -158,11 +168,12 @@ public:
             return register_blocking(std::move(message), BlockingHandler(std::forward<F>(handler)));
         }
     }
-    /// Registers a coroutine handler (see the template above).
+    /// What register_function(message, coroutine) does; for an already type-erased Handler.
     FunctionRef register_handler(RegisterFunctionMessage message, Handler handler);
-    /// Registers a blocking handler (see the template above).
+    /// What register_function(message, callable) does; for an already type-erased handler.
     FunctionRef register_blocking(RegisterFunctionMessage message, BlockingHandler handler);
-    /// Registers a function on JSON text (used by the typed API). `handler` may throw
+    /// Registers a function on JSON text, run like a coroutine handler (the typed API's
+    /// building block; typed functions go through register_function(RegisterFunction)). `handler` may throw
     /// iii::Error(Errc::Serde) for a payload that does not decode; it becomes an error reply.
     FunctionRef register_raw(RegisterFunctionMessage message, RawHandler handler);
     /// Registers a typed function (the reference's `III::register`); see iii/typed.hpp.
@@ -170,8 +181,9 @@ public:
     /// Registers a function wrapped by iii_fn / iii_async_fn, filling in the formats the
     /// message does not set; see iii/typed.hpp.
     FunctionRef register_function(RegisterFunctionMessage message, TypedHandler handler);
-    /// Registers an HTTP-invoked function: the engine calls `config.url`; this worker only
-    /// announces it (and answers `function_not_invokable` should the engine route it here).
+    /// What register_function(message, HttpInvocationConfig) does: the engine calls
+    /// `config.url`; this worker only announces it (and answers `function_not_invokable`
+    /// should the engine route it here).
     FunctionRef register_http_function(RegisterFunctionMessage message, HttpInvocationConfig config);
 
     // ---- invocations -----------------------------------------------------------------------
@@ -184,27 +196,29 @@ public:
     /// Remote with the engine's or function's code and message; NotConnected when the
     /// connection drops while waiting or the client is shut down; Serde when the reply frame
     /// is malformed.
-    /// Cancellation: cancelling the awaiting coroutine (its cancellation slot, e.g. racing it
-    /// with a timer through `||`) withdraws the call at once and throws
-    /// asio::error::operation_aborted (as std::system_error); the engine may still run it.
+    /// Cancellation: cancelling the awaiting coroutine (e.g. racing it with a timer through
+    /// `||`, from any executor) completes the call at once with operation_aborted and withdraws
+    /// it: a frame still queued (disconnected) is never sent, a result arriving later is
+    /// dropped, and pending_count() no longer counts it. A frame already sent is not recalled:
+    /// the engine may still run the function. A Void call is complete once queued.
+    /// Completes on the awaiting coroutine's executor. The one spelling of the dynamic call.
     asio::awaitable<Value> trigger(TriggerRequest request);
     /// trigger() on JSON text: the payload is embedded as is, the result returned as text
-    /// ("null" when absent). Used by the typed API.
+    /// ("null" when absent). The typed API's building block; throws and cancels as trigger().
     asio::awaitable<std::string> trigger_raw(std::string function_id, std::string payload_json,
                                              std::optional<TriggerAction> action = std::nullopt,
                                              std::optional<std::uint64_t> timeout_ms = std::nullopt);
-    /// Typed call: encodes `input` (any serializable type; a std::tuple for positional
-    /// arguments) straight into JSON text and decodes the result straight into R (void: ignored).
-    /// Same as iii::trigger<R>(client, ...) in iii/typed.hpp; throws as trigger(), plus
+    /// Typed call, the typed spelling of trigger(): encodes `input` (any serializable type;
+    /// a std::tuple for positional arguments) straight into JSON text and decodes the result
+    /// straight into R (void: ignored; Value: dynamic). Throws as trigger(), plus
     /// Error(Errc::Serde) naming the path when the result does not decode into R. The input is
-    /// encoded by this call, before the awaitable runs, so it may be a temporary.
+    /// encoded by this call, before the awaitable runs, so it may be a temporary. Defined in
+    /// iii/typed.hpp (included by iii/iii.hpp), so that this header does not pull in the
+    /// serialization machinery; iii::trigger<R>(client, ...) there is the same call.
     template <class R = Value, class In>
     asio::awaitable<R> trigger(std::string function_id, const In& input,
                                std::optional<TriggerAction> action = std::nullopt,
-                               std::optional<std::uint64_t> timeout_ms = std::nullopt) {
-        return typed_trigger<R>(std::move(function_id), iii::to_json(input), std::move(action),
-                                timeout_ms);
-    }
+                               std::optional<std::uint64_t> timeout_ms = std::nullopt);
 
     // ---- channels --------------------------------------------------------------------------
 
@@ -216,7 +230,7 @@ public:
     // ---- trigger types, triggers, services ------------------------------------------------
 
     /// Provides a custom trigger type: the engine forwards every trigger bound to `id` to
-    /// `handler` (register_trigger / unregister_trigger, run on the handler pool; a throw from
+    /// `handler` (register_trigger / unregister_trigger, run on the client's executor; a throw from
     /// register_trigger is reported to the engine as `trigger_registration_failed`). Replayed
     /// after every reconnect. Throws Error(Errc::Runtime) for an empty or duplicate id.
     TriggerTypeRef register_trigger_type(std::string id, std::string description,
@@ -236,7 +250,8 @@ public:
     // ---- discovery -------------------------------------------------------------------------
 
     /// Functions registered on the engine (`engine::functions::list`, internal ones hidden).
-    /// Throws Error(Errc::Serde) for a response that does not parse.
+    /// Throws as trigger() (cancellation included), and Error(Errc::Serde) for a response that
+    /// does not parse.
     asio::awaitable<std::vector<FunctionInfo>> list_functions();
     /// Connected workers (`engine::workers::list`). Throws as list_functions().
     asio::awaitable<std::vector<WorkerInfo>> list_workers();
@@ -246,7 +261,7 @@ public:
     /// Trigger types (`engine::trigger-types::list`). Throws as list_functions().
     asio::awaitable<std::vector<TriggerTypeInfo>> list_trigger_types(bool include_internal = false);
     /// Calls `callback` with the full function list whenever the engine's set of function ids
-    /// changes (`engine::functions-available`). Runs on the handler pool. The first
+    /// changes (`engine::functions-available`). Runs on the blocking-handler pool. The first
     /// subscription registers a hidden function `iii.on_functions_available.<uuid>` and a trigger
     /// bound to it; the last guard's end removes both.
     [[nodiscard]] FunctionsAvailableGuard on_functions_available(
@@ -254,9 +269,10 @@ public:
 
     // ---- connection ------------------------------------------------------------------------
 
-    /// The current state.
+    /// The current state (an atomic snapshot; any thread).
     ConnectionState get_connection_state() const;
-    /// Waits until the state equals `state`; false if `timeout` passes first.
+    /// Waits until the state equals `state`; false if `timeout` passes first. Cancellation
+    /// withdraws the wait (nothing else happens). Completes on the awaiting coroutine's executor.
     asio::awaitable<bool> wait_for_state(ConnectionState state, std::chrono::milliseconds timeout);
     /// Calls `callback` on every state change (on the connection's strand: keep it short).
     /// Returns a token for remove_state_listener(). Listeners are never called once the
@@ -267,7 +283,8 @@ public:
 
     /// The engine address given to register_worker (channels derive their URLs from it).
     const std::string& address() const;
-    /// The executor of the connection's strand.
+    /// The connection's strand (an executor on the client's executor). Code posted there runs
+    /// serialized with the connection; it must not block.
     asio::any_io_executor get_executor() const;
 
     /// Signals shutdown and returns at once: no new invocations are served, the socket closes,
@@ -275,7 +292,9 @@ public:
     void shutdown();
     /// Graceful shutdown: stops taking invocations, lets running handlers finish within
     /// InitOptions::shutdown_grace and sends their results, performs the WebSocket close
-    /// handshake, fails whatever is still pending with NotConnected, and returns. Idempotent.
+    /// handshake, fails whatever is still pending with NotConnected, flushes telemetry, and
+    /// returns. Idempotent. Cancellation withdraws the wait only: the shutdown, once started,
+    /// goes on.
     asio::awaitable<void> shutdown_async();
 
     /// The connection's lifetime as an awaitable: connects (register_worker already started
@@ -291,18 +310,6 @@ public:
     const std::shared_ptr<detail::Connection>& connection() const noexcept { return connection_; }
 
 private:
-    template <class R>
-    asio::awaitable<R> typed_trigger(std::string function_id, std::string payload,
-                                     std::optional<TriggerAction> action,
-                                     std::optional<std::uint64_t> timeout_ms) {
-        std::string result = co_await trigger_raw(std::move(function_id), std::move(payload),
-                                                  std::move(action), timeout_ms);
-        if constexpr (std::is_void_v<R>)
-            co_return;
-        else
-            co_return iii::from_json<R>(result);
-    }
-
     std::shared_ptr<detail::Connection> connection_;
     std::shared_ptr<FunctionsAvailableState> functions_available_;
     std::function<void()> on_destroy_;

@@ -430,4 +430,13 @@ asio::awaitable<R> trigger(Client& client, std::string function_id, const In& in
                                     std::move(action), timeout_ms);
 }
 
+/// Client::trigger<R>(function_id, input, ...), declared in iii/client.hpp: the same call as
+/// iii::trigger<R>(client, ...) above.
+template <class R, class In>
+asio::awaitable<R> Client::trigger(std::string function_id, const In& input,
+                                   std::optional<TriggerAction> action,
+                                   std::optional<std::uint64_t> timeout_ms) {
+    return iii::trigger<R>(*this, std::move(function_id), input, std::move(action), timeout_ms);
+}
+
 }  // namespace iii

@@ -56,6 +56,8 @@ struct TriggerRequest {
     std::optional<TriggerAction> action;
     /// Local timeout; the client's InitOptions::invocation_timeout when unset. Never sent.
     std::optional<std::uint64_t> timeout_ms;
+    /// The same as a duration (`request.timeout = 500ms;`); wins over timeout_ms when set.
+    std::optional<std::chrono::milliseconds> timeout{};
 };
 
 /// HTTP method of an HTTP-invoked function; serialized upper case ("POST").

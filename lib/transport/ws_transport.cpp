@@ -236,13 +236,40 @@ private:
 
 }  // namespace pausable_policy
 
+// websocketpp's transport with a fast path for numeric hosts: Asio's asynchronous resolver
+// starts a thread that lives as long as the io_context, even for "127.0.0.1", and a client on
+// the caller's io_context must not add threads. Other hosts still go through the resolver.
+template <class TransportConfig>
+class NumericHostTransport : public websocketpp::transport::asio::endpoint<TransportConfig> {
+    using Base = websocketpp::transport::asio::endpoint<TransportConfig>;
+
+protected:
+    void async_connect(typename Base::transport_con_ptr tcon, websocketpp::uri_ptr u,
+                       websocketpp::transport::connect_handler cb) {
+        asio::error_code ec;
+        std::string host = u->get_host();
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        const auto address = asio::ip::make_address(host, ec);
+        if (ec || !tcon->get_proxy().empty()) {
+            Base::async_connect(tcon, u, std::move(cb));
+            return;
+        }
+        tcon->set_uri(u);
+        auto results = asio::ip::tcp::resolver::results_type::create(
+            asio::ip::tcp::endpoint(address, u->get_port()), u->get_host(), u->get_port_str());
+        // handle_resolve() checks and cancels the DNS timer of the resolving path.
+        auto dns_timer = tcon->set_timer(TransportConfig::timeout_dns_resolve, [](websocketpp::lib::error_code const&) {});
+        this->handle_resolve(tcon, dns_timer, std::move(cb), asio::error_code(), results);
+    }
+};
+
 // The stock asio configs with the pausable socket policy.
 template <class Base>
 struct PausableConfig : Base {
     struct transport_config : Base::transport_config {
         typedef pausable_policy::endpoint socket_type;
     };
-    typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
+    typedef NumericHostTransport<transport_config> transport_type;
 };
 
 using ClientEndpoint = websocketpp::client<PausableConfig<websocketpp::config::asio_client>>;

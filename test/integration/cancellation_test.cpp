@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <iii/channel.hpp>
+
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/steady_timer.hpp>
@@ -108,12 +110,49 @@ TEST_CASE("20000 trigger() || timer races from another io_context each end withi
     using us = std::chrono::microseconds;
     INFO("worst lateness " << std::chrono::duration_cast<us>(stats.worst).count() << " us; plain Asio "
                            << std::chrono::duration_cast<us>(baseline.worst).count() << " us");
-    // A lost cancellation waits for the callee's whole second.
-    CHECK(stats.worst < lateness_limit + baseline.worst);
+    // A lost cancellation waits for the callee's whole second. On a quiet machine both figures
+    // are a few ms; on an overloaded one the SDK's run (four busy threads instead of one)
+    // suffers more from the scheduler than the plain-Asio run, hence the factor.
+    CHECK(stats.worst < lateness_limit + 2 * baseline.worst);
+    CHECK(stats.worst < 500ms);
     // The strand publishes the count after it ran the cancellations.
     const auto settle = std::chrono::steady_clock::now() + 5s;
     while (caller->connection()->pending_count() != 0 && std::chrono::steady_clock::now() < settle)
         callers.run_one_for(1ms);
     CHECK(caller->connection()->pending_count() == 0);
     test_support::drain(callers);
+}
+
+namespace {
+
+asio::awaitable<int> race_read(iii::ChannelReader reader, std::chrono::milliseconds limit) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, limit);
+    auto next = reader.next_binary();
+    auto expiry = timer.async_wait(asio::use_awaitable);
+    auto winner = co_await (std::move(next) || std::move(expiry));
+    co_return static_cast<int>(winner.index());
+}
+
+asio::awaitable<std::string> write_then_read(iii::Channel channel) {
+    co_await channel.writer.write(std::string_view("after the cancellation"));
+    auto chunk = co_await channel.reader.next_binary();
+    co_return chunk ? std::string(chunk->begin(), chunk->end()) : std::string("<end>");
+}
+
+}  // namespace
+
+TEST_CASE("a channel read cancelled from another io_context ends at once and loses no frame",
+          "[integration][cancellation]") {
+    asio::io_context callers;
+    iii::testing::Engine engine;
+    auto client = iii::register_worker(engine.url(), fast_options());
+    auto channel = test_support::run_sync(callers, client->create_channel());
+    for (int i = 0; i < 50; ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        CHECK(test_support::run_sync(callers, race_read(channel.reader, 5ms)) == 1);  // the timer wins
+        CHECK(std::chrono::steady_clock::now() - start < 1s);
+    }
+    CHECK(test_support::run_sync(callers, write_then_read(channel)) == "after the cancellation");
+    test_support::run_sync(callers, channel.writer.close());
+    test_support::run_sync(callers, channel.reader.close());
 }

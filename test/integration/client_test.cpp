@@ -9,6 +9,8 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/executor_work_guard.hpp>
 
 #include <atomic>
@@ -374,4 +376,58 @@ TEST_CASE("handlers_on_io_thread runs coroutine handlers on the io thread and bl
     }
     guard.reset();
     io_thread.join();
+}
+
+TEST_CASE("TriggerRequest::timeout as a duration times the call out and wins over timeout_ms",
+          "[integration][invoke]") {
+    TwoWorkers w;
+    w.callee->register_function(iii::RegisterFunctionMessage::with_id("slow2"),
+                                [](iii::Value) -> asio::awaitable<iii::Value> {
+                                    asio::steady_timer t(co_await asio::this_coro::executor, 2s);
+                                    co_await t.async_wait(asio::use_awaitable);
+                                    co_return iii::Value("late");
+                                });
+    REQUIRE(wait_function(w.engine, "slow2"));
+    iii::TriggerRequest request("slow2", iii::Value::object(), std::nullopt, /*timeout_ms=*/60000);
+    request.timeout = 100ms;
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(errc_of([&] { w.call(std::move(request)); }) == iii::Errc::Timeout);
+    CHECK(std::chrono::steady_clock::now() - start < 1500ms);
+    CHECK(w.caller->connection()->pending_count() == 0);
+}
+
+namespace {
+
+asio::awaitable<void> serve(std::shared_ptr<iii::Client> client, bool& returned) {
+    co_await client->run();
+    returned = true;
+}
+
+}  // namespace
+
+TEST_CASE("run() is the connection's lifetime: cancelling it closes with the handshake and returns",
+          "[integration][executor]") {
+    iii::testing::Engine engine;
+    asio::io_context ioc;
+    auto worker = iii::register_worker(ioc, engine.url(), fast_options());
+    REQUIRE(run_sync(ioc, worker->wait_for_state(iii::ConnectionState::Connected, 5s)));
+    const std::string id = test_support::worker_id_of(*worker);
+    asio::cancellation_signal stop;
+    bool returned = false;
+    bool done = false;
+    asio::co_spawn(ioc, serve(worker, returned),
+                   asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr) { done = true; }));
+    ioc.restart();
+    ioc.run_for(50ms);
+    CHECK_FALSE(done);  // serving
+    CHECK(worker->get_connection_state() == iii::ConnectionState::Connected);
+    stop.emit(asio::cancellation_type::terminal);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!done && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(10ms);
+    REQUIRE(done);
+    CHECK(returned);  // returned normally, not with operation_aborted
+    CHECK(worker->get_connection_state() == iii::ConnectionState::Disconnected);
+    CHECK(engine.wait_for([&] { return engine.close_code(id) == std::optional<std::uint16_t>(1000); }));
+    worker.reset();
+    test_support::drain(ioc);
 }
