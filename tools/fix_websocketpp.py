@@ -20,15 +20,21 @@ third-party source is committed. Two independent fix-ups:
                instead: word-wise masking, and one SIMD UTF-8 check per text message (when the
                whole message is in, so UTF-8 split across frames passes; an invalid message
                still fails with processor::error::invalid_utf8, which websocketpp turns into
-               close 1007). Each change replaces one exact, unique piece of the original text:
+               close 1007). The copy of connection.hpp binds its read and write completion
+               handlers so that websocketpp's copies of them do not allocate. Each change
+               replaces one exact, unique piece of the original text:
                if the installed headers differ (another version, a distribution patch), the
                script names the file and the piece it could not find and exits with status 2,
                and meson stops with that message.
 
 Files under <output root>/websocketpp that the current fix-ups do not produce are removed, so a
-reconfigure never leaves a stale copy on the include path.
+reconfigure never leaves a stale copy on the include path. Prints a digest of the copies'
+contents on stdout: meson passes it as a define, so a change to the copies changes the compile
+command and rebuilds what includes them (a new copy shadows a header that did not change, which
+the compiler's dependency files alone would not notice).
 """
 import argparse
+import hashlib
 import pathlib
 import re
 import sys
@@ -133,6 +139,33 @@ inline size_t byte_mask_circ(uint8_t * input, uint8_t * output, size_t length,
         ::iii::detail::wspp::mask(reinterpret_cast<uint8_t const *>(i.data()),
             reinterpret_cast<uint8_t *>(&o[0]), i.size(), key.c);
 """),
+    # The read and write completion handlers are std::functions that websocketpp copies several
+    # times per frame (into each transport call and each bind around it). A bind of a member
+    # pointer and `this` is 24 bytes, too big for libstdc++'s 16-byte small buffer, so every copy
+    # allocated (13 allocations per echo round trip); a lambda holding only `this` fits.
+    ("connection.hpp",
+     """\
+      , m_handle_read_frame(lib::bind(
+            &type::handle_read_frame,
+            this,
+            lib::placeholders::_1,
+            lib::placeholders::_2
+        ))
+      , m_write_frame_handler(lib::bind(
+            &type::handle_write_frame,
+            this,
+            lib::placeholders::_1
+        ))
+""",
+     """\
+      // iii: lambdas holding `this` fit std::function's small buffer: copies do not allocate.
+      , m_handle_read_frame([this](lib::error_code const & ec, size_t bytes) {
+            this->handle_read_frame(ec, bytes);
+        })
+      , m_write_frame_handler([this](lib::error_code const & ec) {
+            this->handle_write_frame(ec);
+        })
+"""),
 ]
 
 
@@ -201,6 +234,10 @@ def main(argv):
         for stale in out_root.rglob("*.hpp"):
             if stale.relative_to(out_root).as_posix() not in outputs:
                 stale.unlink()
+    digest = hashlib.sha1()
+    for rel in sorted(outputs):
+        digest.update(rel.encode() + b"\0" + outputs[rel].encode() + b"\0")
+    print(digest.hexdigest()[:16])
     return 0
 
 
