@@ -21,7 +21,8 @@ third-party source is committed. Two independent fix-ups:
                whole message is in, so UTF-8 split across frames passes; an invalid message
                still fails with processor::error::invalid_utf8, which websocketpp turns into
                close 1007). The copy of connection.hpp binds its read and write completion
-               handlers so that websocketpp's copies of them do not allocate. Each change
+               handlers so that websocketpp's copies of them do not allocate, and the copy of
+               message_buffer/alloc.hpp recycles messages (lib/wspp/iii_wspp_pool.hpp). Each change
                replaces one exact, unique piece of the original text:
                if the installed headers differ (another version, a distribution patch), the
                script names the file and the piece it could not find and exits with status 2,
@@ -165,6 +166,49 @@ inline size_t byte_mask_circ(uint8_t * input, uint8_t * output, size_t length,
       , m_write_frame_handler([this](lib::error_code const & ec) {
             this->handle_write_frame(ec);
         })
+"""),
+    # Messages from a per-connection pool (lib/wspp/iii_wspp_pool.hpp) instead of a make_shared
+    # message and a new payload buffer per frame read, message sent and frame written.
+    ("message_buffer/alloc.hpp",
+     "#include <websocketpp/frame.hpp>\n",
+     "#include <websocketpp/frame.hpp>\n"
+     "#include <iii_wspp_pool.hpp> // iii: recycled messages\n"),
+    ("message_buffer/alloc.hpp",
+     """\
+    message_ptr get_message() {
+        return message_ptr(lib::make_shared<message>(type::shared_from_this()));
+    }
+""",
+     """\
+    message_ptr get_message() {
+        return m_iii_pool.get(type::shared_from_this(), 0);
+    }
+"""),
+    ("message_buffer/alloc.hpp",
+     """\
+    message_ptr get_message(frame::opcode::value op,size_t size) {
+        return message_ptr(lib::make_shared<message>(type::shared_from_this(),op,size));
+    }
+""",
+     """\
+    message_ptr get_message(frame::opcode::value op,size_t size) {
+        return m_iii_pool.get(type::shared_from_this(), size, op);
+    }
+"""),
+    ("message_buffer/alloc.hpp",
+     """\
+    bool recycle(message *) {
+        return false;
+    }
+};
+""",
+     """\
+    bool recycle(message *) {
+        return false;
+    }
+private:
+    ::iii::detail::wspp::MessagePool<message> m_iii_pool; // iii
+};
 """),
 ]
 

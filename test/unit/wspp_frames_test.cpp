@@ -18,6 +18,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -307,4 +308,50 @@ TEST_CASE("sending invalid UTF-8 as text is refused, as stock websocketpp does",
     auto out = client.manager->get_message();
     CHECK(client.p.prepare_data_frame(in, out) ==
           websocketpp::processor::error::make_error_code(websocketpp::processor::error::invalid_payload));
+}
+
+TEST_CASE("websocketpp's message manager recycles messages, reset as new ones", "[unit][wspp]") {
+    using config = websocketpp::config::asio;
+    auto manager = std::make_shared<config::con_msg_manager_type>();
+    auto first = manager->get_message(frame::opcode::text, 300);
+    const auto* address = first.get();
+    first->set_payload(std::string(200, 'x'));
+    first->set_header("hdr");
+    first->set_prepared(true);
+    first->set_fin(false);
+    first->set_terminal(true);
+    first->set_compressed(true);
+    const std::size_t capacity = first->get_raw_payload().capacity();
+    first.reset();
+
+    auto again = manager->get_message(frame::opcode::binary, 10);
+    CHECK(again.get() == address);  // the same object, back from the pool
+    CHECK(again->get_opcode() == frame::opcode::binary);
+    CHECK(again->get_payload().empty());
+    CHECK(again->get_raw_payload().capacity() >= capacity);  // the buffer is kept
+    CHECK(again->get_header().empty());
+    CHECK_FALSE(again->get_prepared());
+    CHECK(again->get_fin());
+    CHECK_FALSE(again->get_terminal());
+    CHECK_FALSE(again->get_compressed());
+
+    // Another message while that one is alive is a different object.
+    auto other = manager->get_message();
+    CHECK(other.get() != again.get());
+    CHECK(other->get_payload().empty());
+}
+
+TEST_CASE("recycled messages may outlive their manager and be dropped on another thread", "[unit][wspp]") {
+    using config = websocketpp::config::asio;
+    std::vector<config::message_type::ptr> kept;
+    {
+        auto manager = std::make_shared<config::con_msg_manager_type>();
+        for (int i = 0; i < 40; ++i) {
+            kept.push_back(manager->get_message(frame::opcode::text, 64));
+            kept.back()->set_payload(std::string(static_cast<std::size_t>(i), 'a'));
+        }
+    }  // the manager is gone; its pool lives as long as its messages
+    std::thread dropper([&kept] { kept.clear(); });
+    dropper.join();
+    CHECK(kept.empty());
 }
