@@ -6,12 +6,16 @@
 
 Builds nothing: BUILD_DIR (default `build`) must hold samples/bench_roundtrip and
 lib/testing/iii-test-engine. Starts ONE `iii-test-engine --port 0`, then per round runs
-`bench_roundtrip --url URL --json` (C++) and `samples/node/bench_roundtrip.mjs --url URL --json`
-(iii-sdk 0.11.2, installed with `npm ci` when samples/node/node_modules is missing), one after
-the other against that engine, and prints one table of the medians over the rounds: per phase
-and SDK, calls/s, p50/p99 latency and CPU µs per call of the caller, the echo worker and the
-engine, then the C++/Node ratios. Both benches get --engine-pid, so the engine's CPU per phase
-comes from /proc/<pid>/task/*/schedstat, read at the same phase boundaries as the workers'.
+`bench_roundtrip --url URL --rounds 1 --json` (C++, which also measures the floor: the same
+three-process path with a websocketpp relay in place of the engine and no SDK) and
+`samples/node/bench_roundtrip.mjs --url URL --json` (iii-sdk 0.11.2, installed with `npm ci`
+when samples/node/node_modules is missing), one after the other against that engine, and prints
+one table of the medians over the rounds: per phase, for C++, Node and the floor, calls/s,
+p50/p99 latency and CPU µs per call of the caller, the echo worker and the engine (the floor:
+client, echo server, relay), then C++/Node, C++/floor and Node/floor as medians of the per-round
+ratios (Node's against the floor measured in the same round). Both benches get --engine-pid, so
+the engine's CPU per phase comes from /proc/<pid>/task/*/schedstat, read at the same phase
+boundaries as the workers'.
 
 Python 3 standard library only.
 """
@@ -162,12 +166,53 @@ def metrics(phase):
     return m
 
 
-def medians(rounds, sdk):
+# The floor's processes in the roles of the SDK path's: client = caller, relay = engine.
+FLOOR_ROLES = {"caller": "client", "echo": "echo", "engine": "relay"}
+
+
+def floor_metrics(phase):
+    """A floor phase (bench_roundtrip's `floor` object) under the SDK path's metric names."""
+    m = {
+        "calls_per_s": phase["calls_per_s"],
+        "p50_us": phase["latency_us"]["p50"],
+        "p99_us": phase["latency_us"]["p99"],
+    }
+    for role, floor_role in FLOOR_ROLES.items():
+        if floor_role in phase["cpu_us_per_call"]:
+            m[f"cpu_{role}_us"] = phase["cpu_us_per_call"][floor_role]
+    return m
+
+
+def per_round_metrics(r, path, phase):
+    if path == "floor":
+        return floor_metrics(r["cxx"]["floor"][phase]) if "floor" in r["cxx"] else None
+    return metrics(r[path]["sdk"][phase])
+
+
+def medians(rounds, path):
     out = {}
     for phase in PHASES:
-        per_round = [metrics(r[sdk]["sdk"][phase]) for r in rounds]
+        per_round = [per_round_metrics(r, path, phase) for r in rounds]
+        if any(m is None for m in per_round):
+            return None
         keys = [k for k in per_round[0] if all(k in m for m in per_round)]
         out[phase] = {k: statistics.median(m[k] for m in per_round) for k in keys}
+    return out
+
+
+def median_ratios(rounds, a, b):
+    """Per phase and metric, the median over rounds of a's figure over b's in the same round."""
+    out = {}
+    for phase in PHASES:
+        ratios = {}
+        for r in rounds:
+            ma, mb = per_round_metrics(r, a, phase), per_round_metrics(r, b, phase)
+            if ma is None or mb is None:
+                return None
+            for k, v in ma.items():
+                if k in mb and mb[k]:
+                    ratios.setdefault(k, []).append(v / mb[k])
+        out[phase] = {k: statistics.median(v) for k, v in ratios.items()}
     return out
 
 
@@ -178,7 +223,7 @@ def load_average():
         return None
 
 
-def print_table(args, url, rounds, med, cxx_label, node_label, load_before, load_after):
+def print_table(args, url, rounds, med, ratios, cxx_label, node_label, load_before, load_after):
     first_cxx = rounds[0]["cxx"]["config"]
     warmup = first_cxx["warmup"]
     payload = first_cxx["payload_bytes"]
@@ -202,16 +247,18 @@ def print_table(args, url, rounds, med, cxx_label, node_label, load_before, load
             return f"{value:.0f}"
         return f"{value:.1f}"
 
+    def ratio_cells(values):
+        return " | ".join(f"{values[k]:.2f}×" if values and k in values else "–" for k in keys)
+
     for phase in PHASES:
         label = phase if phase == "sequential" else f"pipelined ({args.inflight})"
-        cxx, node = med["cxx"][phase], med["node"][phase]
-        print(f"| {label} | C++ | " + " | ".join(cell(cxx.get(k), k) for k in keys) + " |")
-        print(f"| {label} | Node | " + " | ".join(cell(node.get(k), k) for k in keys) + " |")
-        ratios = []
-        for k in keys:
-            a, b = cxx.get(k), node.get(k)
-            ratios.append(f"{a / b:.2f}×" if a is not None and b else "–")
-        print(f"| {label} | C++/Node | " + " | ".join(ratios) + " |")
+        for path, name in (("cxx", "C++"), ("node", "Node"), ("floor", "floor")):
+            if med[path] is not None:
+                print(f"| {label} | {name} | " + " | ".join(cell(med[path][phase].get(k), k) for k in keys) + " |")
+        for pair, name in ((("cxx", "node"), "C++/Node"), (("cxx", "floor"), "C++/floor"),
+                           (("node", "floor"), "Node/floor")):
+            if ratios[pair] is not None:
+                print(f"| {label} | {name} | " + ratio_cells(ratios[pair][phase]) + " |")
     if len(rounds) > 1:
         print()
         print("calls/s per round (the spread shows the noise):")
@@ -220,9 +267,13 @@ def print_table(args, url, rounds, med, cxx_label, node_label, load_before, load
                 values = " ".join(f"{r[sdk]['sdk'][phase]['calls_per_s']:.0f}" for r in rounds)
                 print(f"  {phase:<10} {name:<4} {values}")
     print()
-    print("C++/Node above 1 for calls/s and below 1 for latency and CPU favour C++. CPU: each worker "
-          "process's own user+system time (getrusage / process.cpuUsage), the engine's threads from "
-          "/proc/<pid>/task/*/schedstat, over the measured calls only.")
+    print("Ratios are medians of the per-round ratios. C++/Node above 1 for calls/s and below 1 for "
+          "latency and CPU favour C++. floor: bench_roundtrip's same three-process path without the "
+          "SDK (websocketpp client -> websocketpp relay process -> websocketpp echo server process, "
+          "the same frame sizes); its CPU columns are its client, relay (under engine) and echo "
+          "server. CPU: each worker process's own user+system time (getrusage / process.cpuUsage), "
+          "the engine's and the floor processes' threads from /proc/<pid>/task/*/schedstat, over "
+          "the measured calls only.")
 
 
 def main():
@@ -246,7 +297,7 @@ def main():
         for r in range(args.rounds):
             print(f"bench_compare: round {r + 1}/{args.rounds}: C++", file=sys.stderr)
             cxx_extra = ["--inline-handlers"] if args.inline_handlers else []
-            cxx = run_bench("bench_roundtrip", [cxx_bench] + target + common + cxx_extra)
+            cxx = run_bench("bench_roundtrip", [cxx_bench] + target + common + ["--rounds", "1"] + cxx_extra)
             print(f"bench_compare: round {r + 1}/{args.rounds}: Node", file=sys.stderr)
             node = run_bench("bench_roundtrip.mjs", ["node", node_bench] + target + common, cwd=NODE_DIR)
             if not engine.alive():
@@ -256,14 +307,16 @@ def main():
         engine.stop()
     load_after = load_average()
 
-    med = {"cxx": medians(rounds, "cxx"), "node": medians(rounds, "node")}
+    med = {path: medians(rounds, path) for path in ("cxx", "node", "floor")}
+    ratios = {pair: median_ratios(rounds, *pair) for pair in (("cxx", "node"), ("cxx", "floor"), ("node", "floor"))}
     node_label = rounds[0]["node"]["config"].get("sdk", "iii-sdk")
     cxx_label = "iii-cpp (samples/bench_roundtrip" + (", --inline-handlers)" if args.inline_handlers else ")")
     if args.json:
         print(json.dumps({"engine_url": engine.url, "rounds": rounds, "medians": med,
+                          "ratios": {f"{a}_to_{b}": v for (a, b), v in ratios.items()},
                           "load_average": {"before": load_before, "after": load_after}}))
     else:
-        print_table(args, engine.url, rounds, med, cxx_label, node_label, load_before, load_after)
+        print_table(args, engine.url, rounds, med, ratios, cxx_label, node_label, load_before, load_after)
     return 0
 
 

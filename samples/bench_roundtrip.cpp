@@ -1,26 +1,38 @@
 // Round-trip benchmark: an `echo` function on one worker, called from another worker through
-// the engine, against a raw WebSocket echo with no SDK (the baseline).
+// the engine, against the same three-process path without the SDK (the floor) and a one-hop
+// raw WebSocket echo (the baseline).
 //
-//   bench_roundtrip [--calls N] [--inflight N] [--payload-bytes N] [--warmup N] [--json]
-//                   [--inline-handlers]
+//   bench_roundtrip [--calls N] [--inflight N] [--payload-bytes N] [--warmup N] [--rounds N]
+//                   [--json] [--inline-handlers]
 //                   [--url ws://HOST:PORT [--engine-pid PID] | --engine PATH]
 //
-// Processes: this one is the caller worker; the echo worker is this same binary re-executed with
-// the hidden `--role echo --url URL` (so that each worker's CPU time can be measured on its
-// own); the engine is `iii-test-engine` (spawned from ../lib/testing/ next to this binary, or
-// --engine PATH) unless --url names an external one.
+// Paths, each measured sequential (one call at a time) and pipelined (N in flight, default 64):
 //
-// Phases, each after a short warm-up: sequential (one call at a time) and pipelined (N in
-// flight, default 64). Per phase: calls/s, p50/p99/p99.9 latency (steady_clock per call) and CPU
-// time per call of the caller (getrusage), the echo worker (getrusage in the child, reported over
-// its stdout at each phase boundary when the parent writes "cpu" to its stdin) and the engine
-// when spawned (/proc/<pid>/task/*/schedstat).
+// - SDK: this process is the caller worker; the echo worker is this same binary re-executed
+//   with the hidden `--role echo --url URL` (so that each worker's CPU time is measured on its
+//   own); the engine is `iii-test-engine` (spawned from ../lib/testing/ next to this binary, or
+//   --engine PATH) unless --url names an external one.
+// - floor: the same three processes without the SDK. A websocketpp client (a thread of this
+//   process) sends the invokefunction frame the echo worker receives from the engine, as text,
+//   to a websocketpp relay process (`--role floor-relay`), which forwards it to a websocketpp
+//   echo server process (`--role floor-echo`) that answers with the invocationresult frame the
+//   caller receives; the relay forwards that back. Same frame sizes, two WebSocket hops each
+//   way, no JSON parsing, no routing: what our WebSocket stack costs on this path.
+// - raw: the JSON payload alone echoed over one plain websocketpp connection between two threads
+//   of this process (one hop each way).
 //
-// Baseline, in the same run: the same payload bytes echoed over one plain websocketpp
-// connection (lib/transport) between a server thread and a client thread of this process,
-// sequential and pipelined, same statistics; CPU per thread. The SDK figures are then given as
-// ratios to it. The SDK path crosses the engine (two WebSocket hops each way) while the baseline
-// is one hop, so the ratios bound the SDK's cost from above rather than measure it alone.
+// All of them go through lib/transport (websocketpp with its corrected frame code).
+//
+// Rounds: each round runs every path and phase, after a warm-up of its own, rotating the order
+// of the paths from round to round. Figures are medians over the rounds; ratios are medians of
+// the per-round ratios (sequential latency on a shared machine swings 2x with how idle the CPUs
+// are; the ratio of two paths measured a few seconds apart does not).
+//
+// Per phase: calls/s, p50/p99/p99.9 latency (steady_clock per call) and CPU time per call of
+// each process: the caller (getrusage), the echo worker (getrusage in the child, reported over
+// its stdout when the parent writes "cpu" to its stdin), the engine when its pid is known, the
+// relay and the floor's echo server (/proc/<pid>/task/*/schedstat); the floor client and both
+// raw threads per thread (RUSAGE_THREAD).
 
 #include <cstddef>  // first: see lib/transport/ws_transport.hpp
 
@@ -54,8 +66,10 @@
 #include <cstring>
 #include <exception>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -79,22 +93,24 @@ struct Options {
     std::size_t calls = 20000;
     std::size_t inflight = 64;
     std::size_t payload_bytes = 100;
+    std::size_t rounds = 3;
     std::optional<std::size_t> warmup;
     bool json = false;
     bool inline_handlers = false;  // the echo worker runs its handler on its io thread
     std::string url;
     std::string engine;
     pid_t engine_pid = -1;  // --engine-pid: the external engine's CPU is measured too
-    std::string role;  // hidden: "echo" in the echo worker child
+    std::string role;  // hidden: "echo", "floor-relay" or "floor-echo" in the child processes
 };
 
 void usage(std::FILE* out) {
     std::fputs(
         "usage: bench_roundtrip [options]\n"
-        "  --calls N          measured calls per phase (default 20000)\n"
+        "  --calls N          measured calls per phase, path and round (default 20000)\n"
         "  --inflight N       calls in flight in the pipelined phase (default 64)\n"
         "  --payload-bytes N  size of the JSON payload {\"data\":\"...\"} (default 100)\n"
         "  --warmup N         warm-up calls before each phase (default calls/10, 100..2000)\n"
+        "  --rounds N         rounds over all paths; medians (default 3)\n"
         "  --json             print one JSON object instead of the table\n"
         "  --inline-handlers  the echo worker runs its handler on its io thread\n"
         "                     (InitOptions::handlers_on_io_thread) instead of its pool\n"
@@ -137,6 +153,7 @@ Options parse_options(int argc, char** argv) {
         else if (arg == "--inflight") o.inflight = parse_count("--inflight", value, 1);
         else if (arg == "--payload-bytes") o.payload_bytes = parse_count("--payload-bytes", value, 0);
         else if (arg == "--warmup") o.warmup = parse_count("--warmup", value, 0);
+        else if (arg == "--rounds") o.rounds = parse_count("--rounds", value, 1);
         else if (arg == "--url") o.url = value;
         else if (arg == "--engine") o.engine = value;
         else if (arg == "--engine-pid")
@@ -166,6 +183,24 @@ iii::Value make_payload(std::size_t bytes) {
     iii::Value payload = iii::Value::object();
     payload.set("data", std::move(data));
     return payload;
+}
+
+// The floor's two frames: what the echo worker receives from the engine (the caller's
+// invokefunction with `_caller_worker_id` added to the payload) and what the caller receives
+// (the echo's invocationresult, whose result is that payload). Written out by hand, in the
+// engine's field order, so that the floor does not depend on the SDK's encoder.
+struct FloorFrames {
+    std::string request;
+    std::string reply;
+};
+
+FloorFrames floor_frames(std::size_t payload_bytes) {
+    const std::string payload = make_payload(payload_bytes).dump();  // {"data":"..."}
+    const std::string with_caller =
+        payload.substr(0, payload.size() - 1) + R"(,"_caller_worker_id":"5c0e3a52-1f9b-4c1e-9a53-0d2b6f1f7a11"})";
+    const std::string id = R"("invocation_id":"0f6d3c1e-8a4b-4e2f-b1c7-93d5a7e2c4f8")";
+    return {R"({"type":"invokefunction",)" + id + R"(,"function_id":"echo","data":)" + with_caller + "}",
+            R"({"type":"invocationresult",)" + id + R"(,"function_id":"echo","result":)" + with_caller + "}"};
 }
 
 // ---- CPU time --------------------------------------------------------------------------------
@@ -233,6 +268,12 @@ struct Phase {
     double calls_per_s = 0;
     double p50_us = 0, p99_us = 0, p999_us = 0, mean_us = 0, max_us = 0;
     std::vector<std::pair<std::string, double>> cpu_us_per_call;
+
+    std::optional<double> cpu(const std::string& who) const {
+        for (const auto& [name, us] : cpu_us_per_call)
+            if (name == who) return us;
+        return std::nullopt;
+    }
 };
 
 Phase summarize(std::string mode, std::size_t inflight, std::vector<std::int64_t>& latency_ns,
@@ -264,150 +305,260 @@ std::int64_t ns_since(Clock::time_point t0) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
 }
 
-// ---- raw baseline: websocketpp echo, no SDK --------------------------------------------------
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
-// The client side: a state machine on the client io_context's callbacks. Replies arrive in
-// send order (one connection, an echo server), so the k-th reply belongs to the k-th send.
-class RawClient {
+// Per metric, the median over rounds of one path's phases (all of one mode).
+Phase median_phase(const std::vector<Phase>& rounds) {
+    Phase m = rounds.front();
+    auto med = [&](auto field) {
+        std::vector<double> v;
+        for (const auto& p : rounds) v.push_back(field(p));
+        return median(std::move(v));
+    };
+    m.seconds = med([](const Phase& p) { return p.seconds; });
+    m.calls_per_s = med([](const Phase& p) { return p.calls_per_s; });
+    m.p50_us = med([](const Phase& p) { return p.p50_us; });
+    m.p99_us = med([](const Phase& p) { return p.p99_us; });
+    m.p999_us = med([](const Phase& p) { return p.p999_us; });
+    m.mean_us = med([](const Phase& p) { return p.mean_us; });
+    m.max_us = med([](const Phase& p) { return p.max_us; });
+    for (auto& [who, us] : m.cpu_us_per_call) {
+        std::vector<double> v;
+        for (const auto& p : rounds)
+            if (auto c = p.cpu(who)) v.push_back(*c);
+        us = median(std::move(v));
+    }
+    return m;
+}
+
+// ---- raw WebSocket paths (floor and baseline): a client on its own io thread -----------------
+
+// Sends `request` and waits for one reply per request, up to `window` in flight, on one
+// connection: replies arrive in send order, so the k-th reply belongs to the k-th send. Phases
+// are started from the bench's thread and block it until done; CPU is the io thread's own.
+class RawDriver {
 public:
-    struct Step {
-        std::string mode;
-        std::size_t calls;
-        std::size_t window;
-        bool measured;
+    struct Result {
+        std::vector<std::int64_t> latency_ns;
+        Clock::duration elapsed{};
+        std::int64_t thread_cpu_us = 0;
     };
 
-    RawClient(asio::io_context& io, std::string payload, std::vector<Step> steps,
-              std::function<std::int64_t()> server_cpu_us)
-        : io_(io), payload_(std::move(payload)), steps_(std::move(steps)),
-          server_cpu_us_(std::move(server_cpu_us)) {}
-
-    void start(const std::string& url) {
+    RawDriver(const std::string& url, std::string request, std::size_t reply_size)
+        : request_(std::move(request)), reply_size_(reply_size), work_(io_.get_executor()) {
+        std::promise<void> opened;
+        auto open_result = opened.get_future();
         transport::Callbacks cb;
-        cb.on_open = [this] { begin_step(); };
+        cb.on_open = [this, &opened] {
+            opened.set_value();
+            open_ = true;
+        };
         cb.on_message = [this](std::string&& data, bool) { on_reply(data); };
-        cb.on_close = [this](std::error_code ec, std::uint16_t, std::string) {
-            if (step_ < steps_.size() && error_.empty())
-                error_ = "raw baseline connection closed early" + (ec ? ": " + ec.message() : "");
-            io_.stop();
+        cb.on_close = [this, &opened](std::error_code ec, std::uint16_t, std::string) {
+            const std::string what = "raw connection closed" + (ec ? ": " + ec.message() : std::string());
+            if (!open_) opened.set_exception(std::make_exception_ptr(std::runtime_error(what)));
+            else fail(what);
         };
         socket_ = transport::connect(io_, url, {}, std::move(cb));
+        thread_ = std::thread([this] { io_.run(); });
+        if (open_result.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+            shutdown();
+            throw std::runtime_error("no WebSocket connection to " + url);
+        }
+        try {
+            open_result.get();
+        } catch (...) {
+            shutdown();
+            throw;
+        }
     }
+    RawDriver(const RawDriver&) = delete;
+    RawDriver& operator=(const RawDriver&) = delete;
+    ~RawDriver() { shutdown(); }
 
-    const std::vector<Phase>& results() const { return results_; }
-    const std::string& error() const { return error_; }
+    Result run(std::size_t calls, std::size_t window) {
+        std::promise<Result> done;
+        auto result = done.get_future();
+        asio::post(io_, [this, calls, window, &done] {
+            done_ = &done;
+            result_ = Result{};
+            result_.latency_ns.assign(calls, 0);
+            sent_at_.assign(calls, {});
+            calls_ = calls;
+            sent_ = received_ = 0;
+            cpu0_ = rusage_us(RUSAGE_THREAD);
+            started_ = Clock::now();
+            if (calls == 0) return finish();
+            while (sent_ < window && sent_ < calls_) send_one();
+        });
+        if (result.wait_for(std::chrono::minutes(5)) != std::future_status::ready)
+            throw std::runtime_error("a raw phase did not finish within 5 minutes");
+        return result.get();
+    }
 
 private:
-    void begin_step() {
-        const Step& s = steps_[step_];
-        sent_ = received_ = 0;
-        sent_at_.assign(s.calls, {});
-        latency_.assign(s.calls, 0);
-        if (s.measured) {
-            client_cpu0_ = rusage_us(RUSAGE_THREAD);
-            server_cpu0_ = server_cpu_us_();
-        }
-        started_ = Clock::now();
-        while (sent_ < s.window && sent_ < s.calls) send_one();
-    }
-
     void send_one() {
         sent_at_[sent_] = Clock::now();
         ++sent_;
-        if (auto ec = socket_->send(payload_, false)) fail("raw send failed: " + ec.message());
+        if (auto ec = socket_->send(request_, false)) fail("raw send failed: " + ec.message());
     }
 
     void on_reply(const std::string& data) {
-        if (step_ >= steps_.size()) return;
-        if (data.size() != payload_.size()) return fail("raw echo returned a different payload");
-        latency_[received_] = ns_since(sent_at_[received_]);
+        if (!done_) return;
+        if (data.size() != reply_size_) return fail("unexpected reply of " + std::to_string(data.size()) + " bytes");
+        result_.latency_ns[received_] = ns_since(sent_at_[received_]);
         ++received_;
-        const Step& s = steps_[step_];
-        if (sent_ < s.calls) send_one();
-        if (received_ < s.calls) return;
-        const auto elapsed = Clock::now() - started_;
-        if (s.measured) {
-            const auto client_cpu = rusage_us(RUSAGE_THREAD) - client_cpu0_;
-            const auto server_cpu = server_cpu_us_() - server_cpu0_;
-            Phase p = summarize(s.mode, s.window, latency_, elapsed);
-            const double n = static_cast<double>(s.calls);
-            p.cpu_us_per_call = {{"client", static_cast<double>(client_cpu) / n},
-                                 {"server", static_cast<double>(server_cpu) / n}};
-            results_.push_back(std::move(p));
-        }
-        if (++step_ < steps_.size()) return begin_step();
-        socket_->close(1000, "done");
+        if (sent_ < calls_) send_one();
+        if (received_ == calls_) finish();
     }
 
-    void fail(std::string what) {
-        if (error_.empty()) error_ = std::move(what);
-        step_ = steps_.size();
-        socket_->abort();
+    void finish() {
+        result_.elapsed = Clock::now() - started_;
+        result_.thread_cpu_us = rusage_us(RUSAGE_THREAD) - cpu0_;
+        std::exchange(done_, nullptr)->set_value(std::move(result_));
     }
 
-    asio::io_context& io_;
-    std::string payload_;
-    std::vector<Step> steps_;
-    std::function<std::int64_t()> server_cpu_us_;
+    void fail(const std::string& what) {
+        if (done_) std::exchange(done_, nullptr)->set_exception(std::make_exception_ptr(std::runtime_error(what)));
+    }
+
+    void shutdown() {
+        if (!thread_.joinable()) return;
+        asio::post(io_, [this] {
+            socket_->detach();
+            socket_->abort();
+            work_.reset();
+        });
+        thread_.join();
+    }
+
+    std::string request_;
+    std::size_t reply_size_;
+    asio::io_context io_;
+    asio::executor_work_guard<asio::io_context::executor_type> work_;
     std::shared_ptr<transport::Socket> socket_;
-    std::size_t step_ = 0, sent_ = 0, received_ = 0;
+    std::thread thread_;
+    // io thread only:
+    bool open_ = false;
+    std::promise<Result>* done_ = nullptr;
+    Result result_;
     std::vector<Clock::time_point> sent_at_;
-    std::vector<std::int64_t> latency_;
+    std::size_t calls_ = 0, sent_ = 0, received_ = 0;
     Clock::time_point started_;
-    std::int64_t client_cpu0_ = 0, server_cpu0_ = 0;
-    std::vector<Phase> results_;
-    std::string error_;
+    std::int64_t cpu0_ = 0;
 };
 
-// Echo server on its own thread, client on this thread: {sequential, pipelined}.
-std::vector<Phase> run_baseline(const Options& o, const std::string& payload) {
-    asio::io_context server_io;
-    std::vector<std::shared_ptr<transport::Socket>> server_sockets;  // server thread only
-    transport::Server::Handlers handlers;
-    handlers.on_accept = [&server_sockets](const std::shared_ptr<transport::Socket>& socket,
-                                           const std::string&) {
-        server_sockets.push_back(socket);
-        transport::Socket* raw = socket.get();  // kept alive by server_sockets
-        transport::Callbacks cb;
-        cb.on_message = [raw](std::string&& data, bool binary) { raw->send(data, binary); };
-        return cb;
-    };
-    transport::Server server(server_io, std::move(handlers));
-    const std::uint16_t port = server.listen(0);
-    auto work = asio::make_work_guard(server_io);
-    std::thread server_thread([&server_io] { server_io.run(); });
+// The one-hop baseline's echo server, on its own thread of this process.
+class LocalEchoServer {
+public:
+    LocalEchoServer() : work_(io_.get_executor()) {
+        transport::Server::Handlers handlers;
+        handlers.on_accept = [this](const std::shared_ptr<transport::Socket>& socket, const std::string&) {
+            sockets_.push_back(socket);
+            transport::Socket* raw = socket.get();  // kept alive by sockets_
+            transport::Callbacks cb;
+            cb.on_message = [raw](std::string&& data, bool binary) { raw->send(data, binary); };
+            return cb;
+        };
+        server_.emplace(io_, std::move(handlers));
+        port_ = server_->listen(0);
+        thread_ = std::thread([this] { io_.run(); });
+    }
+    LocalEchoServer(const LocalEchoServer&) = delete;
+    LocalEchoServer& operator=(const LocalEchoServer&) = delete;
+    ~LocalEchoServer() {
+        asio::post(io_, [this] {
+            server_->stop_listening();
+            for (const auto& socket : sockets_) socket->abort();
+            sockets_.clear();
+            work_.reset();
+        });
+        thread_.join();
+    }
+
+    std::string url() const { return "ws://127.0.0.1:" + std::to_string(port_) + "/"; }
 
     // The server thread's CPU time, read on that thread.
-    auto server_cpu_us = [&server_io] {
+    std::int64_t cpu_us() {
         std::packaged_task<std::int64_t()> task([] { return rusage_us(RUSAGE_THREAD); });
         auto result = task.get_future();
-        asio::post(server_io, [&task] { task(); });
+        asio::post(io_, [&task] { task(); });
         return result.get();
-    };
+    }
 
-    const std::size_t warm = *o.warmup;
-    std::vector<RawClient::Step> steps = {
-        {"sequential", warm, 1, false},
-        {"sequential", o.calls, 1, true},
-        {"pipelined", warm, o.inflight, false},
-        {"pipelined", o.calls, o.inflight, true},
-    };
-    steps.erase(std::remove_if(steps.begin(), steps.end(), [](const auto& s) { return s.calls == 0; }),
-                steps.end());
-    asio::io_context client_io;
-    RawClient client(client_io, payload, std::move(steps), server_cpu_us);
-    client.start("ws://127.0.0.1:" + std::to_string(port) + "/");
-    client_io.run();
+private:
+    asio::io_context io_;
+    asio::executor_work_guard<asio::io_context::executor_type> work_;
+    std::optional<transport::Server> server_;
+    std::vector<std::shared_ptr<transport::Socket>> sockets_;  // server thread only
+    std::uint16_t port_ = 0;
+    std::thread thread_;
+};
 
-    asio::post(server_io, [&] {
-        server.stop_listening();
-        for (const auto& socket : server_sockets) socket->abort();
-        server_sockets.clear();
-        server_io.stop();
-    });
-    server_thread.join();
-    if (!client.error().empty()) throw std::runtime_error(client.error());
-    return client.results();
+// ---- the floor's processes (hidden roles) ----------------------------------------------------
+
+// Serves on 127.0.0.1:0, prints "listening on ws://127.0.0.1:<port>", runs until killed.
+// `forward` (the relay) or `reply` (the echo server): what an incoming message turns into.
+int run_floor_process(const Options& o) {
+    asio::io_context io;
+    auto work = asio::make_work_guard(io);
+    std::shared_ptr<transport::Socket> upstream;       // relay: to the floor's echo server
+    std::shared_ptr<transport::Socket> downstream;     // relay: the client of the moment
+    std::vector<std::shared_ptr<transport::Socket>> accepted;
+    const bool relay = o.role == "floor-relay";
+    const std::string reply = floor_frames(o.payload_bytes).reply;
+
+    if (relay) {
+        if (o.url.empty()) throw std::invalid_argument("--role floor-relay needs --url");
+        std::promise<void> opened;
+        auto open_result = opened.get_future();
+        transport::Callbacks cb;
+        cb.on_open = [&opened] { opened.set_value(); };
+        cb.on_message = [&downstream](std::string&& data, bool binary) {
+            if (downstream) downstream->send(data, binary);
+        };
+        cb.on_close = [&io](std::error_code, std::uint16_t, std::string) { io.stop(); };
+        upstream = transport::connect(io, o.url, {}, std::move(cb));
+        while (open_result.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+            if (io.run_one_for(std::chrono::seconds(10)) == 0)
+                throw std::runtime_error("the relay could not connect to " + o.url);
+    }
+
+    transport::Server::Handlers handlers;
+    handlers.on_accept = [&](const std::shared_ptr<transport::Socket>& socket, const std::string&) {
+        accepted.push_back(socket);
+        transport::Socket* raw = socket.get();  // kept alive by `accepted`
+        transport::Callbacks cb;
+        if (relay) {
+            downstream = socket;
+            cb.on_message = [&upstream](std::string&& data, bool binary) { upstream->send(data, binary); };
+        } else {
+            cb.on_message = [raw, &reply](std::string&&, bool) { raw->send(reply, false); };
+        }
+        return cb;
+    };
+    transport::Server server(io, std::move(handlers));
+    const std::uint16_t port = server.listen(0);
+    std::printf("%s listening on ws://127.0.0.1:%u/\n", o.role.c_str(), static_cast<unsigned>(port));
+    std::fflush(stdout);
+    io.run();
+    return 0;
+}
+
+// Spawns a floor process (`args`) into `child` and returns the URL it prints on start.
+std::string spawn_floor_process(Child& child, const std::vector<std::string>& args) {
+    child.spawn(args, false);
+    const std::string_view marker = "listening on ";
+    for (;;) {
+        auto line = child.read_line(std::chrono::seconds(10));
+        if (!line) throw std::runtime_error(args[0] + " " + args[2] + " did not report its address");
+        if (auto at = line->find(marker); at != std::string::npos) return line->substr(at + marker.size());
+    }
 }
 
 // ---- SDK: caller worker here, echo worker in the child ---------------------------------------
@@ -415,24 +566,9 @@ std::vector<Phase> run_baseline(const Options& o, const std::string& payload) {
 struct SdkRun {
     iii::Client& caller;
     const iii::Value& payload;
-    const Options& options;
     Child& echo;
-    pid_t engine_pid;  // -1: external engine
-    std::vector<Phase> results;
+    pid_t engine_pid;  // -1: unknown
 };
-
-struct CpuSnapshot {
-    std::int64_t caller = 0, echo = 0;
-    std::optional<std::int64_t> engine;
-};
-
-CpuSnapshot cpu_snapshot(SdkRun& run) {
-    CpuSnapshot s;
-    s.echo = echo_cpu_us(run.echo);
-    if (run.engine_pid > 0) s.engine = process_cpu_us(run.engine_pid);
-    s.caller = rusage_us(RUSAGE_SELF);
-    return s;
-}
 
 asio::awaitable<void> wait_for_echo(SdkRun& run) {
     if (!co_await run.caller.wait_for_state(iii::ConnectionState::Connected, std::chrono::seconds(10)))
@@ -502,31 +638,22 @@ asio::awaitable<void> call_pipelined(SdkRun& run, std::vector<std::int64_t>& lat
     if (lanes.error) std::rethrow_exception(lanes.error);
 }
 
-asio::awaitable<void> run_sdk(SdkRun& run) {
-    co_await wait_for_echo(run);
-    const Options& o = run.options;
-    for (const bool pipelined : {false, true}) {
-        const std::size_t window = pipelined ? o.inflight : 1;
-        std::vector<std::int64_t> warm(*o.warmup), latency(o.calls);
-        if (pipelined) co_await call_pipelined(run, warm, window);
-        else co_await call_sequential(run, warm);
+asio::awaitable<void> calls(SdkRun& run, std::vector<std::int64_t>& latency, std::size_t window) {
+    if (window > 1) co_await call_pipelined(run, latency, window);
+    else co_await call_sequential(run, latency);
+}
 
-        const CpuSnapshot before = cpu_snapshot(run);
-        const auto t0 = Clock::now();
-        if (pipelined) co_await call_pipelined(run, latency, window);
-        else co_await call_sequential(run, latency);
-        const auto elapsed = Clock::now() - t0;
-        const CpuSnapshot after = cpu_snapshot(run);
-
-        Phase p = summarize(pipelined ? "pipelined" : "sequential", window, latency, elapsed);
-        const double n = static_cast<double>(o.calls);
-        p.cpu_us_per_call = {{"caller", static_cast<double>(after.caller - before.caller) / n},
-                             {"echo", static_cast<double>(after.echo - before.echo) / n}};
-        if (before.engine && after.engine)
-            p.cpu_us_per_call.emplace_back("engine", static_cast<double>(*after.engine - *before.engine) / n);
-        run.results.push_back(std::move(p));
-    }
-    co_await run.caller.shutdown_async();
+// Runs `op` on `io` (this thread) until it completes; the caller's connection keeps `io` busy.
+void run_on(asio::io_context& io, asio::awaitable<void> op) {
+    bool done = false;
+    std::exception_ptr error;
+    asio::co_spawn(io, std::move(op), [&](std::exception_ptr e) {
+        error = e;
+        done = true;
+    });
+    while (!done)
+        if (io.run_one() == 0) throw std::logic_error("the caller's io_context ran out of work");
+    if (error) std::rethrow_exception(error);
 }
 
 // ---- echo worker (the hidden --role echo) ----------------------------------------------------
@@ -557,6 +684,115 @@ int run_echo_worker(const Options& o) {
     return 0;
 }
 
+// ---- the rounds ------------------------------------------------------------------------------
+
+enum class Path { Sdk, Floor, Raw };
+constexpr Path all_paths[] = {Path::Sdk, Path::Floor, Path::Raw};
+constexpr const char* path_key(Path p) { return p == Path::Sdk ? "sdk" : p == Path::Floor ? "floor" : "baseline"; }
+
+struct Bench {
+    const Options& o;
+    asio::io_context& io;
+    SdkRun sdk;
+    RawDriver& floor;
+    pid_t relay_pid, floor_echo_pid;
+    RawDriver& raw;
+    LocalEchoServer& raw_server;
+
+    Phase run_sdk(const std::string& mode, std::size_t window) {
+        std::vector<std::int64_t> warm(*o.warmup), latency(o.calls);
+        run_on(io, calls(sdk, warm, window));
+        const std::int64_t echo0 = echo_cpu_us(sdk.echo);
+        const auto engine0 = sdk.engine_pid > 0 ? process_cpu_us(sdk.engine_pid) : std::nullopt;
+        const std::int64_t caller0 = rusage_us(RUSAGE_SELF);
+        const auto t0 = Clock::now();
+        run_on(io, calls(sdk, latency, window));
+        const auto elapsed = Clock::now() - t0;
+        const std::int64_t caller1 = rusage_us(RUSAGE_SELF);
+        const auto engine1 = sdk.engine_pid > 0 ? process_cpu_us(sdk.engine_pid) : std::nullopt;
+        const std::int64_t echo1 = echo_cpu_us(sdk.echo);
+        Phase p = summarize(mode, window, latency, elapsed);
+        const double n = static_cast<double>(o.calls);
+        p.cpu_us_per_call = {{"caller", static_cast<double>(caller1 - caller0) / n},
+                             {"echo", static_cast<double>(echo1 - echo0) / n}};
+        if (engine0 && engine1) p.cpu_us_per_call.emplace_back("engine", static_cast<double>(*engine1 - *engine0) / n);
+        return p;
+    }
+
+    Phase run_floor(const std::string& mode, std::size_t window) {
+        floor.run(*o.warmup, window);
+        const auto relay0 = process_cpu_us(relay_pid), echo0 = process_cpu_us(floor_echo_pid);
+        auto r = floor.run(o.calls, window);
+        const auto relay1 = process_cpu_us(relay_pid), echo1 = process_cpu_us(floor_echo_pid);
+        Phase p = summarize(mode, window, r.latency_ns, r.elapsed);
+        const double n = static_cast<double>(o.calls);
+        p.cpu_us_per_call = {{"client", static_cast<double>(r.thread_cpu_us) / n}};
+        if (relay0 && relay1) p.cpu_us_per_call.emplace_back("relay", static_cast<double>(*relay1 - *relay0) / n);
+        if (echo0 && echo1) p.cpu_us_per_call.emplace_back("echo", static_cast<double>(*echo1 - *echo0) / n);
+        return p;
+    }
+
+    Phase run_raw(const std::string& mode, std::size_t window) {
+        raw.run(*o.warmup, window);
+        const std::int64_t server0 = raw_server.cpu_us();
+        auto r = raw.run(o.calls, window);
+        const std::int64_t server1 = raw_server.cpu_us();
+        Phase p = summarize(mode, window, r.latency_ns, r.elapsed);
+        const double n = static_cast<double>(o.calls);
+        p.cpu_us_per_call = {{"client", static_cast<double>(r.thread_cpu_us) / n},
+                             {"server", static_cast<double>(server1 - server0) / n}};
+        return p;
+    }
+
+    Phase run(Path path, const std::string& mode, std::size_t window) {
+        switch (path) {
+            case Path::Sdk: return run_sdk(mode, window);
+            case Path::Floor: return run_floor(mode, window);
+            case Path::Raw: break;
+        }
+        return run_raw(mode, window);
+    }
+};
+
+// rounds[r][path][mode]
+using Round = std::map<std::string, std::map<std::string, Phase>>;
+
+const char* const modes[] = {"sequential", "pipelined"};
+
+// The SDK's figure over the other path's, per round, then the median; CPU process by process
+// (caller/client, echo/echo, engine/relay for the floor; caller/client for the baseline).
+struct Ratio {
+    double calls_per_s = 0, p50 = 0, p99 = 0;
+    std::vector<std::pair<std::string, double>> cpu;
+};
+
+Ratio median_ratio(const std::vector<Round>& rounds, const std::string& other, const std::string& mode) {
+    static const std::vector<std::pair<std::string, std::string>> floor_cpu = {
+        {"caller", "client"}, {"echo", "echo"}, {"engine", "relay"}};
+    static const std::vector<std::pair<std::string, std::string>> raw_cpu = {{"caller", "client"}};
+    const auto& pairs = other == "floor" ? floor_cpu : raw_cpu;
+    Ratio r;
+    std::vector<double> cps, p50, p99;
+    std::vector<std::vector<double>> cpu(pairs.size());
+    for (const auto& round : rounds) {
+        const Phase& s = round.at("sdk").at(mode);
+        const Phase& f = round.at(other).at(mode);
+        if (f.calls_per_s > 0) cps.push_back(s.calls_per_s / f.calls_per_s);
+        if (f.p50_us > 0) p50.push_back(s.p50_us / f.p50_us);
+        if (f.p99_us > 0) p99.push_back(s.p99_us / f.p99_us);
+        for (std::size_t i = 0; i < pairs.size(); ++i) {
+            auto a = s.cpu(pairs[i].first), b = f.cpu(pairs[i].second);
+            if (a && b && *b > 0) cpu[i].push_back(*a / *b);
+        }
+    }
+    r.calls_per_s = median(cps);
+    r.p50 = median(p50);
+    r.p99 = median(p99);
+    for (std::size_t i = 0; i < pairs.size(); ++i)
+        if (!cpu[i].empty()) r.cpu.emplace_back(pairs[i].first + "/" + pairs[i].second, median(cpu[i]));
+    return r;
+}
+
 // ---- output ----------------------------------------------------------------------------------
 
 double round2(double x) { return std::round(x * 100.0) / 100.0; }
@@ -574,68 +810,129 @@ iii::Value phase_json(const Phase& p) {
     return v;
 }
 
-const char* const hops_note =
-    "The SDK path crosses the engine: caller -> engine -> echo worker and back, two WebSocket "
-    "hops each way and three processes. The raw baseline is one WebSocket hop each way (a "
-    "websocketpp client and echo server on two threads of one process, no JSON parsing).";
+iii::Value ratio_json(const Ratio& r) {
+    iii::Value v = iii::Value::object();
+    v.set("calls_per_s", round2(r.calls_per_s)).set("p50", round2(r.p50)).set("p99", round2(r.p99));
+    iii::Value cpu = iii::Value::object();
+    for (const auto& [who, x] : r.cpu) cpu.set(who, round2(x));
+    v.set("cpu_us_per_call", std::move(cpu));
+    return v;
+}
 
-void print_json(const Options& o, std::size_t payload_size, const std::string& url, bool spawned,
-                const std::vector<Phase>& sdk, const std::vector<Phase>& raw) {
+const char* const paths_note =
+    "SDK: caller -> engine -> echo worker and back, two WebSocket hops each way, three processes. "
+    "floor: the same three-process path without the SDK (websocketpp client -> websocketpp relay "
+    "process -> websocketpp echo server process and back, the same frame sizes, no JSON parsing). "
+    "baseline: one WebSocket hop each way between two threads of one process. Figures: medians "
+    "over the rounds; ratios: medians of the per-round ratios.";
+
+struct Report {
+    const Options& o;
+    std::size_t payload_size;
+    const FloorFrames& frames;
+    std::string url;
+    bool spawned;
+    std::vector<Round> rounds;
+};
+
+std::map<std::string, std::map<std::string, Phase>> medians(const Report& rep) {
+    std::map<std::string, std::map<std::string, Phase>> out;
+    for (const Path path : all_paths)
+        for (const char* mode : modes) {
+            std::vector<Phase> per_round;
+            for (const auto& round : rep.rounds) per_round.push_back(round.at(path_key(path)).at(mode));
+            out[path_key(path)][mode] = median_phase(per_round);
+        }
+    return out;
+}
+
+void print_json(const Report& rep) {
+    const Options& o = rep.o;
     iii::Value config = iii::Value::object();
-    config.set("calls", o.calls).set("warmup", *o.warmup).set("inflight", o.inflight);
-    config.set("payload_bytes", payload_size).set("engine_url", url).set("engine_spawned", spawned);
+    config.set("calls", o.calls).set("warmup", *o.warmup).set("inflight", o.inflight).set("rounds", o.rounds);
+    config.set("payload_bytes", rep.payload_size).set("engine_url", rep.url).set("engine_spawned", rep.spawned);
     config.set("hardware_threads", std::thread::hardware_concurrency());
     config.set("echo_handlers_on_io_thread", o.inline_handlers);
-    iii::Value sdk_v = iii::Value::object(), raw_v = iii::Value::object(), ratio = iii::Value::object();
-    for (std::size_t i = 0; i < sdk.size() && i < raw.size(); ++i) {
-        sdk_v.set(sdk[i].mode, phase_json(sdk[i]));
-        raw_v.set(raw[i].mode, phase_json(raw[i]));
-        iii::Value r = iii::Value::object();
-        r.set("calls_per_s", round2(sdk[i].calls_per_s / raw[i].calls_per_s));
-        r.set("p50", round2(sdk[i].p50_us / raw[i].p50_us));
-        ratio.set(sdk[i].mode, std::move(r));
-    }
+    config.set("floor_request_bytes", rep.frames.request.size()).set("floor_reply_bytes", rep.frames.reply.size());
     iii::Value out = iii::Value::object();
-    out.set("config", std::move(config)).set("sdk", std::move(sdk_v)).set("baseline", std::move(raw_v));
-    out.set("sdk_to_baseline", std::move(ratio)).set("note", hops_note);
+    out.set("config", std::move(config));
+    const auto med = medians(rep);
+    for (const auto& [path, phases] : med) {
+        iii::Value v = iii::Value::object();
+        for (const auto& [mode, p] : phases) v.set(mode, phase_json(p));
+        out.set(path, std::move(v));
+    }
+    for (const char* other : {"floor", "baseline"}) {
+        iii::Value v = iii::Value::object();
+        for (const char* mode : modes) v.set(mode, ratio_json(median_ratio(rep.rounds, other, mode)));
+        out.set(std::string("sdk_to_") + other, std::move(v));
+    }
+    iii::Value per_round = iii::Value::array();
+    for (const auto& round : rep.rounds) {
+        iii::Value r = iii::Value::object();
+        for (const auto& [path, phases] : round) {
+            iii::Value v = iii::Value::object();
+            for (const auto& [mode, p] : phases) v.set(mode, phase_json(p));
+            r.set(path, std::move(v));
+        }
+        per_round.push_back(std::move(r));
+    }
+    out.set("rounds", std::move(per_round)).set("note", paths_note);
     std::printf("%s\n", out.dump().c_str());
 }
 
-void print_table(const Options& o, std::size_t payload_size, const std::string& url, bool spawned,
-                 const std::vector<Phase>& sdk, const std::vector<Phase>& raw) {
-    std::printf("bench_roundtrip: `echo` round trips, %zu calls per phase (after %zu warm-up), "
-                "payload %zu B of JSON%s\n",
-                o.calls, *o.warmup, payload_size,
+void print_table(const Report& rep) {
+    const Options& o = rep.o;
+    std::printf("bench_roundtrip: `echo` round trips, %zu round%s x %zu calls per phase and path (after %zu "
+                "warm-up each), payload %zu B of JSON%s\n",
+                o.rounds, o.rounds == 1 ? "" : "s", o.calls, *o.warmup, rep.payload_size,
                 o.inline_handlers ? ", echo handler on its io thread" : "");
-    std::printf("engine: %s (%s), %u hardware threads\n\n", url.c_str(),
-                spawned ? "iii-test-engine, spawned" : "external", std::thread::hardware_concurrency());
+    std::printf("engine: %s (%s), %u hardware threads; floor frames %zu B out, %zu B back\n\n", rep.url.c_str(),
+                rep.spawned ? "iii-test-engine, spawned" : "external", std::thread::hardware_concurrency(),
+                rep.frames.request.size(), rep.frames.reply.size());
     // (Widths count bytes: each "µ" takes two.)
-    std::printf("%-22s %10s %9s %9s %10s    %s\n", "", "calls/s", "p50 µs", "p99 µs", "p99.9 µs",
+    std::printf("%-24s %10s %9s %9s %10s    %s\n", "", "calls/s", "p50 µs", "p99 µs", "p99.9 µs",
                 "CPU µs per call");
-    auto row = [](const char* path, const Phase& p) {
-        std::string label = std::string(path) + " " + p.mode;
-        if (p.inflight > 1) label += " (" + std::to_string(p.inflight) + ")";
-        std::string cpu;
-        for (const auto& [who, us] : p.cpu_us_per_call) {
-            char cell[64];
-            std::snprintf(cell, sizeof cell, "%s%s %.1f", cpu.empty() ? "" : "  ", who.c_str(), us);
-            cpu += cell;
-        }
-        std::printf("%-22s %10.0f %8.1f %8.1f %9.1f    %s\n", label.c_str(), p.calls_per_s, p.p50_us,
-                    p.p99_us, p.p999_us, cpu.c_str());
+    const auto med = medians(rep);
+    auto label = [](const char* path, const Phase& p) {
+        std::string l = std::string(path) + " " + p.mode;
+        if (p.inflight > 1) l += " (" + std::to_string(p.inflight) + ")";
+        return l;
     };
-    for (const auto& p : sdk) row("SDK", p);
-    for (const auto& p : raw) row("raw", p);
-    std::printf("\n%-22s %14s %10s\n", "SDK / raw", "calls/s ratio", "p50 ratio");
-    for (std::size_t i = 0; i < sdk.size() && i < raw.size(); ++i) {
-        std::string label = sdk[i].mode;
-        if (sdk[i].inflight > 1) label += " (" + std::to_string(sdk[i].inflight) + ")";
-        std::printf("%-22s %13.2fx %9.2fx\n", label.c_str(), sdk[i].calls_per_s / raw[i].calls_per_s,
-                    sdk[i].p50_us / raw[i].p50_us);
+    for (const char* mode : modes) {
+        for (const Path path : all_paths) {
+            const Phase& p = med.at(path_key(path)).at(mode);
+            std::string cpu;
+            for (const auto& [who, us] : p.cpu_us_per_call) {
+                char cell[64];
+                std::snprintf(cell, sizeof cell, "%s%s %.1f", cpu.empty() ? "" : "  ", who.c_str(), us);
+                cpu += cell;
+            }
+            const char* name = path == Path::Sdk ? "SDK" : path == Path::Floor ? "floor" : "raw";
+            std::printf("%-24s %10.0f %8.1f %8.1f %9.1f    %s\n", label(name, p).c_str(), p.calls_per_s,
+                        p.p50_us, p.p99_us, p.p999_us, cpu.c_str());
+        }
     }
-    std::printf("\nNote: %s\nCPU: getrusage of the caller and echo worker processes, the engine's "
-                "threads from /proc; raw: per thread.\n",
-                hops_note);
+    for (const char* other : {"floor", "baseline"}) {
+        std::printf("\nSDK / %-18s %9s %9s %9s    %s\n", other, "calls/s", "p50", "p99",
+                    "CPU per call, process by process");
+        for (const char* mode : modes) {
+            const Ratio r = median_ratio(rep.rounds, other, mode);
+            std::string cpu;
+            for (const auto& [who, x] : r.cpu) {
+                char cell[64];
+                std::snprintf(cell, sizeof cell, "%s%s %.2fx", cpu.empty() ? "" : "  ", who.c_str(), x);
+                cpu += cell;
+            }
+            std::string l = mode;
+            if (std::string(mode) == "pipelined") l += " (" + std::to_string(o.inflight) + ")";
+            std::printf("%-24s %8.2fx %8.2fx %8.2fx    %s\n", l.c_str(), r.calls_per_s, r.p50, r.p99, cpu.c_str());
+        }
+    }
+    std::printf("\nNote: %s\nCPU: getrusage of the caller and echo worker processes; the engine's, "
+                "relay's and floor echo server's threads from /proc; the floor client and the raw "
+                "threads per thread.\n",
+                paths_note);
 }
 
 // ---- main ------------------------------------------------------------------------------------
@@ -643,6 +940,7 @@ void print_table(const Options& o, std::size_t payload_size, const std::string& 
 int run_bench(const Options& o) {
     const iii::Value payload = make_payload(o.payload_bytes);
     const std::string payload_text = payload.dump();
+    const FloorFrames frames = floor_frames(o.payload_bytes);
     const std::string self = bench::self_exe();
 
     // The engine: --url, else a spawned iii-test-engine.
@@ -661,30 +959,52 @@ int run_bench(const Options& o) {
     if (o.inline_handlers) echo_args.push_back("--inline-handlers");
     echo.spawn(echo_args, true);
 
-    std::vector<Phase> raw = run_baseline(o, payload_text);
+    const std::string bytes = std::to_string(o.payload_bytes);
+    Child floor_echo, relay;
+    const std::string floor_echo_url =
+        spawn_floor_process(floor_echo, {self, "--role", "floor-echo", "--payload-bytes", bytes});
+    const std::string relay_url =
+        spawn_floor_process(relay, {self, "--role", "floor-relay", "--url", floor_echo_url, "--payload-bytes", bytes});
 
-    std::vector<Phase> sdk;
+    Report report{o, payload_text.size(), frames, url, spawned, {}};
     {
+        LocalEchoServer raw_server;
+        RawDriver raw(raw_server.url(), payload_text, payload_text.size());
+        RawDriver floor(relay_url, frames.request, frames.reply.size());
+
         asio::io_context io;  // the caller worker and the bench coroutines share this thread
         auto caller = iii::register_worker(io, url, worker_options());
-        SdkRun run{*caller, payload, o, echo, spawned ? engine.pid() : o.engine_pid, {}};
-        std::exception_ptr error;
-        asio::co_spawn(io, run_sdk(run), [&](std::exception_ptr e) {
-            error = e;
+        Bench b{o, io, SdkRun{*caller, payload, echo, spawned ? engine.pid() : o.engine_pid},
+                floor, relay.pid(), floor_echo.pid(), raw, raw_server};
+        try {
+            run_on(io, wait_for_echo(b.sdk));
+            for (std::size_t r = 0; r < o.rounds; ++r) {
+                Round round;
+                for (const char* mode : modes) {
+                    const std::size_t window = std::string(mode) == "pipelined" ? o.inflight : 1;
+                    for (std::size_t k = 0; k < std::size(all_paths); ++k) {
+                        const Path path = all_paths[(k + r) % std::size(all_paths)];
+                        round[path_key(path)][mode] = b.run(path, mode, window);
+                    }
+                }
+                report.rounds.push_back(std::move(round));
+                if (!o.json) std::fprintf(stderr, "bench_roundtrip: round %zu/%zu done\n", r + 1, o.rounds);
+            }
+        } catch (...) {
             caller->shutdown();
-            io.stop();
-        });
-        io.run();
-        if (error) std::rethrow_exception(error);
-        sdk = std::move(run.results);
+            throw;
+        }
+        run_on(io, caller->shutdown_async());
     }
 
     if (echo.stop(SIGTERM, std::chrono::seconds(5)) != 0)
         std::fprintf(stderr, "bench_roundtrip: the echo worker did not exit cleanly\n");
+    relay.stop(SIGTERM, std::chrono::seconds(5));
+    floor_echo.stop(SIGTERM, std::chrono::seconds(5));
     if (spawned) engine.stop(SIGTERM, std::chrono::seconds(5));
 
-    if (o.json) print_json(o, payload_text.size(), url, spawned, sdk, raw);
-    else print_table(o, payload_text.size(), url, spawned, sdk, raw);
+    if (o.json) print_json(report);
+    else print_table(report);
     return 0;
 }
 
@@ -702,6 +1022,7 @@ int main(int argc, char** argv) {
     }
     try {
         if (options.role == "echo") return run_echo_worker(options);
+        if (options.role == "floor-relay" || options.role == "floor-echo") return run_floor_process(options);
         if (!options.role.empty()) throw std::invalid_argument("unknown role '" + options.role + "'");
         return run_bench(options);
     } catch (const std::exception& e) {

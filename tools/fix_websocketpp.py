@@ -1,37 +1,289 @@
 #!/usr/bin/env python3
-"""Writes C++20-compatible copies of the websocketpp 0.8.2 headers that GCC 12 rejects.
+"""Writes corrected copies of websocketpp 0.8.2 headers into the build directory.
 
-websocketpp declares constructors and destructors with template-ids
-(`basic<concurrency,names>(...)`, `~endpoint<connection,config>()`), which C++20 forbids
-(CWG 2237). The copies drop the template arguments from those declarators only; every other
-line is unchanged. Usage: fix_websocketpp.py <websocketpp include root> <output root>
+    fix_websocketpp.py [--cxx20] [--fast-frames] <websocketpp include root> <output root>
+
+meson.build runs this at configure time and puts <output root> ahead of the system headers on
+the include path of the one library that includes websocketpp (lib/transport), so no
+third-party source is committed. Two independent fix-ups:
+
+--cxx20        websocketpp declares constructors and destructors with template-ids
+               (`basic<concurrency,names>(...)`, `~endpoint<connection,config>()`), which C++20
+               forbids (CWG 2237; GCC 12 rejects them). The copies of logger/basic.hpp,
+               endpoint.hpp and roles/*_endpoint.hpp drop the template arguments from those
+               declarators only.
+
+--fast-frames  websocketpp masks payloads byte by byte and validates text payloads byte by
+               byte, when reading (hybi13::process_payload_bytes) and again when sending
+               (prepare_data_frame): a third of the CPU time of every process of ours. The
+               copies of frame.hpp and processors/hybi13.hpp call lib/wspp/iii_wspp_ops.hpp
+               instead: word-wise masking, and one SIMD UTF-8 check per text message (when the
+               whole message is in, so UTF-8 split across frames passes; an invalid message
+               still fails with processor::error::invalid_utf8, which websocketpp turns into
+               close 1007). The copy of connection.hpp binds its read and write completion
+               handlers so that websocketpp's copies of them do not allocate, and the copy of
+               message_buffer/alloc.hpp recycles messages (lib/wspp/iii_wspp_pool.hpp). Each change
+               replaces one exact, unique piece of the original text:
+               if the installed headers differ (another version, a distribution patch), the
+               script names the file and the piece it could not find and exits with status 2,
+               and meson stops with that message.
+
+Files under <output root>/websocketpp that the current fix-ups do not produce are removed, so a
+reconfigure never leaves a stale copy on the include path. Prints a digest of the copies'
+contents on stdout: meson passes it as a define, so a change to the copies changes the compile
+command and rebuilds what includes them (a new copy shadows a header that did not change, which
+the compiler's dependency files alone would not notice).
 """
+import argparse
+import hashlib
 import pathlib
 import re
 import sys
 
-HEADERS = ["logger/basic.hpp", "endpoint.hpp", "roles/server_endpoint.hpp",
-           "roles/client_endpoint.hpp"]
+CXX20_HEADERS = ["logger/basic.hpp", "endpoint.hpp", "roles/server_endpoint.hpp",
+                 "roles/client_endpoint.hpp"]
 # A declarator at the start of a line: optional '~', the class name, its template arguments,
 # then '('. Return types such as `basic<...> & operator=` do not match because '(' must follow.
 DECLARATOR = re.compile(r"^(\s*)(~?)(basic|endpoint|server|client)<[^()]*?>\(", re.M)
 
+# (file, original text, replacement). Originals are verbatim websocketpp 0.8.2.
+FAST_FRAME_PATCHES = [
+    ("frame.hpp",
+     "#include <websocketpp/utilities.hpp>\n",
+     "#include <websocketpp/utilities.hpp>\n"
+     "\n"
+     "#include <iii_wspp_ops.hpp> // iii: word-wise masking\n"),
+    ("frame.hpp",
+     """\
+inline size_t byte_mask_circ(uint8_t * input, uint8_t * output, size_t length,
+    size_t prepared_key)
+{
+    uint32_converter key;
+    key.i = prepared_key;
 
-def main() -> int:
-    src_root = pathlib.Path(sys.argv[1])
-    out_root = pathlib.Path(sys.argv[2]) / "websocketpp"
-    for rel in HEADERS:
-        src = src_root / rel
-        if not src.exists():
-            continue
-        text = src.read_text()
-        fixed = DECLARATOR.sub(r"\1\2\3(", text)
+    for (size_t i = 0; i < length; ++i) {
+        output[i] = input[i] ^ key.c[i % 4];
+    }
+
+    return circshift_prepared_key(prepared_key,length % 4);
+}
+""",
+     """\
+inline size_t byte_mask_circ(uint8_t * input, uint8_t * output, size_t length,
+    size_t prepared_key)
+{
+    // iii: word-wise. The prepared key's first four bytes in memory are the key already
+    // rotated to this chunk's offset, on either byte order.
+    uint8_t key[sizeof(size_t)];
+    std::memcpy(key, &prepared_key, sizeof(size_t));
+    ::iii::detail::wspp::mask(input, output, length, key);
+
+    return circshift_prepared_key(prepared_key,length % 4);
+}
+"""),
+    ("processors/hybi13.hpp",
+     "#include <websocketpp/utf8_validator.hpp>\n",
+     "#include <websocketpp/utf8_validator.hpp>\n"
+     "#include <iii_wspp_ops.hpp> // iii: word-wise masking, one UTF-8 check per message\n"),
+    # Reading: no per-chunk UTF-8 decode (finalize_message checks the whole message once).
+    ("processors/hybi13.hpp",
+     """\
+        std::string & out = m_current_msg->msg_ptr->get_raw_payload();
+        size_t offset = out.size();
+""",
+     """\
+        std::string & out = m_current_msg->msg_ptr->get_raw_payload();
+"""),
+    ("processors/hybi13.hpp",
+     """\
+        // validate unmasked, decompressed values
+        if (m_current_msg->msg_ptr->get_opcode() == frame::opcode::TEXT) {
+            if (!m_current_msg->validator.decode(out.begin()+offset,out.end())) {
+                ec = make_error_code(error::invalid_utf8);
+                return 0;
+            }
+        }
+""",
+     """\
+        // iii: text is validated once, over the whole message, in finalize_message().
+"""),
+    # The message's opcode, not the last frame's: a fragmented message ends with a
+    # continuation frame, which the original check never looked at.
+    ("processors/hybi13.hpp",
+     """\
+        // ensure that text messages end on a valid UTF8 code point
+        if (frame::get_opcode(m_basic_header) == frame::opcode::TEXT) {
+            if (!m_current_msg->validator.complete()) {
+                return make_error_code(error::invalid_utf8);
+            }
+        }
+""",
+     """\
+        // iii: the whole text message, once, with a SIMD validator.
+        if (m_current_msg->msg_ptr->get_opcode() == frame::opcode::TEXT &&
+            !::iii::detail::wspp::valid_utf8(out.data(), out.size()))
+        {
+            return make_error_code(error::invalid_utf8);
+        }
+"""),
+    # Sending: same check, SIMD instead of per byte.
+    ("processors/hybi13.hpp",
+     "        if (op == frame::opcode::TEXT && !utf8_validator::validate(i)) {\n",
+     "        if (op == frame::opcode::TEXT && !::iii::detail::wspp::valid_utf8(i.data(), i.size())) {\n"),
+    ("processors/hybi13.hpp",
+     """\
+        frame::byte_mask(i.begin(),i.end(),o.begin(),key);
+        // TODO: SIMD masking
+""",
+     """\
+        // iii: word-wise (callers size o to at least i.size(); i and o may be one string).
+        ::iii::detail::wspp::mask(reinterpret_cast<uint8_t const *>(i.data()),
+            reinterpret_cast<uint8_t *>(&o[0]), i.size(), key.c);
+"""),
+    # The read and write completion handlers are std::functions that websocketpp copies several
+    # times per frame (into each transport call and each bind around it). A bind of a member
+    # pointer and `this` is 24 bytes, too big for libstdc++'s 16-byte small buffer, so every copy
+    # allocated (13 allocations per echo round trip); a lambda holding only `this` fits.
+    ("connection.hpp",
+     """\
+      , m_handle_read_frame(lib::bind(
+            &type::handle_read_frame,
+            this,
+            lib::placeholders::_1,
+            lib::placeholders::_2
+        ))
+      , m_write_frame_handler(lib::bind(
+            &type::handle_write_frame,
+            this,
+            lib::placeholders::_1
+        ))
+""",
+     """\
+      // iii: lambdas holding `this` fit std::function's small buffer: copies do not allocate.
+      , m_handle_read_frame([this](lib::error_code const & ec, size_t bytes) {
+            this->handle_read_frame(ec, bytes);
+        })
+      , m_write_frame_handler([this](lib::error_code const & ec) {
+            this->handle_write_frame(ec);
+        })
+"""),
+    # Messages from a per-connection pool (lib/wspp/iii_wspp_pool.hpp) instead of a make_shared
+    # message and a new payload buffer per frame read, message sent and frame written.
+    ("message_buffer/alloc.hpp",
+     "#include <websocketpp/frame.hpp>\n",
+     "#include <websocketpp/frame.hpp>\n"
+     "#include <iii_wspp_pool.hpp> // iii: recycled messages\n"),
+    ("message_buffer/alloc.hpp",
+     """\
+    message_ptr get_message() {
+        return message_ptr(lib::make_shared<message>(type::shared_from_this()));
+    }
+""",
+     """\
+    message_ptr get_message() {
+        return m_iii_pool.get(type::shared_from_this(), 0);
+    }
+"""),
+    ("message_buffer/alloc.hpp",
+     """\
+    message_ptr get_message(frame::opcode::value op,size_t size) {
+        return message_ptr(lib::make_shared<message>(type::shared_from_this(),op,size));
+    }
+""",
+     """\
+    message_ptr get_message(frame::opcode::value op,size_t size) {
+        return m_iii_pool.get(type::shared_from_this(), size, op);
+    }
+"""),
+    ("message_buffer/alloc.hpp",
+     """\
+    bool recycle(message *) {
+        return false;
+    }
+};
+""",
+     """\
+    bool recycle(message *) {
+        return false;
+    }
+private:
+    ::iii::detail::wspp::MessagePool<message> m_iii_pool; // iii
+};
+"""),
+]
+
+
+class PatchError(Exception):
+    pass
+
+
+def cxx20_fix(text):
+    return DECLARATOR.sub(r"\1\2\3(", text)
+
+
+def apply_patches(rel, text, patches):
+    for original, replacement in patches:
+        found = text.count(original)
+        if found != 1:
+            first = original.strip().splitlines()[0].strip()
+            where = "is not there" if found == 0 else f"occurs {found} times"
+            raise PatchError(
+                f"websocketpp/{rel}: the text the fast-frames fix-up replaces {where} "
+                f"(it starts with `{first}`). These headers are not the websocketpp 0.8.2 that "
+                f"tools/fix_websocketpp.py was written against; adapt FAST_FRAME_PATCHES there.")
+        text = text.replace(original, replacement)
+    return text
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cxx20", action="store_true")
+    parser.add_argument("--fast-frames", action="store_true")
+    parser.add_argument("src_root", type=pathlib.Path)
+    parser.add_argument("out_root", type=pathlib.Path)
+    args = parser.parse_args(argv)
+    src_root = args.src_root
+    out_root = args.out_root / "websocketpp"
+
+    patches = {}
+    if args.fast_frames:
+        for rel, original, replacement in FAST_FRAME_PATCHES:
+            patches.setdefault(rel, []).append((original, replacement))
+    wanted = set(patches)
+    if args.cxx20:
+        wanted |= {rel for rel in CXX20_HEADERS if (src_root / rel).exists()}
+
+    outputs = {}
+    try:
+        for rel in sorted(wanted):
+            src = src_root / rel
+            if not src.exists():
+                raise PatchError(f"no {src}: cannot write the corrected copy of websocketpp/{rel}")
+            text = src.read_text()
+            if args.cxx20 and rel in CXX20_HEADERS:
+                text = cxx20_fix(text)
+            if rel in patches:
+                text = apply_patches(rel, text, patches[rel])
+            outputs[rel] = text
+    except PatchError as e:
+        print(f"fix_websocketpp.py: {e}", file=sys.stderr)
+        return 2
+
+    for rel, text in outputs.items():
         dst = out_root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if not dst.exists() or dst.read_text() != fixed:
-            dst.write_text(fixed)
+        if not dst.exists() or dst.read_text() != text:
+            dst.write_text(text)
+    if out_root.exists():
+        for stale in out_root.rglob("*.hpp"):
+            if stale.relative_to(out_root).as_posix() not in outputs:
+                stale.unlink()
+    digest = hashlib.sha1()
+    for rel in sorted(outputs):
+        digest.update(rel.encode() + b"\0" + outputs[rel].encode() + b"\0")
+    print(digest.hexdigest()[:16])
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,79 @@
+#pragma once
+// Recycled websocketpp messages, for the corrected copy of message_buffer/alloc.hpp that
+// tools/fix_websocketpp.py writes at configure time.
+//
+// websocketpp 0.8.2's connection message manager allocates a new message (make_shared) and a
+// new payload buffer for every frame read, every message sent and every frame prepared for the
+// wire. The corrected con_msg_manager hands out messages from this pool instead. The pool keeps
+// one shared_ptr to each of its messages and hands out copies; a message whose only owner is the
+// pool again (use_count() == 1) is free, payload capacity kept. So giving a message back costs
+// nothing beyond the shared_ptr release websocketpp does anyway: no custom deleter, no control
+// block per use, and a message may outlive its pool (it is then simply freed by its last owner).
+// Self-contained and websocketpp-free: `Message` is websocketpp's message template, used
+// through its setters.
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace iii::detail::wspp {
+
+template <class Message>
+class MessagePool {
+public:
+    /// A message for `manager` (websocketpp's con_msg_manager pointer), reset as websocketpp's
+    /// constructors leave a new one: not prepared, fin, not terminal, not compressed, no header,
+    /// empty payload with at least `reserve` bytes of capacity, `opcode` when given.
+    /// Thread-safe: websocketpp sends from the caller's thread and reads on its io thread.
+    template <class ManagerPtr, class... Opcode>
+    std::shared_ptr<Message> get(const ManagerPtr& manager, std::size_t reserve, Opcode... opcode) {
+        std::shared_ptr<Message> m = take();
+        if (m) {
+            m->set_prepared(false);
+            m->set_fin(true);
+            m->set_terminal(false);
+            m->set_compressed(false);
+            m->set_header(std::string());
+            std::string& payload = m->get_raw_payload();
+            if (payload.capacity() > max_kept_capacity) std::string().swap(payload);
+            payload.clear();
+            payload.reserve(reserve);
+            (m->set_opcode(opcode), ...);
+            return m;
+        }
+        if constexpr (sizeof...(Opcode) == 1) m = std::make_shared<Message>(manager, opcode..., reserve);
+        else m = std::make_shared<Message>(manager);
+        std::lock_guard lock(mutex_);
+        if (messages_.size() < max_messages) messages_.push_back(m);
+        return m;
+    }
+
+private:
+    // A connection rarely has more than a few messages alive at once (websocketpp's send queue
+    // can hold more: those beyond the bound are plain allocations). Buffers above
+    // max_kept_capacity (a channel's 64 KiB frames fit) are not kept.
+    static constexpr std::size_t max_messages = 16;
+    static constexpr std::size_t max_kept_capacity = 80 * 1024;
+
+    std::shared_ptr<Message> take() {
+        std::lock_guard lock(mutex_);
+        for (const auto& m : messages_) {
+            // Only the pool owns it, and only the pool (under mutex_) hands out new owners, so
+            // it stays free. The last other owner's release happens-before this read (release
+            // decrement, then this acquire fence): its last uses of the message are over.
+            if (m.use_count() == 1) {
+                std::atomic_thread_fence(std::memory_order_acquire);
+                return m;
+            }
+        }
+        return nullptr;
+    }
+
+    std::mutex mutex_;
+    std::vector<std::shared_ptr<Message>> messages_;
+};
+
+}  // namespace iii::detail::wspp
