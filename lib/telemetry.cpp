@@ -6,6 +6,7 @@
 #include "log.hpp"
 #include "otel_config.hpp"
 #include "protocol.hpp"
+#include "redact.hpp"
 #include "transport/ws_transport.hpp"
 
 #include <asio/async_result.hpp>
@@ -553,7 +554,7 @@ struct Telemetry::Impl {
             socket.reset();
             if (closing) return;
             if (!was_open && backoff.exhausted()) {
-                log(LogLevel::Warn, "telemetry: giving up reconnecting to {}", s().url);
+                log(LogLevel::Warn, "telemetry: giving up reconnecting to {}", redact_url(s().url));
                 return;
             }
             const auto delay = was_open ? backoff.after_drop() : backoff.next_after_failure();
@@ -569,7 +570,7 @@ struct Telemetry::Impl {
             socket = transport::connect(io, s().url, {}, std::move(cb));
         } catch (const std::exception& e) {
             connecting = false;
-            log(LogLevel::Warn, "telemetry: bad url {}: {}", s().url, e.what());
+            log(LogLevel::Warn, "telemetry: bad url {}: {}", redact_url(s().url), redact_text(e.what()));
         }
     }
 

@@ -9,7 +9,8 @@
 #   config   OTEL_* environment values and W3C traceparent                  (test/fuzz/config_fuzz.cpp)
 #
 #   tools/fuzz.sh [SECONDS] [TARGET...]     each target for SECONDS (default 120), all by default
-#   tools/fuzz.sh --runs N [TARGET...]      each target for N executions instead
+#   tools/fuzz.sh --runs N [TARGET...]      each target for N executions instead (at most
+#                                           $FUZZ_MAX_SECONDS each, when set)
 #
 # Prints "fuzz <target>: <runs> runs in <s> s, no finding" per target; a finding stops with the
 # crashing input in build-fuzz/<target>/ and a non-zero exit. Built with clang directly, not
@@ -26,6 +27,8 @@ done
 limit=(-max_total_time=120)
 if [[ "${1:-}" == "--runs" ]]; then
     limit=(-runs="$2"); shift 2
+    # Optional cap for long runs on a shared machine: whichever comes first.
+    [[ -z "${FUZZ_MAX_SECONDS:-}" ]] || limit+=(-max_total_time="$FUZZ_MAX_SECONDS")
 elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then
     limit=(-max_total_time="$1"); shift
 fi
@@ -40,7 +43,8 @@ declare -A sources=(
     [config]="lib/otel_config.cpp"
 )
 
-out=build-fuzz
+root=$PWD
+out="${FUZZ_OUT:-build-fuzz}"  # a separate directory lets a CI run go beside a long run
 for target in "${targets[@]}"; do
     [[ -n "${sources[$target]:-}" ]] || { echo "fuzz.sh: unknown target '$target'" >&2; exit 2; }
     mkdir -p "$out/$target/corpus"
@@ -56,7 +60,7 @@ for target in "${targets[@]}"; do
     status=0
     start=$SECONDS
     (cd "$out/$target" && ./fuzz "${limit[@]}" -max_len=4096 -print_final_stats=1 \
-        corpus "../../test/fuzz/corpus/$target") >"$log" 2>&1 || status=$?
+        corpus "$root/test/fuzz/corpus/$target") >"$log" 2>&1 || status=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     secs=$((SECONDS - start))
     if [[ $status -ne 0 ]]; then

@@ -12,7 +12,8 @@
 #                benign race inside websocketpp and nothing of ours
 #   --suite S    only suite S (repeatable)
 #   --ci         what .ci/run runs: everything with g++, then the unit and integration suites
-#                with clang-19, then the integration suite under TSan
+#                with clang-19, then the integration suite under TSan, then each fuzz target
+#                for 5 s (tools/fuzz.sh)
 #
 # Each configuration has its own build directory (build-test, build-test-clang, build-asan,
 # build-tsan, ...), configured once and rebuilt incrementally.
@@ -79,6 +80,10 @@ if $ci; then
     run_config gcc none
     run_config clang none unit integration
     run_config gcc thread integration
+    # Each fuzz target for a few seconds: enough to catch a parser that crashes on its seeds.
+    for target in decoder typed channel url config; do
+        if tools/fuzz.sh 5 "$target"; then logs+=("OK:fuzz-$target"); else logs+=("FAIL:fuzz-$target"); status=1; fi
+    done
 else
     run_config "$compiler" "$sanitizer" "${suites[@]}"
 fi
