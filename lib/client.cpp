@@ -5,6 +5,7 @@
 
 #include "connection.hpp"
 #include "log.hpp"
+#include "url.hpp"
 
 #include <asio/executor_work_guard.hpp>
 
@@ -76,6 +77,7 @@ FunctionRef Client::register_handler(RegisterFunctionMessage message, Handler ha
     detail::FunctionEntry entry;
     entry.message = std::move(message);
     entry.handler = std::move(handler);
+    detail::protocol::check_encodable(detail::protocol::RegisterFunction{entry.message});  // UTF-8
     return connection_->add_function(std::move(entry));
 }
 
@@ -84,6 +86,7 @@ FunctionRef Client::register_blocking(RegisterFunctionMessage message, BlockingH
     detail::FunctionEntry entry;
     entry.message = std::move(message);
     entry.blocking_handler = std::move(handler);
+    detail::protocol::check_encodable(detail::protocol::RegisterFunction{entry.message});  // UTF-8
     return connection_->add_function(std::move(entry));
 }
 
@@ -92,6 +95,7 @@ FunctionRef Client::register_raw(RegisterFunctionMessage message, RawHandler han
     detail::FunctionEntry entry;
     entry.message = std::move(message);
     entry.raw_handler = std::move(handler);
+    detail::protocol::check_encodable(detail::protocol::RegisterFunction{entry.message});  // UTF-8
     return connection_->add_function(std::move(entry));
 }
 
@@ -100,6 +104,7 @@ FunctionRef Client::register_http_function(RegisterFunctionMessage message, Http
     detail::FunctionEntry entry;
     entry.message = std::move(message);
     entry.message.invocation = std::move(config);
+    detail::protocol::check_encodable(detail::protocol::RegisterFunction{entry.message});  // UTF-8
     return connection_->add_function(std::move(entry));
 }
 
@@ -339,9 +344,7 @@ asio::awaitable<void> Client::shutdown_async() {
 namespace {
 
 void validate_url(const std::string& url) {
-    if (url.rfind("ws://", 0) != 0 && url.rfind("wss://", 0) != 0)
-        throw Error(Errc::Runtime, "engine URL must start with ws:// : '" + url + "'");
-    if (url.rfind("wss://", 0) == 0)
+    if (detail::parse_url_or_throw(url).scheme == "wss")
         throw Error(Errc::Runtime, "wss:// is not supported (the engine serves plain ws://)");
 }
 

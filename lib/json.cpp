@@ -292,7 +292,11 @@ std::string Value::dump() const {
     thread_local detail::JsonWriter writer(buffer);
     buffer.Clear();
     writer.Reset(buffer);
-    detail::write_value(writer, *this);
+    try {
+        detail::write_value(writer, *this);
+    } catch (const detail::InvalidUtf8& e) {
+        throw Error(Errc::Serde, e.describe());
+    }
     std::string out(buffer.GetString(), buffer.GetSize());
     // One huge payload should not pin its buffer to the thread forever.
     if (buffer.GetSize() > (std::size_t{1} << 20)) {
@@ -421,6 +425,103 @@ std::string describe_error(error_code error, ondemand::document* doc, const char
     return fmt::format("invalid JSON: {}", message);
 }
 
+namespace {
+
+// Length of the valid UTF-8 sequence at the start of `s` (RFC 3629 table: no overlongs, no
+// surrogates, nothing above U+10FFFF), or 0 when it starts with an invalid one.
+std::size_t utf8_sequence(std::string_view s) noexcept {
+    const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+    const auto in = [](unsigned char c, unsigned char lo, unsigned char hi) { return c >= lo && c <= hi; };
+    const unsigned char c = b(0);
+    if (c < 0x80) return 1;
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
+    if (in(c, 0xC2, 0xDF)) {
+        len = 2;
+    } else if (in(c, 0xE0, 0xEF)) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (in(c, 0xF0, 0xF4)) {
+        len = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (s.size() < len || !in(b(1), lo, hi)) return 0;
+    for (std::size_t i = 2; i < len; ++i)
+        if (!in(b(i), 0x80, 0xBF)) return 0;
+    return len;
+}
+
+bool is_identifier(std::string_view key) noexcept {
+    if (key.empty()) return false;
+    for (std::size_t i = 0; i < key.size(); ++i) {
+        const char c = key[i];
+        const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '$';
+        if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
+    }
+    return true;
+}
+
+// A key as a path step, itself valid UTF-8 whatever the key holds: `.name`, or `["a b"]` with
+// quotes and backslashes escaped and invalid bytes written as \xNN.
+std::string key_step(std::string_view key) {
+    if (is_identifier(key)) return "." + std::string(key);
+    std::string out = "[\"";
+    while (!key.empty()) {
+        const std::size_t len = utf8_sequence(key);
+        const auto c = static_cast<unsigned char>(key.front());
+        if (len == 0 || c < 0x20) {
+            out += len == 0 ? fmt::format("\\x{:02X}", c) : fmt::format("\\u{:04X}", c);
+            key.remove_prefix(1);
+            continue;
+        }
+        if (c == '"' || c == '\\') out += '\\';
+        out.append(key.data(), len);
+        key.remove_prefix(len);
+    }
+    out += "\"]";
+    return out;
+}
+
+}  // namespace
+
+std::size_t invalid_utf8_offset(std::string_view s) noexcept {
+    for (std::size_t i = 0; i < s.size();) {
+        const std::size_t len = utf8_sequence(s.substr(i));
+        if (len == 0) return i;
+        i += len;
+    }
+    return std::string_view::npos;
+}
+
+std::string replace_invalid_utf8(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    while (!s.empty()) {
+        const std::size_t len = utf8_sequence(s);
+        if (len == 0) {
+            out += "\xEF\xBF\xBD";  // U+FFFD
+            s.remove_prefix(1);
+        } else {
+            out.append(s.data(), len);
+            s.remove_prefix(len);
+        }
+    }
+    return out;
+}
+
+void InvalidUtf8::prepend_key(std::string_view k) { path.insert(0, key_step(k)); }
+
+void InvalidUtf8::prepend_index(std::size_t index) { path.insert(0, fmt::format("[{}]", index)); }
+
+std::string InvalidUtf8::describe(std::string_view root) const {
+    return fmt::format("{}{}: {} is not valid UTF-8 (invalid byte at offset {})", root, path,
+                       key ? "key" : "string", offset);
+}
+
 void write_value(JsonWriter& w, const Value& v) {
     switch (v.kind()) {
         case Value::Kind::Null: w.Null(); break;
@@ -438,16 +539,31 @@ void write_value(JsonWriter& w, const Value& v) {
             break;
         }
         case Value::Kind::String: write_string(w, v.as_string()); break;
-        case Value::Kind::Array:
+        case Value::Kind::Array: {
             w.StartArray();
-            for (const Value& item : v.as_array()) write_value(w, item);
+            std::size_t index = 0;
+            try {
+                for (const Value& item : v.as_array()) {
+                    write_value(w, item);
+                    ++index;
+                }
+            } catch (InvalidUtf8& e) {
+                e.prepend_index(index);
+                throw;
+            }
             w.EndArray();
             break;
+        }
         case Value::Kind::Object:
             w.StartObject();
             for (const auto& [key, value] : v.as_object()) {
-                write_key(w, key);
-                write_value(w, value);
+                try {
+                    write_key(w, key);
+                    write_value(w, value);
+                } catch (InvalidUtf8& e) {
+                    e.prepend_key(key);
+                    throw;
+                }
             }
             w.EndObject();
             break;

@@ -18,8 +18,41 @@
 
 namespace iii::detail {
 
-/// The writer every encoder uses: compact UTF-8, no validation (our strings are UTF-8 already).
+/// The writer every encoder uses: compact UTF-8. RapidJSON does not validate; write_string()
+/// and write_key() below do (see InvalidUtf8).
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+/// The UTF-8 rule: a string (or key) that is not valid UTF-8 is never written. JSON text must be
+/// UTF-8 (RFC 8259 §8.1), every reader of our frames rejects it, and WebSocket text frames must be
+/// UTF-8 too, so a lossy fix-up would only hide the bug. write_string()/write_key() throw this;
+/// each enclosing writer prepends its step to `path` while it propagates, and the public
+/// boundary (Value::dump, protocol::Encoder::encode, the typed writer) turns it into
+/// iii::Error(Errc::Serde, describe()). Never escapes lib/.
+struct InvalidUtf8 {
+    std::string path;         ///< steps below the root, e.g. `.data.names[2]`
+    std::size_t offset = 0;   ///< byte offset of the first invalid sequence in the string
+    bool key = false;         ///< the invalid string is an object key (the last step)
+
+    void prepend_key(std::string_view key);
+    void prepend_index(std::size_t index);
+    /// "$.data.name: string is not valid UTF-8 (invalid byte at offset 3)"; valid UTF-8 itself.
+    std::string describe(std::string_view root = "$") const;
+};
+
+/// The byte offset of the first invalid UTF-8 sequence in `s`, or npos when `s` is valid.
+std::size_t invalid_utf8_offset(std::string_view s) noexcept;
+
+/// `s` with each byte of an invalid UTF-8 sequence replaced by U+FFFD. For text that must
+/// still go out in an error reply (a handler's exception message), never for payloads.
+std::string replace_invalid_utf8(std::string_view s);
+
+/// Throws InvalidUtf8 (empty path) unless `s` is valid UTF-8.
+inline void check_utf8(std::string_view s, bool key) {
+    // simdjson's validator is vectorised: a few bytes' cost on the happy path.
+    if (simdjson::validate_utf8(s)) [[likely]]
+        return;
+    throw InvalidUtf8{std::string(), invalid_utf8_offset(s), key};
+}
 
 /// Deepest nesting read_value() accepts: serde_json's recursion limit, so nothing the engine
 /// relays is refused. The reader recurses, and hostile input must not exhaust the stack of a
@@ -41,17 +74,21 @@ simdjson::error_code read_document(simdjson::ondemand::document& doc, Value& out
 std::string describe_error(simdjson::error_code error, simdjson::ondemand::document* doc,
                            const char* base);
 
-/// Writes `s` as a JSON string.
+/// Writes `s` as a JSON string. Throws InvalidUtf8 (and writes nothing) unless it is UTF-8.
 inline void write_string(JsonWriter& w, std::string_view s) {
+    check_utf8(s, false);
     w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
-/// Writes `s` as an object key.
+/// Writes `s` as an object key. Throws InvalidUtf8 (and writes nothing) unless it is UTF-8.
 inline void write_key(JsonWriter& w, std::string_view s) {
+    check_utf8(s, true);
     w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
 /// Writes `v`. Doubles keep a fraction or exponent so they read back as doubles ("1.0");
 /// NaN and infinities, which JSON cannot express, are written as null (as serde_json does).
+/// Throws InvalidUtf8 with the path below `v` for a string or key that is not UTF-8; `w` is then
+/// half-written and must be Reset().
 void write_value(JsonWriter& w, const Value& v);
 
 /// A reusable input buffer with the zeroed tail padding simdjson needs after the last byte.

@@ -1,7 +1,10 @@
 #include "log.hpp"
 
+#include "redact.hpp"
+
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace iii::detail {
 
@@ -19,8 +22,15 @@ LogLevel log_threshold() noexcept {
 
 void log_line(LogLevel level, std::string_view text) noexcept {
     static constexpr const char* names[] = {"error", "warn", "info", "debug"};
+    // Every line, whoever formatted it: a URL token or channel key must never reach a log.
+    std::string safe;
+    try {
+        safe = redact_text(text);
+    } catch (...) {
+        safe = "(log line dropped: out of memory while redacting it)";
+    }
     std::fprintf(stderr, "[iii %s] %.*s\n", names[static_cast<int>(level)],
-                 static_cast<int>(text.size()), text.data());
+                 static_cast<int>(safe.size()), safe.data());
 }
 
 }  // namespace iii::detail

@@ -706,16 +706,31 @@ public:
     void end() { w_.EndObject(); }
 
     void key(std::string_view k) { write_key(w_, k); }
+    // Runs `write` (which writes the member `step`); an invalid UTF-8 string below it gets
+    // `step` prepended to its path on the way out.
+    template <class F>
+    void at(std::string_view step, F&& write) {
+        try {
+            write();
+        } catch (InvalidUtf8& e) {
+            e.prepend_key(step);
+            throw;
+        }
+    }
     void string(std::string_view k, std::string_view v) {
-        key(k);
-        write_string(w_, v);
+        at(k, [&] {
+            key(k);
+            write_string(w_, v);
+        });
     }
     void opt_string(std::string_view k, const std::optional<std::string>& v) {
         if (v) string(k, *v);
     }
     void json(std::string_view k, const Value& v) {
-        key(k);
-        write_value(w_, v);
+        at(k, [&] {
+            key(k);
+            write_value(w_, v);
+        });
     }
     void opt_json(std::string_view k, const std::optional<Value>& v) {
         if (v) json(k, *v);
@@ -723,25 +738,34 @@ public:
     void error_body(std::string_view k, const RemoteError& e) {
         key(k);
         w_.StartObject();
-        string("code", e.code);
-        string("message", e.message);
-        opt_string("stacktrace", e.stacktrace);
+        at(k, [&] {
+            string("code", e.code);
+            string("message", e.message);
+            opt_string("stacktrace", e.stacktrace);
+        });
         w_.EndObject();
     }
     void action(const TriggerAction& a) {
         key("action");
         w_.StartObject();
+        at("action", [&] { action_body(a); });
+        w_.EndObject();
+    }
+    void action_body(const TriggerAction& a) {
         if (const Enqueue* q = std::get_if<Enqueue>(&a)) {
             string("type", "enqueue");
             string("queue", q->queue);
         } else {
             string("type", "void");
         }
-        w_.EndObject();
     }
     void invocation(const HttpInvocationConfig& c) {
         key("invocation");
         w_.StartObject();
+        at("invocation", [&] { invocation_body(c); });
+        w_.EndObject();
+    }
+    void invocation_body(const HttpInvocationConfig& c) {
         string("url", c.url);
         string("method", to_string(c.method));
         if (c.timeout_ms) {
@@ -750,30 +774,35 @@ public:
         }
         key("headers");
         w_.StartObject();
-        for (const auto& [name, value] : c.headers) string(name, value);
+        at("headers", [&] {
+            for (const auto& [name, value] : c.headers) string(name, value);
+        });
         w_.EndObject();
         if (c.auth) {
             key("auth");
             w_.StartObject();
-            std::visit(
-                [&](const auto& auth) {
-                    using T = std::decay_t<decltype(auth)>;
-                    if constexpr (std::is_same_v<T, HmacAuth>) {
-                        string("type", "hmac");
-                        string("secret_key", auth.secret_key);
-                    } else if constexpr (std::is_same_v<T, BearerAuth>) {
-                        string("type", "bearer");
-                        string("token_key", auth.token_key);
-                    } else {
-                        string("type", "api_key");
-                        string("header", auth.header);
-                        string("value_key", auth.value_key);
-                    }
-                },
-                *c.auth);
+            at("auth", [&] { auth_body(*c.auth); });
             w_.EndObject();
         }
-        w_.EndObject();
+    }
+    template <class Auth>
+    void auth_body(const Auth& a) {
+        std::visit(
+            [&](const auto& auth) {
+                using T = std::decay_t<decltype(auth)>;
+                if constexpr (std::is_same_v<T, HmacAuth>) {
+                    string("type", "hmac");
+                    string("secret_key", auth.secret_key);
+                } else if constexpr (std::is_same_v<T, BearerAuth>) {
+                    string("type", "bearer");
+                    string("token_key", auth.token_key);
+                } else {
+                    string("type", "api_key");
+                    string("header", auth.header);
+                    string("value_key", auth.value_key);
+                }
+            },
+            a);
     }
 
     // One overload per message; field order follows the spec's examples.
@@ -813,11 +842,12 @@ public:
     }
     void operator()(const InvokeFunction& m) {
         // Always present, null for fire-and-forget: the Rust SDK's form.
-        key("invocation_id");
-        if (m.invocation_id)
-            write_string(w_, *m.invocation_id);
-        else
+        if (m.invocation_id) {
+            string("invocation_id", *m.invocation_id);
+        } else {
+            key("invocation_id");
             w_.Null();
+        }
         string("function_id", m.function_id);
         json("data", m.data);
         opt_string("traceparent", m.traceparent);
@@ -965,15 +995,67 @@ struct Encoder::Impl {
 Encoder::Encoder() : impl_(std::make_unique<Impl>()) {}
 Encoder::~Encoder() = default;
 
+namespace {
+
+// What answers the caller when a reply cannot be encoded: an error reply whose every string is
+// valid UTF-8. A handler's own error keeps its code and message (invalid bytes become U+FFFD);
+// a result becomes invocation_failed naming where the bad string was.
+template <class Reply>
+Reply encodable_reply(const Reply& reply, const InvalidUtf8& failure) {
+    Reply out = reply;
+    const auto clean = [](std::string& s) { s = replace_invalid_utf8(s); };
+    if constexpr (std::is_same_v<Reply, InvocationResult>) {
+        clean(out.invocation_id);
+        clean(out.function_id);
+        if (out.traceparent) clean(*out.traceparent);
+        if (out.baggage) clean(*out.baggage);
+        out.result.reset();
+    } else {
+        clean(out.id);
+        clean(out.trigger_type);
+        clean(out.function_id);
+    }
+    if (out.error) {
+        clean(out.error->code);
+        clean(out.error->message);
+        if (out.error->stacktrace) clean(*out.error->stacktrace);
+    } else {
+        out.error = RemoteError{"invocation_failed",
+                                fmt::format("the result of {} cannot be sent: {}", out.function_id,
+                                            failure.describe()),
+                                std::nullopt};
+    }
+    return out;
+}
+
+}  // namespace
+
 std::string_view Encoder::encode(const Message& message) {
     Impl& im = *impl_;
-    im.buffer.Clear();
-    im.writer.Reset(im.buffer);
-    FrameWriter w(im.writer);
-    w.begin(message);
-    std::visit(w, message);
-    w.end();
+    const auto write = [&](const Message& m) {
+        im.buffer.Clear();
+        im.writer.Reset(im.buffer);  // also recovers a writer left half-way by a failed encode
+        FrameWriter w(im.writer);
+        w.begin(m);
+        std::visit(w, m);
+        w.end();
+    };
+    try {
+        write(message);
+    } catch (const InvalidUtf8& e) {
+        if (const auto* reply = std::get_if<InvocationResult>(&message))
+            write(encodable_reply(*reply, e));
+        else if (const auto* result = std::get_if<TriggerRegistrationResult>(&message))
+            write(encodable_reply(*result, e));
+        else
+            throw Error(Errc::Serde, fmt::format("cannot encode {}: {}", type_name(message), e.describe()));
+    }
     return {im.buffer.GetString(), im.buffer.GetSize()};
+}
+
+void check_encodable(const Message& message) {
+    thread_local Encoder scratch;
+    (void)scratch.encode(message);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -132,12 +132,25 @@ public:
     /// Compact JSON of `message` with `type` first; optional fields omitted when unset (except
     /// invokefunction's `invocation_id`, written as null). The view stays valid until the next
     /// call on this Encoder.
+    ///
+    /// UTF-8 rule (README, Reliability): a string or key that is not valid UTF-8 is never sent.
+    /// Throws Error(Errc::Serde, "cannot encode invokefunction: $.data.name: string is not valid
+    /// UTF-8 (invalid byte at offset 3)") naming the path in the frame; the Encoder stays
+    /// usable. Replies never throw for it, so the caller is always answered: an
+    /// InvocationResult (or TriggerRegistrationResult) that cannot be encoded is encoded as an
+    /// error reply instead: the handler's own error with invalid bytes replaced by U+FFFD, or
+    /// `invocation_failed` "the result of <function> cannot be sent: <path>: ...".
     std::string_view encode(const Message& message);
 
 private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+/// Throws what Encoder::encode() would throw for `message` (Errc::Serde for a string that is not
+/// valid UTF-8), so that a registration is refused when it is made rather than when it is
+/// replayed on the connection's strand. Thread-safe (uses a per-thread Encoder).
+void check_encodable(const Message& message);
 
 /// Accepts any UUID form (hyphenated, 32 hex digits, braced, `urn:uuid:`; any case) and
 /// returns the canonical lower-case hyphenated form, or nullopt.

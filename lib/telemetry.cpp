@@ -4,7 +4,9 @@
 
 #include "backoff.hpp"
 #include "log.hpp"
+#include "otel_config.hpp"
 #include "protocol.hpp"
+#include "redact.hpp"
 #include "transport/ws_transport.hpp"
 
 #include <asio/async_result.hpp>
@@ -57,28 +59,8 @@ std::optional<std::string> env(const char* name) {
 template <class T>
 std::optional<T> env_number(const char* name) {
     auto v = env(name);
-    if (!v || v->empty()) return std::nullopt;
-    try {
-        std::size_t used = 0;
-        unsigned long long n = std::stoull(*v, &used);
-        if (used != v->size()) return std::nullopt;
-        return static_cast<T>(n);
-    } catch (...) {
-        return std::nullopt;
-    }
-}
-
-bool is_hex(std::string_view s) {
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    });
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
-    return out;
+    if (!v) return std::nullopt;
+    return parse_env_uint(*v);
 }
 
 Value kv(std::string key, Value any_value) {
@@ -573,7 +555,7 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
             socket = transport::connect(io, s().url, {}, std::move(cb));
         } catch (const std::exception& e) {
             connecting = false;
-            log(LogLevel::Warn, "telemetry: bad url {}: {}", s().url, e.what());
+            log(LogLevel::Warn, "telemetry: bad url {}: {}", redact_url(s().url), redact_text(e.what()));
         }
     }
 
@@ -595,7 +577,7 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
             socket.reset();
             if (closing) return;
             if (!was_open && backoff.exhausted()) {
-                log(LogLevel::Warn, "telemetry: giving up reconnecting to {}", s().url);
+                log(LogLevel::Warn, "telemetry: giving up reconnecting to {}", redact_url(s().url));
                 return;
             }
             const auto delay = was_open ? backoff.after_drop() : backoff.next_after_failure();
@@ -901,18 +883,7 @@ std::string SpanContext::traceparent() const {
 }
 
 std::optional<SpanContext> SpanContext::from_traceparent(std::string_view h) {
-    // 00-<32 hex>-<16 hex>-<2 hex>
-    if (h.size() < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-') return std::nullopt;
-    if (h.size() > 55 && h[55] != '-') return std::nullopt;
-    const auto version = h.substr(0, 2), trace = h.substr(3, 32), span = h.substr(36, 16), flags = h.substr(53, 2);
-    if (!is_hex(version) || !is_hex(trace) || !is_hex(span) || !is_hex(flags) || lower(version) == "ff")
-        return std::nullopt;
-    if (trace == std::string(32, '0') || span == std::string(16, '0')) return std::nullopt;
-    SpanContext ctx;
-    ctx.trace_id = lower(trace);
-    ctx.span_id = lower(span);
-    ctx.trace_flags = static_cast<std::uint8_t>(std::stoul(std::string(flags), nullptr, 16));
-    return ctx;
+    return parse_traceparent(h);
 }
 
 SpanContext current_span_context() {

@@ -546,6 +546,24 @@ thread_local std::size_t ContextLease<Context>::depth_ = 0;
 
 namespace detail {
 
+namespace {
+
+// The text writer does not track where it is (that would cost every write); on the rare failure
+// the value is written again as a tree, and the tree's writer names the path.
+Error utf8_error(WriteFn write, const void* in) {
+    const Value tree = write_tree(write, in);
+    rapidjson::StringBuffer buffer;
+    RapidWriter writer(buffer);
+    try {
+        write_value(writer, tree);
+    } catch (const InvalidUtf8& e) {
+        return Error(Errc::Serde, e.describe());
+    }
+    return Error(Errc::Serde, "$: a string is not valid UTF-8");
+}
+
+}  // namespace
+
 void read_json(std::string_view json, ReadFn read, void* out) {
     ContextLease<DecodeContext> lease;
     DecodeContext& ctx = *lease;
@@ -563,7 +581,11 @@ void write_json(std::string& out, WriteFn write, const void* in) {
     EncodeContext& ctx = *lease;
     ctx.buffer.Clear();
     ctx.writer.Reset(ctx.buffer);  // also recovers a writer left half-way by a throwing write
-    write(ctx.adapter, in);
+    try {
+        write(ctx.adapter, in);
+    } catch (const InvalidUtf8&) {
+        throw utf8_error(write, in);
+    }
     if (!ctx.writer.IsComplete())
         throw Error(Errc::Serde, "json_traits::write did not produce exactly one JSON value");
     out.assign(ctx.buffer.GetString(), ctx.buffer.GetSize());

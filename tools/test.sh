@@ -1,20 +1,91 @@
 #!/usr/bin/env bash
-# Builds everything with -Werror and runs every test suite (unit, integration, interop,
-# downstream consumer). Ends with one line "N passed, N failed[, N skipped]" and exits non-zero
-# on any failure. `--sanitize` builds and runs under AddressSanitizer and UBSan instead.
+# Builds everything with -Werror and runs the test suites. Ends with one line
+# "N passed, N failed, N skipped" (over every run) and exits non-zero on any failure.
+#
+#   tools/test.sh [--clang] [--sanitize | --tsan] [--suite NAME]...
+#   tools/test.sh --ci
+#
+#   (nothing)    g++ 12, every suite: unit, integration, interop (Node SDK), consumer
+#   --clang      clang++-19 instead of g++ 12
+#   --sanitize   AddressSanitizer and UBSan; any report fails the test
+#   --tsan       ThreadSanitizer; any report fails the test. tools/tsan.supp suppresses one
+#                benign race inside websocketpp and nothing of ours
+#   --suite S    only suite S (repeatable)
+#   --ci         what .ci/run runs: everything with g++, then the unit and integration suites
+#                with clang-19, then the integration suite under TSan, then each fuzz target
+#                for 5 s (tools/fuzz.sh)
+#
+# Each configuration has its own build directory (build-test, build-test-clang, build-asan,
+# build-tsan, ...), configured once and rebuilt incrementally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh --with-node
-builddir=build-test
-opts=(--wrap-mode=nodownload -Dwerror=true -Dbuildtype=debugoptimized)
-if [[ "${1:-}" == "--sanitize" ]]; then
-    builddir=build-asan
-    opts+=(-Db_sanitize=address,undefined -Db_lundef=false)
-    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-fi
-[[ -d $builddir ]] || meson setup "$builddir" "${opts[@]}"
-ninja -C "$builddir"
+
+compiler=gcc
+sanitizer=none
+suites=()
+ci=false
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --clang) compiler=clang ;;
+        --sanitize) sanitizer=address ;;
+        --tsan) sanitizer=thread ;;
+        --suite) suites+=("$2"); shift ;;
+        --ci) ci=true ;;
+        *) echo "test.sh: unknown option '$1'" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+logs=()
 status=0
-meson test -C "$builddir" --print-errorlogs --num-processes 2 || status=$?
-python3 tools/summarize.py "$builddir/meson-logs/testlog.json"
+
+# run_config COMPILER SANITIZER [SUITE...]: configures (once), builds and tests one configuration.
+run_config() {
+    local cc=$1 san=$2
+    shift 2
+    local dir=build-test opts=(--wrap-mode=nodownload -Dwerror=true -Dbuildtype=debugoptimized)
+    local env=()
+    case "$san" in
+        address)
+            dir=build-asan
+            opts+=(-Db_sanitize=address,undefined -Db_lundef=false)
+            env+=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+                  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1) ;;
+        thread)
+            dir=build-tsan
+            opts+=(-Db_sanitize=thread -Db_lundef=false)
+            # halt_on_error: the first report ends the process with exitcode 66, so the test fails.
+            env+=(TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tools/tsan.supp") ;;
+    esac
+    if [[ $cc == clang ]]; then
+        command -v clang++-19 >/dev/null || { echo "test.sh: clang++-19 is needed (apt-get install clang-19)" >&2; exit 2; }
+        dir+=-clang
+        env+=(CXX=clang++-19 CC=clang-19)
+    fi
+    local suite_args=()
+    for s in "$@"; do suite_args+=(--suite "$s"); done
+    echo "== $dir: ${*:-every suite}"
+    # A failed build still ends with the summary line: its missing testlog counts as a failure.
+    rm -f "$dir/meson-logs/testlog.json"
+    logs+=("$dir/meson-logs/testlog.json")
+    if [[ ! -d $dir ]]; then
+        env "${env[@]}" meson setup "$dir" "${opts[@]}" || { status=1; return; }
+    fi
+    env "${env[@]}" ninja -C "$dir" || { status=1; return; }
+    env "${env[@]}" meson test -C "$dir" --print-errorlogs --num-processes 2 "${suite_args[@]}" || status=1
+}
+
+if $ci; then
+    run_config gcc none
+    run_config clang none unit integration
+    run_config gcc thread integration
+    # Each fuzz target for a few seconds: enough to catch a parser that crashes on its seeds.
+    for target in decoder typed channel url config; do
+        if tools/fuzz.sh 5 "$target"; then logs+=("OK:fuzz-$target"); else logs+=("FAIL:fuzz-$target"); status=1; fi
+    done
+else
+    run_config "$compiler" "$sanitizer" "${suites[@]}"
+fi
+python3 tools/summarize.py "${logs[@]}"
 exit $status

@@ -1,16 +1,27 @@
 #pragma once
 // Data channels (spec section 6): one-way, engine-buffered pipes of frames between workers.
 //
-//   auto ch = co_await iii::create_channel(*client);          // engine::channels::create
-//   co_await client->trigger({"consumer", {{"input", ch.reader_ref.to_value()}}});  // pass a ref
-//   co_await ch.writer.write(bytes);                            // 64 KiB binary frames
-//   co_await ch.writer.close();                                 // end of stream
+// @code
+//   // The consumer reads the channel whose ref is anywhere in its input.
+//   client->register_function(iii::RegisterFunctionMessage::with_id("consumer"),
+//       [c = client.get()](iii::Value input) -> asio::awaitable<iii::Value> {
+//           std::size_t total = 0;
+//           for (auto& [path, ref] : iii::extract_channel_refs(input)) {
+//               iii::ChannelReader reader(*c, ref);
+//               while (auto chunk = co_await reader.next_binary()) total += chunk->size();
+//           }
+//           co_return iii::Value(total);
+//       });
 //
-// and on the other side:
-//
-//   for (auto& [path, ref] : iii::extract_channel_refs(payload)) ...
-//   iii::ChannelReader reader(*client, ref);
-//   while (auto chunk = co_await reader.next_binary()) ...
+//   // The producer creates a channel, hands the reader's ref to the consumer and writes.
+//   iii::Channel channel = co_await iii::create_channel(*client);  // engine::channels::create
+//   iii::Value input = iii::Value::object({{"input", channel.reader_ref.to_value()}});
+//   iii::TriggerRequest request("consumer", input, iii::Void{});  // named: see README (g++ 12)
+//   co_await client->trigger(std::move(request));
+//   std::vector<std::uint8_t> bytes(200000, 7);
+//   co_await channel.writer.write(bytes);                         // 64 KiB binary frames
+//   co_await channel.writer.close();                              // end of stream
+// @endcode
 //
 // Threading: the sockets run on the client's io_context, each channel end on its own strand;
 // every awaitable completes on the awaiting coroutine's executor. One operation at a time per
@@ -81,8 +92,8 @@ struct StreamChannelRef {
 /// `data` itself). A ref's own members are not searched further.
 std::vector<std::pair<std::string, StreamChannelRef>> extract_channel_refs(const Value& data);
 
-/// `<address without trailing "/">/ws/channels/<id>?key=<percent-encoded key>&dir=read|write`
-/// (spec 6.2).
+/// `<address>/ws/channels/<id>?key=<key>&dir=read|write` (spec 6.2), id and key
+/// percent-encoded; `<address>` is `engine_address` without its query and trailing "/".
 std::string channel_url(std::string_view engine_address, const StreamChannelRef& ref);
 
 /// The writing end of a channel. Connects lazily (first write, send_message or close).

@@ -40,6 +40,8 @@
 // type with a custom wire format):
 //
 // @code
+//   struct Point { double x = 0, y = 0; };  // written as [x, y]
+//
 //   template <> struct iii::json_traits<Point> {
 //       static void read(iii::JsonReader& r, Point& p) {
 //           r.begin_array();                                   // [x, y]
@@ -55,6 +57,9 @@
 //       static std::string name() { return "Point"; }
 //       static iii::Value schema(iii::SchemaBuilder&) { return {{"type", "array"}}; }
 //   };
+//
+//   Point p = iii::from_json<Point>("[1.5, 2]");
+//   std::string text = iii::to_json(p);  // [1.5,2.0]
 // @endcode
 //
 // ## Supported types and their JSON
@@ -455,7 +460,8 @@ T from_json(std::string_view json) {
     return out;
 }
 /// Encodes `value` as compact JSON text into `out` (RapidJSON's Writer, straight from the
-/// object). Throws Error(Errc::Serde) for an enum value without a declared name. Thread-safe.
+/// object). Throws Error(Errc::Serde) for an enum value without a declared name, and for a
+/// string or key that is not valid UTF-8 (naming its path, "$.lines[1].notes[0]: ..."). Thread-safe.
 template <class T>
 void to_json(const T& value, std::string& out) {
     static_assert(Serializable<T>, III_DETAIL_NOT_SERIALIZABLE);

@@ -73,7 +73,9 @@ public:
     /// Parses JSON text. Throws iii::Error (Errc::Serde) with the position and reason on
     /// invalid input.
     static Value parse(std::string_view json);
-    /// Compact JSON text.
+    /// Compact JSON text. Throws iii::Error (Errc::Serde) naming the path
+    /// ("$.user.names[1]: string is not valid UTF-8 ...") for a string or key that is not
+    /// valid UTF-8: JSON text must be UTF-8, and nothing is replaced silently.
     std::string dump() const;
 
     Kind kind() const noexcept { return static_cast<Kind>(v_.index()); }

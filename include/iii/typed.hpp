@@ -19,8 +19,12 @@
 //   iii::register_function(*client, iii::RegisterFunctionMessage::with_id("greet2"),
 //                          iii::iii_fn(greet));
 //
-//   std::string hello = co_await iii::trigger<std::string>(*client, "greet", GreetInput{"World"});
-//   int seven = co_await iii::trigger<int>(*client, "add", std::tuple{3, 4});
+//   // Inputs are named first: inside co_await, g++ 12 destroys an aggregate temporary
+//   // (GreetInput{"World"}) twice (README, "A GCC 12 pitfall").
+//   GreetInput world{"World"};
+//   std::string hello = co_await iii::trigger<std::string>(*client, "greet", world);
+//   std::tuple args{3, 4};
+//   int seven = co_await iii::trigger<int>(*client, "add", args);
 // @endcode
 //
 // ## Mapping from the Rust reference
@@ -405,16 +409,24 @@ asio::awaitable<R> typed_trigger(Client& client, std::string function_id, std::s
 /// several parameters pass a std::tuple (`std::tuple{3, 4}` for add(int, int)).
 ///
 /// @code
-///   Greeting g = co_await iii::trigger<Greeting>(*client, "greet", GreetInput{"World"});
-///   int sum = co_await iii::trigger<int>(*client, "add", std::tuple{3, 4}, std::nullopt, 5000);
-///   co_await iii::trigger<void>(*client, "notify", Event{...}, iii::Void{});
+///   iii::register_function(*client, iii::RegisterFunction("greet", greet));  // as above
+///   iii::register_function(*client, iii::RegisterFunction("add", add));
+///   GreetInput world{"World"};  // named: not `GreetInput{"World"}` inside co_await (g++ 12)
+///   std::string hello = co_await iii::trigger<std::string>(*client, "greet", world);
+///   std::tuple args{3, 4};
+///   int sum = co_await iii::trigger<int>(*client, "add", args, std::nullopt, 5000);
+///   iii::TriggerAction fire_and_forget = iii::Void();
+///   co_await iii::trigger<void>(*client, "greet", world, fire_and_forget);
 /// @endcode
 ///
 /// `action` and `timeout_ms` are the TriggerRequest options (Void: returns as soon as the frame
 /// is queued, the result is null; Enqueue: the result is the receipt {"messageReceiptId": ...}).
 ///
-/// `input` is encoded when trigger() is called, not when the awaitable is awaited, so it may be
-/// a temporary; an input that does not encode throws Error(Errc::Serde) from the call itself.
+/// `input` is encoded when trigger() is called, not when the awaitable is awaited, so it need not
+/// outlive the call. Pass a named variable all the same: an aggregate temporary inside the
+/// `co_await` expression is destroyed twice by g++ 12. An input that does not encode (an enum
+/// value without a name, a string that is not UTF-8) throws Error(Errc::Serde) naming its path
+/// from the call itself.
 /// `client` must outlive the awaitable.
 ///
 /// The awaitable throws what Client::trigger throws (Timeout, Remote with the function's code

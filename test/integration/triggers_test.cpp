@@ -5,8 +5,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <set>
+#include <thread>
 
 using namespace std::chrono_literals;
 using test_support::fast_options;
@@ -54,6 +57,16 @@ std::shared_ptr<iii::Client> ticker_provider(iii::testing::Engine& engine,
     provider->register_trigger_type("ticker", "ticks", handler);
     REQUIRE(engine.wait_for([&] { return !engine.received("registertriggertype").empty(); }));
     return provider;
+}
+
+/// Whether `worker_id` has answered every invocation the engine sent it.
+bool all_answered(const iii::testing::Engine& engine, const std::string& worker_id) {
+    std::set<std::string> answered;
+    for (const auto& frame : engine.received("invocationresult", worker_id))
+        answered.insert(frame["invocation_id"].as_string());
+    for (const auto& frame : engine.sent("invokefunction", worker_id))
+        if (!answered.count(frame["invocation_id"].as_string())) return false;
+    return true;
 }
 
 /// Binds `on_tick` to the `ticker` type.
@@ -180,6 +193,10 @@ TEST_CASE("on_functions_available fires with the new list and stops after the gu
     auto guard = watcher->on_functions_available([&](const std::vector<iii::FunctionInfo>& functions) {
         std::vector<std::string> ids;
         for (auto& f : functions) ids.push_back(f.function_id);
+        // A callback descheduled under load: the first notification (without fresh::fn) is
+        // still running on one pool thread while the second one runs on the other.
+        if (std::find(ids.begin(), ids.end(), "fresh::fn") == ids.end())
+            std::this_thread::sleep_for(300ms);
         std::lock_guard lock(mutex);
         seen.push_back(std::move(ids));
     });
@@ -189,6 +206,9 @@ TEST_CASE("on_functions_available fires with the new list and stops after the gu
             if (std::find(ids.begin(), ids.end(), id) != ids.end()) return true;
         return false;
     };
+    const std::string watcher_id = test_support::worker_id_of(*watcher);
+    // fresh::fn comes after the first notification, so that they are two notifications.
+    REQUIRE(engine.wait_for([&] { return !engine.sent("invokefunction", watcher_id).empty(); }));
     auto other = iii::register_worker(engine.url(), fast_options());
     other->register_function(iii::RegisterFunctionMessage::with_id("fresh::fn"), [](iii::Value v) { return v; });
     REQUIRE(engine.wait_for([&] { return has("fresh::fn"); }, 5s));
@@ -200,6 +220,10 @@ TEST_CASE("on_functions_available fires with the new list and stops after the gu
             if (id.rfind("iii.on_functions_available.", 0) == 0) return false;
         return true;
     }));
+    // reset() stops new callbacks, but one already running finishes: wait until the watcher
+    // has answered every notification (it answers after its callbacks return). Counting
+    // `seen` before that was the flaky timing assumption.
+    REQUIRE(engine.wait_for([&] { return all_answered(engine, watcher_id); }));
     std::size_t before;
     {
         std::lock_guard lock(mutex);

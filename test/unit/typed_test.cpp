@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <functional>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -684,4 +685,46 @@ TEST_CASE("RegisterFunction carries id, description, metadata and both formats",
     iii::iii_fn(greet).fill_formats(message);
     CHECK(message.request_format == iii::Value{{"type", "object"}});
     CHECK(message.response_format == iii::json_schema<std::string>());
+}
+
+// ---- UTF-8 (the rule is in README, Reliability; the rest of its tests: utf8_test.cpp) ----
+
+namespace utf8_test {
+struct Line {
+    std::string sku;
+    std::vector<std::string> notes;
+};
+III_DESCRIBE(Line, sku, notes);
+struct Order {
+    std::string id;
+    std::vector<Line> lines;
+    std::map<std::string, int> counts;
+};
+III_DESCRIBE(Order, id, lines, counts);
+}  // namespace utf8_test
+
+namespace {
+const std::string bad = "ab\xff" "cd";  // 0xFF never occurs in UTF-8
+std::string utf8_serde_message(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const iii::Error& e) {
+        CHECK(e.errc() == iii::Errc::Serde);
+        return e.what();
+    }
+    FAIL("no iii::Error thrown");
+    return {};
+}
+}  // namespace
+
+TEST_CASE("the typed writer refuses an invalid string and names its path", "[unit][utf8]") {
+    utf8_test::Order order{"o1", {{"a", {}}, {"b", {"fine", bad}}}, {}};
+    CHECK(utf8_serde_message([&] { (void)iii::to_json(order); }) ==
+          "$.lines[1].notes[1]: string is not valid UTF-8 (invalid byte at offset 2)");
+    utf8_test::Order keyed{"o2", {}, {{"\xc3\xa9", 1}, {"x\xff", 2}}};
+    CHECK(utf8_serde_message([&] { (void)iii::to_json(keyed); }) ==
+          "$.counts[\"x\\xFF\"]: key is not valid UTF-8 (invalid byte at offset 1)");
+    // Valid multi-byte text is untouched, and the per-thread writer recovered.
+    utf8_test::Order fine{"\xc3\xa9", {}, {}};
+    CHECK(iii::to_json(fine) == "{\"id\":\"\xc3\xa9\",\"lines\":[],\"counts\":{}}");
 }
