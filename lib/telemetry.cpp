@@ -311,6 +311,9 @@ struct Telemetry::Impl {
     explicit Impl(Telemetry& t) : owner(t), backoff(t.settings_.reconnection) {}
 
     const Settings& s() const { return owner.settings_; }
+    // The URL in use: Settings::url, or its fallback after a 404 (io thread only).
+    std::string settings_url;
+    const std::string& current_url() const { return settings_url.empty() ? s().url : settings_url; }
 
     Value resource() const {
         Value attrs = Value::array();
@@ -563,7 +566,7 @@ struct Telemetry::Impl {
         };
         cb.on_message = [](std::string&&, bool) {};  // workerregistered and the like: ignored
         cb.on_pong = [] {};
-        cb.on_close = [this](std::error_code, std::uint16_t, std::string) {
+        cb.on_close = [this](std::error_code ec, std::uint16_t, std::string) {
             const bool was_open = connected;
             connected = false;
             engine_away = true;
@@ -571,6 +574,14 @@ struct Telemetry::Impl {
             if (socket) socket->detach();
             socket.reset();
             if (closing) return;
+            if (!was_open && transport::http_status_of(ec) == 404 && !s().fallback_url.empty() &&
+                settings_url.empty()) {
+                // A 0.10 engine has no /otel route: it takes telemetry on the worker endpoint.
+                log(LogLevel::Info, "telemetry: {} answered 404; using {}", s().url, s().fallback_url);
+                settings_url = s().fallback_url;
+                connect();
+                return;
+            }
             if (!was_open && backoff.exhausted()) {
                 log(LogLevel::Warn, "telemetry: giving up reconnecting to {}", s().url);
                 return;
@@ -585,10 +596,10 @@ struct Telemetry::Impl {
             });
         };
         try {
-            socket = transport::connect(io, s().url, {}, std::move(cb));
+            socket = transport::connect(io, current_url(), s().headers, std::move(cb));
         } catch (const std::exception& e) {
             connecting = false;
-            log(LogLevel::Warn, "telemetry: bad url {}: {}", s().url, e.what());
+            log(LogLevel::Warn, "telemetry: bad url {}: {}", current_url(), e.what());
         }
     }
 
@@ -660,9 +671,24 @@ bool Telemetry::enabled(const OtelConfig& config) {
     return *v == "true" || *v == "1";
 }
 
-Telemetry::Settings Telemetry::resolve(const std::string& worker_url, const OtelConfig& c) {
+std::string Telemetry::otel_url(const std::string& worker_url) {
+    const auto query = worker_url.find('?');
+    std::string base = worker_url.substr(0, query);
+    const std::string rest = query == std::string::npos ? "" : worker_url.substr(query);
+    if (!base.empty() && base.back() == '/') base.pop_back();
+    return base + "/otel" + rest;
+}
+
+Telemetry::Settings Telemetry::resolve(const std::string& worker_url, const OtelConfig& c,
+                                       const std::map<std::string, std::string>& headers) {
     Settings s;
-    s.url = c.engine_ws_url.value_or(worker_url);
+    if (c.engine_ws_url) {
+        s.url = *c.engine_ws_url;
+    } else {
+        s.url = otel_url(worker_url);
+        s.fallback_url = worker_url;
+    }
+    s.headers = headers;
     s.service_name = c.service_name ? *c.service_name : env("OTEL_SERVICE_NAME").value_or(sdk_name);
     if (s.service_name.empty()) s.service_name = sdk_name;
     s.service_version = c.service_version.value_or(sdk_version);
@@ -683,9 +709,10 @@ Telemetry::Settings Telemetry::resolve(const std::string& worker_url, const Otel
     return s;
 }
 
-std::shared_ptr<Telemetry> Telemetry::create(const std::string& worker_url, const OtelConfig& config) {
+std::shared_ptr<Telemetry> Telemetry::create(const std::string& worker_url, const OtelConfig& config,
+                                             const std::map<std::string, std::string>& headers) {
     if (!enabled(config)) return nullptr;
-    auto t = std::make_shared<Telemetry>(resolve(worker_url, config));
+    auto t = std::make_shared<Telemetry>(resolve(worker_url, config, headers));
     t->start();
     return t;
 }
