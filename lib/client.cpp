@@ -456,6 +456,8 @@ Trigger Client::register_trigger(RegisterTriggerInput input) {
     message.function_id = std::move(input.function_id);
     message.config = std::move(input.config);
     message.metadata = std::move(input.metadata);
+    message.ns = std::move(input.function_namespace);                // 0.23
+    message.trigger_namespace = std::move(input.trigger_namespace);  // 0.23
     return connection_->add_trigger(std::move(message));
 }
 

@@ -237,6 +237,34 @@ TEST_CASE("the worker namespace reaches the worker metadata, calls and trigger b
     CHECK(described);
 }
 
+TEST_CASE("a trigger binding carries its function and trigger namespaces on the wire",
+          "[integration][generations][namespaces]") {
+    iii::testing::Engine engine(engine_options(Generation::V0_23));
+    auto client = iii::register_worker(engine.url(), fast_options());
+    iii::RegisterTriggerInput input;
+    input.trigger_type = "cron";
+    input.function_id = "orders::tick";
+    input.config = {{"expression", "* * * * *"}};
+    input.function_namespace = "orders";
+    input.trigger_namespace = "infra";
+    client->register_trigger(input);
+    iii::RegisterTriggerInput plain;
+    plain.trigger_type = "cron";
+    plain.function_id = "plain::tick";
+    plain.config = {{"expression", "* * * * *"}};
+    client->register_trigger(plain);
+    REQUIRE(engine.wait_for([&] { return engine.received("registertrigger").size() == 2; }));
+    for (const auto& frame : engine.received("registertrigger")) {
+        if (frame["function_id"] == iii::Value("orders::tick")) {
+            CHECK(frame["namespace"] == iii::Value("orders"));
+            CHECK(frame["trigger_namespace"] == iii::Value("infra"));
+        } else {
+            CHECK_FALSE(frame.contains("namespace"));  // absent: default
+            CHECK_FALSE(frame.contains("trigger_namespace"));
+        }
+    }
+}
+
 TEST_CASE("a blank worker namespace is refused when the client is created",
           "[integration][generations][namespaces]") {
     auto options = fast_options();
