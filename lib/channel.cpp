@@ -145,7 +145,9 @@ struct ChannelEndState : std::enable_shared_from_this<ChannelEndState> {
                 });
         };
         try {
-            socket = transport::connect(connection->io(), url, {}, std::move(callbacks));
+            // The handshake headers authenticate channel sockets too (RBAC ports).
+            socket = transport::connect(connection->io(), url, connection->options().headers,
+                                        std::move(callbacks));
             socket_view = socket.get();
         } catch (const std::exception& e) {
             connect_error = e.what();

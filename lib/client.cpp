@@ -4,6 +4,7 @@
 #include "iii/typed.hpp"
 
 #include "connection.hpp"
+#include "invocation.hpp"
 #include "log.hpp"
 #include "url.hpp"
 
@@ -135,18 +136,78 @@ asio::awaitable<std::string> Client::trigger_raw(std::string function_id, std::s
     co_return result.dump();
 }
 
+// ---- discovery (engine generations: see Client's discovery section) -----------------------
+
+namespace detail {
+
+/// Which discovery built-ins the engine of one connection has, learnt from the first answer.
+struct DiscoveryMemo {
+    enum class Names { Unknown, Current, Legacy };  // Current: 0.13+ names; Legacy: 0.10
+    std::mutex mutex;
+    std::string worker_id;  // the connection it was learnt on: a reconnect learns it again
+    Names names = Names::Unknown;
+};
+
+std::shared_ptr<DiscoveryMemo> make_discovery_memo() { return std::make_shared<DiscoveryMemo>(); }
+
+}  // namespace detail
+
 namespace {
 
+using Names = detail::DiscoveryMemo::Names;
+
+// The memo is keyed by the worker id of the connection it was learnt on: every connection gets
+// a fresh id from its workerregistered, so after a reconnect the engine is asked again.
+Names known_names(detail::DiscoveryMemo& memo, const std::string& worker_id) {
+    std::lock_guard lock(memo.mutex);
+    if (worker_id.empty() || memo.worker_id != worker_id) return Names::Unknown;
+    return memo.names;
+}
+
+void learn_names(detail::DiscoveryMemo& memo, const std::string& worker_id, Names names) {
+    if (worker_id.empty()) return;  // not connected (yet): nothing to remember it for
+    std::lock_guard lock(memo.mutex);
+    memo.worker_id = worker_id;
+    memo.names = names;
+}
+
+// The remote error code behind `failure`, empty for any other failure. A plain function:
+// GCC 12 miscompiles (and warns about) a rethrow inside a coroutine's catch block, so the
+// coroutines catch everything into an exception_ptr and ask here.
+std::string remote_code(const std::exception_ptr& failure) {
+    try {
+        std::rethrow_exception(failure);
+    } catch (const Error& e) {
+        if (e.remote()) return e.remote()->code;
+    } catch (...) {
+    }
+    return {};
+}
+
+// Tolerant field readers: an absent or null field is unset; a present one of the wrong type is
+// a Serde error naming it.
 std::optional<std::string> optional_string(const Value& object, std::string_view key) {
     const Value* v = object.find(key);
     if (!v || v->is_null()) return std::nullopt;
+    if (!v->is_string()) throw Error(Errc::Serde, "field `" + std::string(key) + "` is not a string");
     return v->as_string();
+}
+
+std::string string_or_empty(const Value& object, std::string_view key) {
+    return optional_string(object, key).value_or(std::string());
 }
 
 std::optional<Value> optional_value(const Value& object, std::string_view key) {
     const Value* v = object.find(key);
     if (!v || v->is_null()) return std::nullopt;
     return *v;
+}
+
+std::uint64_t uint_or_zero(const Value& object, std::string_view key) {
+    const Value* v = object.find(key);
+    if (!v || v->is_null()) return 0;
+    if (!v->is_integer()) throw Error(Errc::Serde, "field `" + std::string(key) + "` is not an integer");
+    return v->as_uint();
 }
 
 const Value::Array& list_field(const Value& result, std::string_view key, std::string_view function) {
@@ -156,25 +217,125 @@ const Value::Array& list_field(const Value& result, std::string_view key, std::s
     return list->as_array();
 }
 
+// Runs `parse` and names the built-in in a parse failure.
+template <class F>
+auto parsing(std::string_view function, F&& parse) -> decltype(parse()) {
+    try {
+        return parse();
+    } catch (const Error& e) {
+        throw Error(Errc::Serde, std::string(function) + ": " + e.what());
+    } catch (const std::exception& e) {
+        throw Error(Errc::Serde, std::string(function) + ": " + e.what());
+    }
+}
+
+FunctionInfo parse_function(const Value& item) {
+    FunctionInfo info;
+    info.function_id = string_or_empty(item, "function_id");
+    info.description = optional_string(item, "description");
+    info.request_format = optional_value(item, "request_format");
+    info.response_format = optional_value(item, "response_format");
+    info.metadata = optional_value(item, "metadata");
+    info.worker_name = optional_string(item, "worker_name");
+    info.function_namespace = optional_string(item, "namespace");
+    return info;
+}
+
+std::vector<TriggerInfo> parse_trigger_list(const Value& result, std::string_view key,
+                                            std::string_view function) {
+    return parsing(function, [&] {
+        std::vector<TriggerInfo> triggers;
+        for (const Value& item : list_field(result, key, function)) {
+            TriggerInfo info;
+            info.id = string_or_empty(item, "id");
+            info.trigger_type = string_or_empty(item, "trigger_type");
+            info.function_id = string_or_empty(item, "function_id");
+            if (const Value* config = item.find("config")) info.config = *config;
+            info.metadata = optional_value(item, "metadata");
+            info.worker_name = optional_string(item, "worker_name");
+            triggers.push_back(std::move(info));
+        }
+        return triggers;
+    });
+}
+
+std::vector<TriggerTypeInfo> parse_trigger_type_list(const Value& result, std::string_view key,
+                                                     std::string_view function) {
+    return parsing(function, [&] {
+        std::vector<TriggerTypeInfo> types;
+        for (const Value& item : list_field(result, key, function)) {
+            TriggerTypeInfo info;
+            info.id = string_or_empty(item, "id");
+            info.description = string_or_empty(item, "description");
+            info.trigger_request_format = optional_value(item, "trigger_request_format");
+            info.call_request_format = optional_value(item, "call_request_format");
+            info.worker_name = optional_string(item, "worker_name");
+            types.push_back(std::move(info));
+        }
+        return types;
+    });
+}
+
+FunctionDetails parse_function_details(const Value& item) {
+    FunctionDetails d;
+    d.function_id = string_or_empty(item, "function_id");
+    d.worker_name = optional_string(item, "worker_name");
+    d.description = optional_string(item, "description");
+    d.request_format = optional_value(item, "request_schema");
+    if (!d.request_format) d.request_format = optional_value(item, "request_format");
+    d.response_format = optional_value(item, "response_schema");
+    if (!d.response_format) d.response_format = optional_value(item, "response_format");
+    d.metadata = optional_value(item, "metadata");
+    d.function_namespace = optional_string(item, "namespace");
+    if (const Value* bound = item.find("registered_triggers"); bound && bound->is_array())
+        for (const Value& t : bound->as_array()) {
+            if (t.is_string())
+                d.registered_triggers.push_back(t.as_string());
+            else if (t.is_object())
+                d.registered_triggers.push_back(string_or_empty(t, "id"));
+        }
+    return d;
+}
+
+// Calls a built-in that one engine generation may not have. `missing` tells whether the
+// engine answered function_not_found; any other failure is rethrown. The failure is caught
+// into an exception_ptr and inspected outside the catch block: GCC 12 warns about (and
+// mishandles) rethrows inside a coroutine's handler.
+struct Probe {
+    std::optional<Value> result;
+    std::exception_ptr failure;
+    std::string code;  // the remote error code of `failure`, if any
+};
+
+asio::awaitable<Probe> probe(Client& client, TriggerRequest request) {
+    Probe p;
+    try {
+        p.result.emplace(co_await client.trigger(std::move(request)));
+    } catch (...) {
+        p.failure = std::current_exception();
+    }
+    if (p.failure) p.code = remote_code(p.failure);
+    co_return p;
+}
+
 }  // namespace
 
 static std::vector<FunctionInfo> parse_function_list(const Value& result, std::string_view function) {
-    std::vector<FunctionInfo> functions;
-    try {
-        for (const Value& item : list_field(result, "functions", function)) {
-            FunctionInfo info;
-            info.function_id = item.at("function_id").as_string();
-            info.description = optional_string(item, "description");
-            info.request_format = optional_value(item, "request_format");
-            info.response_format = optional_value(item, "response_format");
-            info.metadata = optional_value(item, "metadata");
-            functions.push_back(std::move(info));
-        }
-    } catch (const Error& e) {
-        throw Error(Errc::Serde, std::string(function) + ": " + e.what());
-    }
-    return functions;
+    return parsing(function, [&] {
+        std::vector<FunctionInfo> functions;
+        for (const Value& item : list_field(result, "functions", function))
+            functions.push_back(parse_function(item));
+        return functions;
+    });
 }
+
+// GCC 12 reports a false -Wmismatched-new-delete on coroutines that co_await in two branches:
+// it pairs an inlined Asio awaitable frame's operator delete with the wrong allocation. The
+// frames are allocated and freed by Asio's own operator new/delete pair.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 
 asio::awaitable<std::vector<FunctionInfo>> Client::list_functions() {
     TriggerRequest request("engine::functions::list", Value::object());
@@ -182,44 +343,84 @@ asio::awaitable<std::vector<FunctionInfo>> Client::list_functions() {
     co_return parse_function_list(result, "engine::functions::list");
 }
 
+asio::awaitable<std::optional<FunctionDetails>> Client::function_info(std::string function_id) {
+    auto memo = discovery_;
+    const std::string worker_id = connection_->worker_id();
+    if (known_names(*memo, worker_id) != Names::Legacy) {
+        TriggerRequest request("engine::functions::info", {{"function_id", function_id}});
+        Probe p = co_await probe(*this, std::move(request));
+        if (p.code == codes::not_found) co_return std::nullopt;
+        if (p.failure && p.code != codes::function_not_found) std::rethrow_exception(p.failure);
+        if (p.result) {
+            learn_names(*memo, worker_id, Names::Current);
+            auto parse = [&] { return parse_function_details(*p.result); };
+            co_return parsing("engine::functions::info", parse);
+        }
+        learn_names(*memo, worker_id, Names::Legacy);
+    }
+    // 0.10: the list carries the schemas; internal ones too, so that any id can be described.
+    TriggerRequest request("engine::functions::list", {{"include_internal", true}});
+    Value result = co_await trigger(std::move(request));
+    for (auto& info : parse_function_list(result, "engine::functions::list")) {
+        if (info.function_id != function_id) continue;
+        FunctionDetails d;
+        d.function_id = std::move(info.function_id);
+        d.worker_name = std::move(info.worker_name);
+        d.description = std::move(info.description);
+        d.request_format = std::move(info.request_format);
+        d.response_format = std::move(info.response_format);
+        d.metadata = std::move(info.metadata);
+        d.function_namespace = std::move(info.function_namespace);
+        co_return d;
+    }
+    co_return std::nullopt;
+}
+
 asio::awaitable<std::vector<TriggerInfo>> Client::list_triggers(bool include_internal) {
+    auto memo = discovery_;
+    const std::string worker_id = connection_->worker_id();
+    if (known_names(*memo, worker_id) != Names::Legacy) {
+        TriggerRequest request("engine::registered-triggers::list", {{"include_internal", include_internal}});
+        Probe p = co_await probe(*this, std::move(request));
+        if (p.failure && p.code != codes::function_not_found) std::rethrow_exception(p.failure);
+        if (p.result) {
+            learn_names(*memo, worker_id, Names::Current);
+            co_return parse_trigger_list(*p.result, "registered_triggers", "engine::registered-triggers::list");
+        }
+        learn_names(*memo, worker_id, Names::Legacy);
+    }
+    // 0.10 (up to 0.12): engine::triggers::list lists the instances.
     TriggerRequest request("engine::triggers::list", {{"include_internal", include_internal}});
     Value result = co_await trigger(std::move(request));
-    std::vector<TriggerInfo> triggers;
-    try {
-        for (const Value& item : list_field(result, "triggers", "engine::triggers::list")) {
-            TriggerInfo info;
-            info.id = item.at("id").as_string();
-            info.trigger_type = item.at("trigger_type").as_string();
-            info.function_id = item.at("function_id").as_string();
-            if (const Value* config = item.find("config")) info.config = *config;
-            info.metadata = optional_value(item, "metadata");
-            triggers.push_back(std::move(info));
-        }
-    } catch (const Error& e) {
-        throw Error(Errc::Serde, std::string("engine::triggers::list: ") + e.what());
-    }
-    co_return triggers;
+    co_return parse_trigger_list(result, "triggers", "engine::triggers::list");
 }
 
 asio::awaitable<std::vector<TriggerTypeInfo>> Client::list_trigger_types(bool include_internal) {
+    auto memo = discovery_;
+    const std::string worker_id = connection_->worker_id();
+    Names names = known_names(*memo, worker_id);
+    if (names == Names::Unknown) {
+        // engine::triggers::list exists on both generations with different meanings, so the
+        // engine is told apart by the built-in that only the new one has.
+        TriggerRequest request_probe("engine::registered-triggers::list", {{"include_internal", false}});
+        Probe p = co_await probe(*this, std::move(request_probe));
+        if (p.failure && p.code != codes::function_not_found) std::rethrow_exception(p.failure);
+        names = p.failure ? Names::Legacy : Names::Current;
+        learn_names(*memo, worker_id, names);
+    }
+    if (names == Names::Current) {
+        TriggerRequest request("engine::triggers::list", {{"include_internal", include_internal}});
+        Value result = co_await trigger(std::move(request));
+        co_return parse_trigger_type_list(result, "triggers", "engine::triggers::list");
+    }
     TriggerRequest request("engine::trigger-types::list", {{"include_internal", include_internal}});
     Value result = co_await trigger(std::move(request));
-    std::vector<TriggerTypeInfo> types;
-    try {
-        for (const Value& item : list_field(result, "trigger_types", "engine::trigger-types::list")) {
-            TriggerTypeInfo info;
-            info.id = item.at("id").as_string();
-            info.description = optional_string(item, "description").value_or("");
-            info.trigger_request_format = optional_value(item, "trigger_request_format");
-            info.call_request_format = optional_value(item, "call_request_format");
-            types.push_back(std::move(info));
-        }
-    } catch (const Error& e) {
-        throw Error(Errc::Serde, std::string("engine::trigger-types::list: ") + e.what());
-    }
-    co_return types;
+    co_return parse_trigger_type_list(result, "trigger_types", "engine::trigger-types::list");
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 FunctionsAvailableGuard Client::on_functions_available(
     std::function<void(const std::vector<FunctionInfo>&)> callback) {
@@ -273,6 +474,8 @@ Trigger Client::register_trigger(RegisterTriggerInput input) {
     message.function_id = std::move(input.function_id);
     message.config = std::move(input.config);
     message.metadata = std::move(input.metadata);
+    message.ns = std::move(input.function_namespace);                // 0.23
+    message.trigger_namespace = std::move(input.trigger_namespace);  // 0.23
     return connection_->add_trigger(std::move(message));
 }
 
@@ -281,33 +484,34 @@ void Client::register_service(RegisterServiceMessage message) { connection_->add
 asio::awaitable<std::vector<WorkerInfo>> Client::list_workers() {
     TriggerRequest request("engine::workers::list", Value::object());
     Value result = co_await trigger(std::move(request));
-    std::vector<WorkerInfo> workers;
-    try {
+    // Named: GCC 12 mishandles lambda temporaries in coroutine expressions.
+    auto parse = [&] {
+        std::vector<WorkerInfo> workers;
         for (const Value& item : list_field(result, "workers", "engine::workers::list")) {
             WorkerInfo info;
-            info.id = item.at("id").as_string();
+            info.id = string_or_empty(item, "id");
             info.name = optional_string(item, "name");
             info.runtime = optional_string(item, "runtime");
             info.version = optional_string(item, "version");
             info.os = optional_string(item, "os");
             info.ip_address = optional_string(item, "ip_address");
-            info.status = item.at("status").as_string();
-            if (const Value* v = item.find("connected_at_ms"); v && !v->is_null())
-                info.connected_at_ms = v->as_uint();
-            if (const Value* v = item.find("function_count"); v && !v->is_null())
-                info.function_count = v->as_uint();
+            info.status = string_or_empty(item, "status");
+            info.connected_at_ms = uint_or_zero(item, "connected_at_ms");
+            info.function_count = uint_or_zero(item, "function_count");
             if (const Value* v = item.find("functions"); v && v->is_array())
-                for (const Value& f : v->as_array()) info.functions.push_back(f.as_string());
-            if (const Value* v = item.find("active_invocations"); v && !v->is_null())
-                info.active_invocations = v->as_uint();
-            if (const Value* v = item.find("pid"); v && !v->is_null())
+                for (const Value& f : v->as_array())
+                    if (f.is_string()) info.functions.push_back(f.as_string());
+            info.active_invocations = uint_or_zero(item, "active_invocations");
+            if (const Value* v = item.find("pid"); v && v->is_integer())
                 info.pid = static_cast<std::uint32_t>(v->as_uint());
+            info.description = optional_string(item, "description");
+            info.isolation = optional_string(item, "isolation");
+            info.worker_namespace = optional_string(item, "namespace");
             workers.push_back(std::move(info));
         }
-    } catch (const Error& e) {
-        throw Error(Errc::Serde, std::string("engine::workers::list: ") + e.what());
-    }
-    co_return workers;
+        return workers;
+    };
+    co_return parsing("engine::workers::list", parse);
 }
 
 ConnectionState Client::get_connection_state() const { return connection_->state(); }
@@ -359,6 +563,7 @@ struct OwnedIo {
 
 std::shared_ptr<Client> register_worker(std::string url, InitOptions options) {
     validate_url(url);
+    detail::resolve_worker_namespace(options);  // a blank namespace is refused here
     auto owned = std::make_shared<OwnedIo>();
     auto connection = std::make_shared<detail::Connection>(owned->io, std::move(url), std::move(options));
     owned->thread = std::thread([owned_raw = owned.get()] {
@@ -392,6 +597,7 @@ std::shared_ptr<Client> register_worker(std::string url, InitOptions options) {
 
 std::shared_ptr<Client> register_worker(asio::any_io_executor executor, std::string url, InitOptions options) {
     validate_url(url);
+    detail::resolve_worker_namespace(options);  // a blank namespace is refused here
     auto connection = std::make_shared<detail::Connection>(std::move(executor), std::move(url), std::move(options));
     connection->start();
     return std::make_shared<Client>(Client::PrivateTag{}, std::move(connection), nullptr);

@@ -15,6 +15,7 @@ public:
             case Errc::Handler: return "handler error";
             case Errc::Serde: return "serialization error";
             case Errc::WebSocket: return "websocket error";
+            case Errc::RegistrationRejected: return "registration rejected by the engine";
         }
         return "unknown iii error";
     }
@@ -34,6 +35,11 @@ Error::Error(RemoteError remote)
     : std::system_error(make_error_code(Errc::Remote), remote.code),
       message_(remote.code + ": " + remote.message),
       remote_(std::move(remote)) {}
+
+Error::Error(Errc errc, RemoteError detail)
+    : std::system_error(make_error_code(errc), detail.code),
+      message_(detail.code + ": " + detail.message),
+      remote_(std::move(detail)) {}
 
 Error::Error(Errc errc, const std::string& what, std::error_code cause)
     : std::system_error(make_error_code(errc), what), message_(what), cause_(cause) {}

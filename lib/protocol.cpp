@@ -97,7 +97,8 @@ enum Field : std::uint8_t {
     F_type, F_id, F_description, F_request_format, F_response_format, F_metadata, F_invocation,
     F_trigger_request_format, F_call_request_format, F_trigger_type, F_function_id, F_config,
     F_error, F_invocation_id, F_data, F_traceparent, F_baggage, F_action, F_result, F_name,
-    F_parent_service_id, F_worker_id, F_reattach_token, F_code, F_owner_worker_id, F_count,
+    F_parent_service_id, F_worker_id, F_reattach_token, F_code, F_owner_worker_id,
+    F_namespace, F_trigger_namespace, F_count,
 };
 
 constexpr std::array<std::string_view, F_count> field_names = {
@@ -105,6 +106,7 @@ constexpr std::array<std::string_view, F_count> field_names = {
     "trigger_request_format", "call_request_format", "trigger_type", "function_id", "config",
     "error", "invocation_id", "data", "traceparent", "baggage", "action", "result", "name",
     "parent_service_id", "worker_id", "reattach_token", "code", "owner_worker_id",
+    "namespace", "trigger_namespace",
 };
 
 constexpr std::uint32_t bit(Field f) noexcept { return std::uint32_t{1} << f; }
@@ -159,7 +161,10 @@ Field find_field(std::string_view k) noexcept {
             return F_count;
         case 7: return k == "baggage" ? F_baggage : F_count;
         case 8: return k == "metadata" ? F_metadata : F_count;
-        case 9: return k == "worker_id" ? F_worker_id : F_count;
+        case 9:
+            if (k == "worker_id") return F_worker_id;
+            if (k == "namespace") return F_namespace;
+            return F_count;
         case 10: return k == "invocation" ? F_invocation : F_count;
         case 11:
             if (k == "function_id") return F_function_id;
@@ -176,7 +181,10 @@ Field find_field(std::string_view k) noexcept {
             if (k == "response_format") return F_response_format;
             if (k == "owner_worker_id") return F_owner_worker_id;
             return F_count;
-        case 17: return k == "parent_service_id" ? F_parent_service_id : F_count;
+        case 17:
+            if (k == "parent_service_id") return F_parent_service_id;
+            if (k == "trigger_namespace") return F_trigger_namespace;
+            return F_count;
         case 19: return k == "call_request_format" ? F_call_request_format : F_count;
         case 22: return k == "trigger_request_format" ? F_trigger_request_format : F_count;
         default: return F_count;
@@ -190,15 +198,15 @@ constexpr std::array<std::uint32_t, std::variant_size_v<Message>> fields_of = {
         bit(F_response_format) | bit(F_metadata) | bit(F_invocation),
     /* unregisterfunction */ bit(F_id),
     /* registertriggertype */ bit(F_id) | bit(F_description) | bit(F_trigger_request_format) |
-        bit(F_call_request_format),
+        bit(F_call_request_format) | bit(F_namespace),
     /* unregistertriggertype */ bit(F_id),
     /* registertrigger */ bit(F_id) | bit(F_trigger_type) | bit(F_function_id) | bit(F_config) |
-        bit(F_metadata),
+        bit(F_metadata) | bit(F_namespace) | bit(F_trigger_namespace),
     /* unregistertrigger */ bit(F_id) | bit(F_trigger_type),
     /* triggerregistrationresult */ bit(F_id) | bit(F_trigger_type) | bit(F_function_id) |
         bit(F_error),
     /* invokefunction */ bit(F_invocation_id) | bit(F_function_id) | bit(F_data) |
-        bit(F_traceparent) | bit(F_baggage) | bit(F_action) | bit(F_metadata),
+        bit(F_traceparent) | bit(F_baggage) | bit(F_action) | bit(F_metadata) | bit(F_namespace),
     /* invocationresult */ bit(F_invocation_id) | bit(F_function_id) | bit(F_result) |
         bit(F_error) | bit(F_traceparent) | bit(F_baggage),
     /* registerservice */ bit(F_id) | bit(F_name) | bit(F_description) |
@@ -610,6 +618,7 @@ void build(std::size_t kind, Fields& f, Message& out) {
             m.description = take_string(f, F_description);
             m.trigger_request_format = opt_json(f, F_trigger_request_format);
             m.call_request_format = opt_json(f, F_call_request_format);
+            m.ns = opt_string(f, F_namespace);
             break;
         }
         case index_of<UnregisterTriggerType>():
@@ -622,6 +631,8 @@ void build(std::size_t kind, Fields& f, Message& out) {
             m.function_id = take_string(f, F_function_id);
             m.config = std::move(f.config);
             m.metadata = opt_json(f, F_metadata);
+            m.ns = opt_string(f, F_namespace);
+            m.trigger_namespace = opt_string(f, F_trigger_namespace);
             break;
         }
         case index_of<UnregisterTrigger>(): {
@@ -650,6 +661,7 @@ void build(std::size_t kind, Fields& f, Message& out) {
             if ((f.present & bit(F_action)) && !(f.null & bit(F_action)))
                 m.action = std::move(f.action);
             m.metadata = opt_json(f, F_metadata);
+            m.ns = opt_string(f, F_namespace);
             break;
         }
         case index_of<InvocationResult>(): {
@@ -821,6 +833,7 @@ public:
         string("description", m.description);
         opt_json("trigger_request_format", m.trigger_request_format);
         opt_json("call_request_format", m.call_request_format);
+        opt_string("namespace", m.ns);
     }
     void operator()(const UnregisterTriggerType& m) { string("id", m.id); }
     void operator()(const RegisterTrigger& m) {
@@ -829,6 +842,8 @@ public:
         string("function_id", m.function_id);
         json("config", m.config);
         opt_json("metadata", m.metadata);
+        opt_string("namespace", m.ns);
+        opt_string("trigger_namespace", m.trigger_namespace);
     }
     void operator()(const UnregisterTrigger& m) {
         string("id", m.id);
@@ -854,6 +869,7 @@ public:
         opt_string("baggage", m.baggage);
         if (m.action) action(*m.action);
         opt_json("metadata", m.metadata);
+        opt_string("namespace", m.ns);
     }
     void operator()(const InvocationResult& m) {
         string("invocation_id", m.invocation_id);
@@ -1094,6 +1110,29 @@ std::string new_uuid() {
 
 const char* type_name(const Message& message) noexcept {
     return type_names[message.index()].data();
+}
+
+Value worker_metadata_payload(const WorkerMetadata& metadata,
+                              const std::optional<std::string>& worker_namespace) {
+    Value data = Value::object();
+    data.set("runtime", metadata.runtime);
+    data.set("version", metadata.version);
+    data.set("name", metadata.name);
+    data.set("os", metadata.os);
+    if (metadata.pid) data.set("pid", *metadata.pid);
+    if (metadata.telemetry) {
+        Value telemetry = Value::object();
+        const auto& t = *metadata.telemetry;
+        if (t.language) telemetry.set("language", *t.language);
+        if (t.project_name) telemetry.set("project_name", *t.project_name);
+        if (t.framework) telemetry.set("framework", *t.framework);
+        if (t.amplitude_api_key) telemetry.set("amplitude_api_key", *t.amplitude_api_key);
+        data.set("telemetry", std::move(telemetry));
+    }
+    if (metadata.description) data.set("description", *metadata.description);
+    if (metadata.isolation) data.set("isolation", *metadata.isolation);
+    if (worker_namespace) data.set("namespace", *worker_namespace);
+    return data;
 }
 
 }  // namespace iii::detail::protocol

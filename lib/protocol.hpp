@@ -26,6 +26,8 @@ struct RegisterTriggerType {
     std::string description;
     std::optional<Value> trigger_request_format;
     std::optional<Value> call_request_format;
+    /// 0.23 `namespace`: where the type is filed; absent = the connection's namespace.
+    std::optional<std::string> ns{};
 };
 /// Unknown to the 0.10 engine (it drops the frame); sent anyway, as both reference SDKs do.
 struct UnregisterTriggerType {
@@ -37,6 +39,11 @@ struct RegisterTrigger {
     std::string function_id;
     Value config;  // null allowed
     std::optional<Value> metadata;
+    /// 0.23 `namespace`: the bound function's namespace; absent = `default`.
+    std::optional<std::string> ns{};
+    /// 0.23 `trigger_namespace`: where the type's provider is; absent = the connection's
+    /// namespace, then `default`.
+    std::optional<std::string> trigger_namespace{};
 };
 struct UnregisterTrigger {
     std::string id;
@@ -56,8 +63,12 @@ struct InvokeFunction {
     std::optional<std::string> traceparent;
     std::optional<std::string> baggage;
     std::optional<TriggerAction> action;
-    /// HEAD engines may attach per-trigger metadata; tolerated and passed on.
+    /// 0.22+: the invocation's metadata (a trigger binding's, or the caller's
+    /// TriggerRequest::metadata); the engine forwards it to the callee.
     std::optional<Value> metadata;
+    /// 0.23 `namespace` (worker to engine): the callee's namespace; absent = `default`. The
+    /// engine never sets it toward a worker.
+    std::optional<std::string> ns{};
 };
 struct InvocationResult {
     std::string invocation_id;
@@ -161,5 +172,11 @@ std::string new_uuid();
 
 /// The `type` string of a message ("invokefunction", ...).
 const char* type_name(const Message& message) noexcept;
+
+/// The data of the `engine::workers::register` call: runtime, version, name, os, pid?,
+/// telemetry?, and the 0.22+ `description` and `isolation` and the 0.23 `namespace`, each only
+/// when set (older engines ignore unknown fields).
+Value worker_metadata_payload(const WorkerMetadata& metadata,
+                              const std::optional<std::string>& worker_namespace);
 
 }  // namespace iii::detail::protocol

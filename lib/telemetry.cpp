@@ -298,6 +298,9 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
         : settings(settings), io(io), strand(asio::make_strand(io)), backoff(settings.reconnection) {}
 
     const Settings& s() const { return settings; }
+    // The URL in use: Settings::url, or its fallback after a 404 (strand only).
+    std::string settings_url;
+    const std::string& current_url() const { return settings_url.empty() ? s().url : settings_url; }
 
     Value resource() const {
         Value attrs = Value::array();
@@ -548,14 +551,14 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
         };
         cb.on_message = [](std::string&&, bool) {};  // workerregistered and the like: ignored
         cb.on_pong = [] {};
-        cb.on_close = [weak](std::error_code, std::uint16_t, std::string) {
-            if (auto self = weak.lock()) asio::dispatch(self->strand, [self] { self->closed(); });
+        cb.on_close = [weak](std::error_code ec, std::uint16_t, std::string) {
+            if (auto self = weak.lock()) asio::dispatch(self->strand, [self, ec] { self->closed(ec); });
         };
         try {
-            socket = transport::connect(io, s().url, {}, std::move(cb));
+            socket = transport::connect(io, current_url(), s().headers, std::move(cb));
         } catch (const std::exception& e) {
             connecting = false;
-            log(LogLevel::Warn, "telemetry: bad url {}: {}", redact_url(s().url), redact_text(e.what()));
+            log(LogLevel::Warn, "telemetry: bad url {}: {}", redact_url(current_url()), redact_text(e.what()));
         }
     }
 
@@ -568,7 +571,7 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
             pump();
     }
 
-    void closed() {
+    void closed(std::error_code ec) {
             const bool was_open = connected;
             connected = false;
             engine_away = true;
@@ -576,6 +579,15 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
             if (socket) socket->detach();
             socket.reset();
             if (closing) return;
+            if (!was_open && transport::http_status_of(ec) == 404 && !s().fallback_url.empty() &&
+                settings_url.empty()) {
+                // A 0.10 engine has no /otel route: it takes telemetry on the worker endpoint.
+                log(LogLevel::Info, "telemetry: {} answered 404; using {}", redact_url(s().url),
+                    redact_url(s().fallback_url));
+                settings_url = s().fallback_url;
+                connect();
+                return;
+            }
             if (!was_open && backoff.exhausted()) {
                 log(LogLevel::Warn, "telemetry: giving up reconnecting to {}", redact_url(s().url));
                 return;
@@ -658,9 +670,24 @@ bool Telemetry::enabled(const OtelConfig& config) {
     return *v == "true" || *v == "1";
 }
 
-Telemetry::Settings Telemetry::resolve(const std::string& worker_url, const OtelConfig& c) {
+std::string Telemetry::otel_url(const std::string& worker_url) {
+    const auto query = worker_url.find('?');
+    std::string base = worker_url.substr(0, query);
+    const std::string rest = query == std::string::npos ? "" : worker_url.substr(query);
+    if (!base.empty() && base.back() == '/') base.pop_back();
+    return base + "/otel" + rest;
+}
+
+Telemetry::Settings Telemetry::resolve(const std::string& worker_url, const OtelConfig& c,
+                                       const std::map<std::string, std::string>& headers) {
     Settings s;
-    s.url = c.engine_ws_url.value_or(worker_url);
+    if (c.engine_ws_url) {
+        s.url = *c.engine_ws_url;
+    } else {
+        s.url = otel_url(worker_url);
+        s.fallback_url = worker_url;
+    }
+    s.headers = headers;
     s.service_name = c.service_name ? *c.service_name : env("OTEL_SERVICE_NAME").value_or(sdk_name);
     if (s.service_name.empty()) s.service_name = sdk_name;
     s.service_version = c.service_version.value_or(sdk_version);
@@ -682,9 +709,10 @@ Telemetry::Settings Telemetry::resolve(const std::string& worker_url, const Otel
 }
 
 std::shared_ptr<Telemetry> Telemetry::create(asio::io_context& io, const std::string& worker_url,
-                                             const OtelConfig& config) {
+                                             const OtelConfig& config,
+                                             const std::map<std::string, std::string>& headers) {
     if (!enabled(config)) return nullptr;
-    auto t = std::make_shared<Telemetry>(resolve(worker_url, config), io);
+    auto t = std::make_shared<Telemetry>(resolve(worker_url, config, headers), io);
     t->start();
     return t;
 }

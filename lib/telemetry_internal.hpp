@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -157,13 +158,20 @@ class Telemetry : public std::enable_shared_from_this<Telemetry> {
 public:
     /// Null when telemetry is disabled (OtelConfig::enabled, else $OTEL_ENABLED).
     /// The exporter runs on `io` (the client's io_context), on a strand of its own.
+    /// `headers` (InitOptions::headers) go on the telemetry socket's handshake too.
     static std::shared_ptr<Telemetry> create(asio::io_context& io, const std::string& worker_url,
-                                             const OtelConfig& config);
+                                             const OtelConfig& config,
+                                             const std::map<std::string, std::string>& headers = {});
     /// Whether telemetry is on for `config` (spec 7.1 "Enabling").
     static bool enabled(const OtelConfig& config);
 
     struct Settings {
         std::string url;
+        /// Where to go when `url` (the derived `<engine>/otel`) answers HTTP 404, as a 0.10
+        /// engine does: the engine URL itself. Empty when the URL was configured explicitly.
+        std::string fallback_url;
+        /// InitOptions::headers: sent on the telemetry socket too (RBAC gates `/otel`).
+        std::map<std::string, std::string> headers;
         std::string service_name, service_version, service_namespace, service_instance_id;
         bool metrics_enabled = true;
         std::chrono::milliseconds metrics_interval{60000};
@@ -174,7 +182,10 @@ public:
         std::chrono::milliseconds logs_flush_interval{100};
         std::size_t logs_batch_size = 1;
     };
-    static Settings resolve(const std::string& worker_url, const OtelConfig& config);
+    static Settings resolve(const std::string& worker_url, const OtelConfig& config,
+                            const std::map<std::string, std::string>& headers = {});
+    /// `<url>/otel`: the path appended (no doubled slash), the scheme and query kept.
+    static std::string otel_url(const std::string& worker_url);
 
     Telemetry(Settings settings, asio::io_context& io);
     ~Telemetry();

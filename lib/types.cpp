@@ -49,6 +49,15 @@ std::optional<std::string> detect_language() {
     return std::nullopt;
 }
 
+// The variable's value, unless it is unset, empty or only whitespace.
+std::optional<std::string> non_blank_env(const char* name) {
+    const char* value = std::getenv(name);
+    if (!value) return std::nullopt;
+    std::string_view v(value);
+    if (v.find_first_not_of(" \t\r\n") == std::string_view::npos) return std::nullopt;
+    return std::string(v);
+}
+
 }  // namespace
 
 WorkerMetadata WorkerMetadata::detect() {
@@ -65,7 +74,14 @@ WorkerMetadata WorkerMetadata::detect() {
     std::string host_name = "localhost";
     char host[256] = {};
     if (::gethostname(host, sizeof host - 1) == 0 && host[0]) host_name = host;
-    m.name = host_name + ":" + std::to_string(pid);
+    // An orchestrator (the managed-worker contract of 0.22) names its workers through
+    // $III_WORKER_NAME; the default "<hostname>:<pid>" is the same on every reconnect, which
+    // the 0.23 name lease relies on.
+    if (auto assigned = non_blank_env("III_WORKER_NAME"))
+        m.name = std::move(*assigned);
+    else
+        m.name = host_name + ":" + std::to_string(pid);
+    m.isolation = non_blank_env("III_ISOLATION");
 
     // "<os> <arch> (<family>)", e.g. "linux x86_64 (unix)", like Rust's env::consts.
     struct utsname u {};

@@ -26,6 +26,9 @@ namespace iii {
 
 namespace detail {
 class Connection;
+/// What the engine behind the current connection offers for discovery (lib/client.cpp).
+struct DiscoveryMemo;
+std::shared_ptr<DiscoveryMemo> make_discovery_memo();
 }
 struct Channel;          // iii/channel.hpp
 class RegisterFunction;  // iii/typed.hpp
@@ -33,11 +36,31 @@ struct TypedHandler;     // iii/typed.hpp
 
 /// A handler of the low-level register_function: takes the payload, returns the result.
 using Handler = std::function<asio::awaitable<Value>(Value payload)>;
+/// A handler that also reads the invocation's context (metadata, ids, trace context).
+using ContextHandler =
+    std::function<asio::awaitable<Value>(Value payload, const InvocationContext& context)>;
+/// The blocking form of ContextHandler.
+using BlockingContextHandler =
+    std::function<Value(Value payload, const InvocationContext& context)>;
 /// A handler that runs to completion on a pool thread (may block or burn CPU).
 using BlockingHandler = std::function<Value(Value payload)>;
 /// A handler on JSON text: the payload's JSON in, the result's JSON out. The typed API
 /// (RegisterFunction) is built on it; most code wants Handler instead.
 using RawHandler = std::function<asio::awaitable<std::string>(std::string payload_json)>;
+
+namespace detail {
+// The context is copied when the handler is called, while the invocation's scope is current
+// (InvocationContext::current()), and kept in the coroutine frame for the whole call.
+template <class F>
+asio::awaitable<Value> run_with_context(std::shared_ptr<F> handler, Value payload,
+                                        InvocationContext context) {
+    co_return co_await (*handler)(std::move(payload), context);
+}
+inline InvocationContext current_invocation_copy() {
+    const InvocationContext* current = InvocationContext::current();
+    return current ? *current : InvocationContext();
+}
+}  // namespace detail
 
 /// Handle of a registered function (the reference's FunctionRef). Copyable; dropping it does
 /// not unregister.
@@ -56,20 +79,42 @@ private:
     std::weak_ptr<detail::Connection> connection_;
 };
 
+namespace detail {
+struct TriggerStatus;  // lib/trigger_status.hpp
+}
+
 /// Handle of a registered trigger (the reference's Trigger). Dropping it does not unregister.
+/// Copies share one registration status.
 class Trigger {
 public:
     Trigger() = default;
-    Trigger(std::string id, std::string trigger_type, std::weak_ptr<detail::Connection> connection)
-        : id(std::move(id)), trigger_type(std::move(trigger_type)),
-          connection_(std::move(connection)) {}
+    Trigger(std::string id, std::string trigger_type, std::weak_ptr<detail::Connection> connection);
     std::string id;
     std::string trigger_type;
     /// Removes the trigger locally and sends `unregistertrigger`. Idempotent.
     void unregister() const;
 
+    /// The failure the engine reported for this registration, if any: 0.22+ engines send the
+    /// registrant a `triggerregistrationresult` with an error when a built-in trigger type
+    /// refuses the config (`trigger_registration_failed`) or when the type's provider refuses
+    /// the bind later (the engine then parks it until the type registers again). A later
+    /// report replaces an earlier one. The failure is also logged as a warning.
+    ///
+    /// nullopt never means "active": the engine acknowledges nothing on success, a bind to a
+    /// type that is not registered yet is parked silently, and a 0.10 engine reports nothing.
+    /// Thread-safe.
+    std::optional<RemoteError> registration_error() const;
+    /// Waits until the engine reports a failed registration (returns it at once if one was
+    /// already reported) or `timeout` passes (returns nullopt, which is no proof of success;
+    /// see registration_error()). Completes on the awaiting coroutine's executor.
+    /// Cancellation: cancelling the awaiting coroutine throws asio::error::operation_aborted
+    /// (as std::system_error). Never throws otherwise.
+    asio::awaitable<std::optional<RemoteError>> wait_registration_error(
+        std::chrono::milliseconds timeout) const;
+
 private:
     std::weak_ptr<detail::Connection> connection_;
+    std::shared_ptr<detail::TriggerStatus> status_;
 };
 
 /// Handle of a trigger type this worker provides (the reference's TriggerTypeRef).
@@ -152,7 +197,9 @@ public:
     /// The one spelling for untyped functions. Registers a local function whose handler is a
     /// coroutine (`asio::awaitable<Value>(Value)`, run on the client's executor), a plain
     /// callable (`Value(Value)`, run on the blocking-handler pool, created now if this is the
-    /// first) or an HttpInvocationConfig (announced only). A handler that throws
+    /// first) or an HttpInvocationConfig (announced only). Either handler kind may take the
+    /// invocation's context as a second parameter (`(Value, const InvocationContext&)`), e.g.
+    /// for the metadata a 0.22+ engine forwards from the trigger binding or the caller. A handler that throws
     /// is answered with `invocation_failed` and the exception's message; a thrown iii::Error of
     /// kind Remote (a failed nested trigger) passes its code, message and stacktrace through.
     /// Throws Error(Errc::Runtime) for an empty id or an id already registered on this client.
@@ -162,6 +209,19 @@ public:
             return register_http_function(std::move(message), HttpInvocationConfig(handler));
         } else if constexpr (std::is_invocable_r_v<asio::awaitable<Value>, F, Value>) {
             return register_handler(std::move(message), Handler(std::forward<F>(handler)));
+        } else if constexpr (std::is_invocable_r_v<asio::awaitable<Value>, F, Value,
+                                                   const InvocationContext&>) {
+            auto shared = std::make_shared<std::decay_t<F>>(std::forward<F>(handler));
+            return register_handler(std::move(message), [shared](Value payload) {
+                return detail::run_with_context(shared, std::move(payload),
+                                                detail::current_invocation_copy());
+            });
+        } else if constexpr (std::is_invocable_v<F, Value, const InvocationContext&>) {
+            auto shared = std::make_shared<std::decay_t<F>>(std::forward<F>(handler));
+            return register_blocking(std::move(message), [shared](Value payload) -> Value {
+                const InvocationContext context = detail::current_invocation_copy();
+                return (*shared)(std::move(payload), context);
+            });
         } else {
             static_assert(std::is_invocable_v<F, Value>,
                           "a handler takes an iii::Value and returns a Value or awaitable<Value>");
@@ -249,16 +309,34 @@ public:
 
     // ---- discovery -------------------------------------------------------------------------
 
+    // Discovery works against every engine generation. The built-ins were renamed in 0.13
+    // (`engine::triggers::list` lists trigger *types* since, instances come from
+    // `engine::registered-triggers::list`, `engine::trigger-types::list` is gone), so the
+    // client asks the new names first and falls back to the 0.10 names when the engine answers
+    // `function_not_found`. What it learnt is remembered for the connection it learnt it on and
+    // learnt again after a reconnect (another engine may answer). Every field the engines
+    // stopped sending (schemas, a worker's `functions` and `pid`) is optional in the results.
+
     /// Functions registered on the engine (`engine::functions::list`, internal ones hidden).
-    /// Throws as trigger() (cancellation included), and Error(Errc::Serde) for a response that
-    /// does not parse.
+    /// 0.22+ engines list no schemas (request_format/response_format are then unset): use
+    /// function_info() for them. Throws as trigger() (cancellation included), and
+    /// Error(Errc::Serde) for a response that does not parse.
     asio::awaitable<std::vector<FunctionInfo>> list_functions();
-    /// Connected workers (`engine::workers::list`). Throws as list_functions().
+    /// One function with its schemas and bound triggers (`engine::functions::info`, 0.22+).
+    /// On an engine without that built-in (0.10), the entry of `engine::functions::list` is
+    /// used instead (it carries the schemas there; registered_triggers stays empty).
+    /// Returns nullopt when the engine has no function `function_id` (`NOT_FOUND`). Throws as
+    /// list_functions().
+    asio::awaitable<std::optional<FunctionDetails>> function_info(std::string function_id);
+    /// Workers (`engine::workers::list`; 0.22+ include in-process engine workers with runtime
+    /// "engine"). Throws as list_functions().
     asio::awaitable<std::vector<WorkerInfo>> list_workers();
-    /// Registered triggers (`engine::triggers::list`); internal ones (bound to `engine::`
-    /// functions) only with `include_internal`. Throws as list_functions().
+    /// Registered triggers: `engine::registered-triggers::list`, or `engine::triggers::list` on
+    /// 0.10 engines. Internal ones (bound to `engine::` functions) only with
+    /// `include_internal`. Throws as list_functions().
     asio::awaitable<std::vector<TriggerInfo>> list_triggers(bool include_internal = false);
-    /// Trigger types (`engine::trigger-types::list`). Throws as list_functions().
+    /// Trigger types: `engine::triggers::list` (0.13+), or `engine::trigger-types::list` on
+    /// 0.10 engines. Throws as list_functions().
     asio::awaitable<std::vector<TriggerTypeInfo>> list_trigger_types(bool include_internal = false);
     /// Calls `callback` with the full function list whenever the engine's set of function ids
     /// changes (`engine::functions-available`). Runs on the blocking-handler pool. The first
@@ -312,6 +390,7 @@ public:
 private:
     std::shared_ptr<detail::Connection> connection_;
     std::shared_ptr<FunctionsAvailableState> functions_available_;
+    std::shared_ptr<detail::DiscoveryMemo> discovery_ = detail::make_discovery_memo();
     std::function<void()> on_destroy_;
 };
 

@@ -22,10 +22,11 @@ struct OtelConfig {
     std::optional<std::string> service_namespace{};
     /// Unset: a random UUID per client.
     std::optional<std::string> service_instance_id{};
-    /// Unset: the worker's own engine URL (spec 7.1: a 0.10 engine takes telemetry on `/`, where
-    /// the socket also counts as an anonymous worker). `<engine>/otel` uses the newer engine's
-    /// telemetry-only route instead; the exporter never waits for a `workerregistered`, so both
-    /// work.
+    /// Unset: `<engine url>/otel`, the telemetry-only route of 0.22+ engines (the path is
+    /// appended, the scheme kept), falling back to the engine URL itself when the engine answers
+    /// HTTP 404 there (a 0.10 engine, which takes telemetry on `/`, where the socket also counts
+    /// as an anonymous worker). Set: used as given, without fallback. The handshake headers
+    /// (InitOptions::headers) go on this socket too.
     std::optional<std::string> engine_ws_url{};
     /// Default true.
     std::optional<bool> metrics_enabled{};
@@ -63,8 +64,16 @@ struct ConnectionTimings {
 struct InitOptions {
     /// Worker metadata sent after every (re)connect; unset: WorkerMetadata::detect().
     std::optional<WorkerMetadata> metadata{};
-    /// Extra headers on the WebSocket upgrade request (e.g. for an auth function).
+    /// Extra headers on the WebSocket upgrade request (e.g. for an auth function). Sent on the
+    /// worker socket, the telemetry socket and every channel socket alike (on an RBAC port all
+    /// three are authenticated).
     std::map<std::string, std::string> headers{};
+    /// 0.23: the worker's namespace, sent in the worker metadata; unset: $III_NAMESPACE, else
+    /// none (the engine's `default`). Its functions and trigger types are filed there, and its
+    /// calls go there unless TriggerRequest::function_namespace says otherwise (`engine::*`
+    /// calls stay in `default`). Older engines ignore it. A blank value (empty or only
+    /// whitespace, from either source) is refused: register_worker throws Error(Errc::Runtime).
+    std::optional<std::string> worker_namespace{};
     /// Back-off of the worker connection.
     ReconnectionConfig reconnection{};
     /// Default timeout of Client::trigger (TriggerRequest::timeout_ms overrides it).

@@ -46,9 +46,10 @@ struct TriggerRequest {
     TriggerRequest() = default;
     TriggerRequest(std::string function_id, Value payload,
                    std::optional<TriggerAction> action = std::nullopt,
-                   std::optional<std::uint64_t> timeout_ms = std::nullopt)
+                   std::optional<std::uint64_t> timeout_ms = std::nullopt,
+                   std::optional<Value> metadata = std::nullopt)
         : function_id(std::move(function_id)), payload(std::move(payload)),
-          action(std::move(action)), timeout_ms(timeout_ms) {}
+          action(std::move(action)), timeout_ms(timeout_ms), metadata(std::move(metadata)) {}
 
     std::string function_id;
     Value payload;
@@ -58,6 +59,35 @@ struct TriggerRequest {
     std::optional<std::uint64_t> timeout_ms;
     /// The same as a duration (`request.timeout = 500ms;`); wins over timeout_ms when set.
     std::optional<std::chrono::milliseconds> timeout{};
+    /// Sent as `invokefunction.metadata`; 0.22+ engines hand it to the callee's handler
+    /// (InvocationContext::metadata), 0.10 engines drop it.
+    std::optional<Value> metadata;
+    /// 0.23: the callee's namespace. Unset: the client's InitOptions::worker_namespace, except
+    /// for `engine::*` functions, which stay in `default`.
+    std::optional<std::string> function_namespace;
+};
+
+/// What a handler may know about the invocation it serves, besides the payload.
+///
+/// Handlers receive it as a second parameter (`Client::register_function` accepts
+/// `(Value payload, InvocationContext context)`, coroutine or blocking). Any handler, typed ones
+/// included, can also read InvocationContext::current() while its own call is on the stack:
+/// for the whole run of a blocking handler, and until the first suspension of a coroutine
+/// handler (copy what you need first).
+struct InvocationContext {
+    std::string function_id{};
+    /// Absent for a fire-and-forget call.
+    std::optional<std::string> invocation_id{};
+    /// The invocation's metadata: a trigger binding's (`RegisterTriggerInput::metadata`, e.g.
+    /// bindings made through `engine::register_trigger`), or the caller's
+    /// TriggerRequest::metadata. Only 0.22+ engines forward it; unset on 0.10.
+    std::optional<Value> metadata{};
+    std::optional<std::string> traceparent{};
+    std::optional<std::string> baggage{};
+
+    /// The context of the invocation whose handler is running on this thread (see above);
+    /// null outside one.
+    static const InvocationContext* current() noexcept;
 };
 
 /// HTTP method of an HTTP-invoked function; serialized upper case ("POST").
@@ -120,19 +150,48 @@ struct RegisterTriggerInput {
     std::string trigger_type{};
     std::string function_id{};
     Value config = Value::object();
+    /// Passed to the provider; 0.22+ engines also hand it to the function at every fire
+    /// (InvocationContext::metadata).
     std::optional<Value> metadata{};
+    /// 0.23 `namespace`: the bound function's namespace; unset: `default`.
+    std::optional<std::string> function_namespace{};
+    /// 0.23 `trigger_namespace`: where the trigger type's provider is; unset: this worker's
+    /// namespace, then `default`.
+    std::optional<std::string> trigger_namespace{};
 };
 
-/// One function as listed by `engine::functions::list`.
+/// One function as listed by `engine::functions::list`. Every field but the id may be absent
+/// (0.22+ engines send no schemas).
 struct FunctionInfo {
     std::string function_id{};
     std::optional<std::string> description{};
+    /// 0.10 only; 0.22+ have them in function_info() (FunctionDetails).
     std::optional<Value> request_format{};
     std::optional<Value> response_format{};
     std::optional<Value> metadata{};
+    /// 0.22+: the worker that provides it.
+    std::optional<std::string> worker_name{};
+    /// 0.23: its namespace.
+    std::optional<std::string> function_namespace{};
 };
 
-/// One worker as listed by `engine::workers::list`.
+/// One function as described by `engine::functions::info` (Client::function_info).
+struct FunctionDetails {
+    std::string function_id{};
+    std::optional<std::string> worker_name{};
+    std::optional<std::string> description{};
+    /// `request_schema` on 0.22+, `request_format` on 0.10.
+    std::optional<Value> request_format{};
+    /// `response_schema` on 0.22+, `response_format` on 0.10.
+    std::optional<Value> response_format{};
+    std::optional<Value> metadata{};
+    /// Ids of the triggers bound to it (0.22+; empty on 0.10).
+    std::vector<std::string> registered_triggers{};
+    std::optional<std::string> function_namespace{};
+};
+
+/// One worker as listed by `engine::workers::list`. Every field may be absent: 0.22+ engines
+/// send no `functions` or `pid`, and add `description`, `isolation` (0.23: `namespace`).
 struct WorkerInfo {
     std::string id{};
     std::optional<std::string> name{};
@@ -147,23 +206,33 @@ struct WorkerInfo {
     std::vector<std::string> functions{};
     std::size_t active_invocations = 0;
     std::optional<std::uint32_t> pid{};
+    std::optional<std::string> description{};
+    /// 0.22+: e.g. "in-process" for the engine's own workers.
+    std::optional<std::string> isolation{};
+    std::optional<std::string> worker_namespace{};
 };
 
-/// One trigger as listed by `engine::triggers::list`.
+/// One registered trigger (`engine::registered-triggers::list`, or `engine::triggers::list`
+/// on 0.10).
 struct TriggerInfo {
     std::string id{};
     std::string trigger_type{};
     std::string function_id{};
     Value config{};
     std::optional<Value> metadata{};
+    /// 0.22+: the worker that registered it.
+    std::optional<std::string> worker_name{};
 };
 
-/// One trigger type as listed by `engine::trigger-types::list`.
+/// One trigger type (`engine::triggers::list`, or `engine::trigger-types::list` on 0.10).
 struct TriggerTypeInfo {
     std::string id{};
     std::string description{};
+    /// 0.10 only.
     std::optional<Value> trigger_request_format{};
     std::optional<Value> call_request_format{};
+    /// 0.22+: the worker that provides it.
+    std::optional<std::string> worker_name{};
 };
 
 /// Optional telemetry block of WorkerMetadata.
@@ -183,9 +252,16 @@ struct WorkerMetadata {
     std::string os{};
     std::optional<std::uint32_t> pid{};
     std::optional<WorkerTelemetryMeta> telemetry{};
+    /// 0.22+: shown by `engine::workers::list`; sent only when set.
+    std::optional<std::string> description{};
+    /// 0.22+: how the worker is isolated (the managed-worker contract's $III_ISOLATION, e.g.
+    /// "container"); sent as null when unset, as the Node SDK does.
+    std::optional<std::string> isolation{};
 
-    /// runtime "cpp", the SDK version, "<hostname>:<pid>", "<os> <arch> (<family>)", the pid,
-    /// and telemetry {language from $LANG/$LC_ALL, framework "iii-cpp"}.
+    /// runtime "cpp", the SDK version, the name ($III_WORKER_NAME when set and not blank, the
+    /// name an orchestrator assigns; else "<hostname>:<pid>"), "<os> <arch> (<family>)", the
+    /// pid, isolation from $III_ISOLATION, and telemetry {language from $LANG/$LC_ALL,
+    /// framework "iii-cpp"}.
     static WorkerMetadata detect();
 };
 

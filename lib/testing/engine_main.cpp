@@ -2,6 +2,8 @@
 // other languages (or a debugger) against the same engine the C++ tests use.
 //
 //   iii-test-engine [--port N] [--log FILE] [--functions-available-ms N]
+//                   [--generation 0.10|0.22|0.23] [--queue-worker] [--no-otel]
+//                   [--namespace-grace-ms N]
 //
 // Prints `iii-test-engine listening on ws://127.0.0.1:<port>` once listening, then runs until
 // SIGINT or SIGTERM and exits 0.
@@ -24,9 +26,19 @@ namespace {
 void usage(std::FILE* out) {
     std::fputs(
         "usage: iii-test-engine [--port N] [--log FILE] [--functions-available-ms N]\n"
+        "                       [--generation 0.10|0.22|0.23] [--queue-worker] [--no-otel]\n"
+        "                       [--namespace-grace-ms N]\n"
         "  --port N                    port on 127.0.0.1 (0, the default, picks a free one)\n"
         "  --log FILE                  append every frame in and out to FILE as JSON lines\n"
-        "  --functions-available-ms N  functions-available watcher interval (default 5000)\n",
+        "  --functions-available-ms N  functions-available watcher interval (default 5000)\n"
+        "  --generation G              engine release to reproduce: 0.10 (default: the\n"
+        "                              protocol floor every SDK must keep), 0.22 or 0.23\n"
+        "  --queue-worker              0.22+: act as if the standalone queue worker were\n"
+        "                              installed (enqueue works); without it enqueue fails\n"
+        "                              with enqueue_error, as on a fresh 0.22 engine\n"
+        "  --no-otel                   answer 404 on /otel, as the real 0.10 engine does\n"
+        "  --namespace-grace-ms N      0.23: how long registrations wait for\n"
+        "                              engine::workers::register (default 5000)\n",
         out);
 }
 
@@ -54,6 +66,14 @@ int main(int argc, char** argv) {
             usage(stdout);
             return 0;
         }
+        if (arg == "--queue-worker") {
+            options.queue_worker = true;
+            continue;
+        }
+        if (arg == "--no-otel") {
+            options.otel_route = false;
+            continue;
+        }
         if (i + 1 >= argc) {
             std::fprintf(stderr, "iii-test-engine: %s needs a value\n", argv[i]);
             usage(stderr);
@@ -76,6 +96,21 @@ int main(int argc, char** argv) {
                 return 2;
             }
             options.functions_available_interval = std::chrono::milliseconds(*ms);
+        } else if (arg == "--generation") {
+            auto generation = iii::testing::parse_generation(value);
+            if (!generation) {
+                std::fprintf(stderr, "iii-test-engine: unknown generation '%s' (0.10, 0.22, 0.23)\n",
+                             argv[i]);
+                return 2;
+            }
+            options.generation = *generation;
+        } else if (arg == "--namespace-grace-ms") {
+            auto ms = parse_number(value, std::numeric_limits<unsigned int>::max());
+            if (!ms) {
+                std::fprintf(stderr, "iii-test-engine: invalid grace '%s'\n", argv[i]);
+                return 2;
+            }
+            options.namespace_grace = std::chrono::milliseconds(*ms);
         } else {
             std::fprintf(stderr, "iii-test-engine: unknown option '%s'\n", argv[i - 1]);
             usage(stderr);

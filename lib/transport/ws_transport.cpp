@@ -331,6 +331,11 @@ public:
         con_->set_fail_handler([weak, keep = endpoint_](websocketpp::connection_hdl) {
             if (auto self = weak.lock()) {
                 auto ec = to_std(self->con_->get_ec());
+                // A refused upgrade: callers tell a missing route (404) from other failures.
+                if constexpr (std::is_same_v<Endpoint, ClientEndpoint>) {
+                    const int status = static_cast<int>(self->con_->get_response_code());
+                    if (status >= 300 && status < 600) ec = std::error_code(status, http_status_category());
+                }
                 if (!ec) ec = std::make_error_code(std::errc::connection_refused);
                 self->report_close(ec, websocketpp::close::status::abnormal_close, {});
             }
@@ -393,6 +398,17 @@ private:
 };
 
 }  // namespace
+
+const std::error_category& http_status_category() noexcept {
+    struct Category final : std::error_category {
+        const char* name() const noexcept override { return "http"; }
+        std::string message(int status) const override {
+            return "the server answered the upgrade with HTTP " + std::to_string(status);
+        }
+    };
+    static const Category category;
+    return category;
+}
 
 std::shared_ptr<Socket> connect(asio::io_context& io, const std::string& url,
                                 const std::map<std::string, std::string>& headers,

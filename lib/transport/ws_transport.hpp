@@ -54,6 +54,14 @@ public:
     virtual void detach() = 0;
 };
 
+/// The on_close error of a client upgrade that the server answered with an HTTP status other
+/// than 101 (e.g. 404 from an engine without that route): category "http", value = the status.
+const std::error_category& http_status_category() noexcept;
+/// The HTTP status behind `ec`, 0 when it is not an http_status_category() error.
+inline int http_status_of(const std::error_code& ec) noexcept {
+    return ec.category() == http_status_category() ? ec.value() : 0;
+}
+
 /// Opens a client WebSocket to `url` with extra handshake `headers`. Never throws for network
 /// failures: those arrive as on_close with an error code. Throws std::system_error for a URL
 /// that does not parse.

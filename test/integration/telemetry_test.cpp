@@ -67,7 +67,8 @@ iii::Value context_value() {
 }  // namespace
 
 TEST_CASE("log records arrive with their data and the invocation's trace ids", "[integration][telemetry]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto worker = iii::register_worker(engine.url(), otel_options());
     auto caller = iii::register_worker(engine.url(), fast_options());
     worker->register_function(
@@ -136,7 +137,8 @@ TEST_CASE("log records arrive with their data and the invocation's trace ids", "
 }
 
 TEST_CASE("a failing handler's span has error status and an exception event", "[integration][telemetry]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto worker = iii::register_worker(engine.url(), otel_options());
     auto caller = iii::register_worker(engine.url(), fast_options());
     worker->register_function(iii::RegisterFunctionMessage::with_id("boom"), [](iii::Value) -> iii::Value {
@@ -159,7 +161,8 @@ TEST_CASE("a failing handler's span has error status and an exception event", "[
 }
 
 TEST_CASE("a call from worker A to worker B stays in one trace", "[integration][telemetry]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto a = iii::register_worker(engine.url(), otel_options());
     auto b = iii::register_worker(engine.url(), otel_options());
     auto caller = iii::register_worker(engine.url(), fast_options());
@@ -227,7 +230,8 @@ TEST_CASE("a call from worker A to worker B stays in one trace", "[integration][
 
 TEST_CASE("a failed outbound call's CLIENT span has error status and an exception event",
           "[integration][telemetry]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto worker = iii::register_worker(engine.url(), otel_options());
     asio::io_context ioc;
     // Top level: no current context, so the CLIENT span starts a trace of its own.
@@ -254,7 +258,8 @@ TEST_CASE("a failed outbound call's CLIENT span has error status and an exceptio
 }
 
 TEST_CASE("with telemetry off an outbound call carries no traceparent", "[integration][telemetry]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto worker = iii::register_worker(engine.url(), otel_options());
     auto caller = iii::register_worker(engine.url(), fast_options());
     REQUIRE(!caller->connection()->telemetry());
@@ -271,7 +276,8 @@ TEST_CASE("with telemetry off an outbound call carries no traceparent", "[integr
 }
 
 TEST_CASE("telemetry sent to the /otel endpoint arrives and adds no worker", "[integration][telemetry]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto options = otel_options();
     options.otel->engine_ws_url = engine.url() + "/otel";
     auto worker = iii::register_worker(engine.url(), options);
@@ -297,7 +303,8 @@ TEST_CASE("telemetry sent to the /otel endpoint arrives and adds no worker", "[i
 }
 
 TEST_CASE("a telemetry socket on the worker endpoint / still works", "[integration][telemetry]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto options = otel_options();
     options.otel->engine_ws_url = engine.url() + "/";
     auto worker = iii::register_worker(engine.url(), options);
@@ -317,7 +324,8 @@ TEST_CASE("a telemetry socket on the worker endpoint / still works", "[integrati
 }
 
 TEST_CASE("with_span keeps a user span current across co_await", "[integration][telemetry]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto worker = iii::register_worker(engine.url(), otel_options());
     auto caller = iii::register_worker(engine.url(), fast_options());
     worker->register_function(
@@ -353,7 +361,8 @@ TEST_CASE("with_span keeps a user span current across co_await", "[integration][
 }
 
 TEST_CASE("metrics frames carry invocation counts and worker gauges", "[integration][telemetry]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto options = otel_options();
     options.otel->metrics_enabled = true;
     options.otel->metrics_export_interval_ms = 30;
@@ -402,7 +411,8 @@ TEST_CASE("metrics frames carry invocation counts and worker gauges", "[integrat
 }
 
 TEST_CASE("shutdown_async flushes batched log records", "[integration][telemetry]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto options = otel_options();
     options.otel->logs_batch_size = 1000;
     options.otel->logs_flush_interval_ms = 600000;  // nothing leaves before the flush
@@ -423,7 +433,8 @@ TEST_CASE("shutdown_async flushes batched log records", "[integration][telemetry
 }
 
 TEST_CASE("an overflowing telemetry queue drops and counts without blocking", "[integration][telemetry]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto options = otel_options();
     options.otel->engine_ws_url = "ws://127.0.0.1:1";  // nobody listens: the engine is away
     options.otel->channel_capacity = 4;
@@ -454,7 +465,8 @@ TEST_CASE("an overflowing telemetry queue drops and counts without blocking", "[
 }
 
 TEST_CASE("with telemetry off the Logger writes to stderr and sends nothing", "[integration][telemetry]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto worker = iii::register_worker(engine.url(), fast_options());
     worker->register_function(iii::RegisterFunctionMessage::with_id("noop"), [](iii::Value v) { return v; });
     REQUIRE(wait_function(engine, "noop"));

@@ -80,7 +80,8 @@ iii::Trigger bind_ticker(iii::Client& consumer) {
 }  // namespace
 
 TEST_CASE("a custom trigger type's whole lifecycle across two workers", "[integration][triggers]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     asio::io_context ioc;
     auto handler = std::make_shared<RecordingHandler>();
     auto provider = iii::register_worker(engine.url(), fast_options());
@@ -135,7 +136,8 @@ TEST_CASE("a custom trigger type's whole lifecycle across two workers", "[integr
 
 TEST_CASE("a failing register_trigger handler is reported as trigger_registration_failed",
           "[integration][triggers]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto handler = std::make_shared<RecordingHandler>();
     auto provider = iii::register_worker(engine.url(), fast_options());
     provider->register_trigger_type("picky", "Rejects some configs", handler);
@@ -153,7 +155,8 @@ TEST_CASE("a failing register_trigger handler is reported as trigger_registratio
 }
 
 TEST_CASE("a reconnecting provider gets the stored triggers again", "[integration][triggers]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto handler = std::make_shared<RecordingHandler>();
     auto provider = ticker_provider(engine, handler);
     auto consumer = iii::register_worker(engine.url(), fast_options());
@@ -170,7 +173,8 @@ TEST_CASE("a reconnecting provider gets the stored triggers again", "[integratio
 }
 
 TEST_CASE("a consumer's disconnect unbinds its triggers at the provider", "[integration][triggers]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto handler = std::make_shared<RecordingHandler>();
     auto provider = ticker_provider(engine, handler);
     auto consumer = iii::register_worker(engine.url(), fast_options());
@@ -184,7 +188,8 @@ TEST_CASE("a consumer's disconnect unbinds its triggers at the provider", "[inte
 
 TEST_CASE("on_functions_available fires with the new list and stops after the guard is gone",
           "[integration][triggers]") {
-    iii::testing::EngineOptions options;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::EngineOptions options = test_support::engine_options(generation);
     options.functions_available_interval = 50ms;
     iii::testing::Engine engine(options);
     auto watcher = iii::register_worker(engine.url(), fast_options());
@@ -238,7 +243,8 @@ TEST_CASE("on_functions_available fires with the new list and stops after the gu
 }
 
 TEST_CASE("services are announced and replayed", "[integration][triggers]") {
-    iii::testing::Engine engine;
+    III_FOR_EACH_GENERATION(generation);
+    iii::testing::Engine engine(test_support::engine_options(generation));
     auto worker = iii::register_worker(engine.url(), fast_options());
     worker->register_service({.id = "orders", .name = "Orders", .description = "Order management"});
     REQUIRE(engine.wait_for([&] { return !engine.received("registerservice").empty(); }));

@@ -18,13 +18,15 @@
 //                                       runtime_error(payload.message)), "fail_code" (throws a
 //                                       Remote error {payload.code, payload.message,
 //                                       payload.stacktrace}), "relay" (calls payload.target with
-//                                       payload.payload and returns its result)
+//                                       payload.payload and returns its result), "context"
+//                                       (returns {metadata, function_id} of its
+//                                       InvocationContext)
 //   register_typed {}                   cpp::typed::quote(QuoteRequest) -> Quote and
 //                                       cpp::typed::add(int, int) -> int
 //   register_channels {}                cpp::chan::consume {reader} and cpp::chan::produce
 //                                       {writer, head_b64, message, tail_b64}
 //   unregister {function_id}
-//   call {function_id, payload, action?: "void" | {"enqueue": <queue>}, timeout_ms?}
+//   call {function_id, payload, action?: "void" | {"enqueue": <queue>}, timeout_ms?, metadata?}
 //                                       -> {value, elapsed_ms}
 //   typed_invoice {function_id, input}  iii::trigger<Invoice>(client, id, QuoteRequest) -> Invoice
 //   register_trigger_type {id, description, reject?}
@@ -211,6 +213,7 @@ const char* errc_name(iii::Errc e) {
     case iii::Errc::Handler: return "Handler";
     case iii::Errc::Serde: return "Serde";
     case iii::Errc::WebSocket: return "WebSocket";
+    case iii::Errc::RegistrationRejected: return "RegistrationRejected";
     }
     return "unknown";
 }
@@ -434,6 +437,12 @@ private:
                 if (const iii::Value* st = in.find("stacktrace")) remote.stacktrace = st->as_string();
                 throw iii::Error(std::move(remote));
             });
+        } else if (behaviour == "context") {
+            ref = client_->register_function(
+                message, [](iii::Value, const iii::InvocationContext& context) -> iii::Value {
+                    return iii::Value{{"metadata", context.metadata.value_or(iii::Value())},
+                                      {"function_id", context.function_id}};
+                });
         } else if (behaviour == "relay") {
             ref = client_->register_function(message, [this](iii::Value in) -> asio::awaitable<iii::Value> {
                 iii::TriggerRequest request(in.at("target").as_string(), in.at("payload"));
@@ -488,6 +497,7 @@ private:
         std::optional<std::uint64_t> timeout;
         if (const iii::Value* t = cmd.find("timeout_ms")) timeout = t->as_uint();
         iii::TriggerRequest request(cmd.at("function_id").as_string(), cmd["payload"], parse_action(cmd), timeout);
+        if (const iii::Value* metadata = cmd.find("metadata")) request.metadata = *metadata;
         const auto started = std::chrono::steady_clock::now();
         auto elapsed = [&] {
             return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();

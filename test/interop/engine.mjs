@@ -22,18 +22,21 @@ export function engineBinary() {
 }
 
 /**
- * Spawns `iii-test-engine --port 0 [--functions-available-ms N] --log <tmp>` and resolves once
- * it printed its listening line.
+ * Spawns `iii-test-engine --port 0 [--functions-available-ms N] [--generation G] [--queue-worker]
+ * --log <tmp>` and resolves once it printed its listening line.
  *
  * Returns { url, port, frames(), stop() }. frames() parses the engine's frame log (one JSON
  * object per frame in and out); stop() ends the process (SIGTERM, then SIGKILL) and removes the
  * log. Register stop() with t.after() so that it runs even when the test fails.
  */
-export async function startEngine({ functionsAvailableMs } = {}) {
+export async function startEngine({ functionsAvailableMs, generation, queueWorker } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'iii-interop-'));
   const logFile = join(dir, 'frames.jsonl');
   const args = ['--port', '0', '--log', logFile];
   if (functionsAvailableMs !== undefined) args.push('--functions-available-ms', String(functionsAvailableMs));
+  // The engine release to reproduce ('0.10' when absent: iii-test-engine --generation).
+  if (generation !== undefined) args.push('--generation', generation);
+  if (queueWorker) args.push('--queue-worker');
 
   const child = spawn(engineBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';

@@ -11,12 +11,22 @@
 #include <asio/io_context.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+
+/// Runs the enclosing test case once per engine generation (a Catch2 GENERATE), with the
+/// generation in every failure message. The suites that must behave alike on every engine
+/// the SDK supports use it: `III_FOR_EACH_GENERATION(g); Engine engine(engine_options(g));`
+#define III_FOR_EACH_GENERATION(var)                                                          \
+    const auto var = GENERATE(::iii::testing::Generation::V0_10,                              \
+                              ::iii::testing::Generation::V0_22,                              \
+                              ::iii::testing::Generation::V0_23);                             \
+    INFO("engine generation " << ::iii::testing::to_string(var))
 
 namespace test_support {
 
@@ -64,9 +74,21 @@ inline void run_sync(asio::io_context& ioc, asio::awaitable<void> op, std::chron
     if (error) std::rethrow_exception(error);
 }
 
-/// Fast health-check timings so reliability tests finish in milliseconds.
+/// Engine options for one generation (see III_FOR_EACH_GENERATION).
+inline iii::testing::EngineOptions engine_options(iii::testing::Generation generation,
+                                                  iii::testing::EngineOptions base = {}) {
+    base.generation = generation;
+    return base;
+}
+
+/// Fast health-check timings so reliability tests finish in milliseconds. Every client gets
+/// its own worker name: the default `<hostname>:<pid>` is shared by all clients of one
+/// process, and a 0.23 engine admits one live worker per name (WORKER_NAMESPACE_CONFLICT).
 inline iii::InitOptions fast_options() {
+    static std::atomic<unsigned> clients{0};
     iii::InitOptions options;
+    options.metadata = iii::WorkerMetadata::detect();
+    options.metadata->name += "#" + std::to_string(++clients);
     options.reconnection.initial_delay_ms = 20;
     options.reconnection.max_delay_ms = 200;
     options.timings.connect_timeout = 2000ms;

@@ -100,7 +100,10 @@ TEST_CASE("environment fallbacks of OtelConfig", "[unit][telemetry]") {
     CHECK(s.logs_batch_size == 7);
     CHECK(s.logs_flush_interval == 250ms);
     CHECK(s.service_name == "svc");
-    CHECK(s.url == "ws://x:1");
+    // Issue 13: the default moved from the engine URL to its /otel route (with the engine URL
+    // as the fallback for a 0.10 engine's 404).
+    CHECK(s.url == "ws://x:1/otel");
+    CHECK(s.fallback_url == "ws://x:1");
     CHECK(s.channel_capacity == 10000);
     iii::OtelConfig explicit_config;
     explicit_config.logs_batch_size = 2;
