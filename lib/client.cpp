@@ -562,8 +562,8 @@ struct OwnedIo {
 }  // namespace
 
 std::shared_ptr<Client> register_worker(std::string url, InitOptions options) {
-    validate_url(url);
     detail::resolve_worker_namespace(options);  // a blank namespace is refused here
+    validate_url(url);
     auto owned = std::make_shared<OwnedIo>();
     auto connection = std::make_shared<detail::Connection>(owned->io, std::move(url), std::move(options));
     owned->thread = std::thread([owned_raw = owned.get()] {

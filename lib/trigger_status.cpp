@@ -21,6 +21,9 @@ struct Table {
     std::unordered_map<std::string, std::weak_ptr<TriggerStatus>> statuses;
 };
 
+// Named: no temporaries inside co_await expressions (GCC 12).
+constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
 Table& table() {
     static Table* instance = new Table;  // never destroyed: statuses may outlive static teardown
     return *instance;
@@ -91,7 +94,7 @@ asio::awaitable<std::optional<RemoteError>> Trigger::wait_registration_error(
         if (status->error) co_return status->error;
         status->waiters.emplace_back(executor, timer);
     }
-    auto [ec] = co_await timer->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    auto [ec] = co_await timer->async_wait(detail::use_tuple);
     std::optional<RemoteError> error;
     {
         std::lock_guard lock(status->mutex);

@@ -36,7 +36,11 @@ struct TypedHandler;     // iii/typed.hpp
 
 /// A handler of the low-level register_function: takes the payload, returns the result.
 using Handler = std::function<asio::awaitable<Value>(Value payload)>;
-/// A handler that also reads the invocation's context (metadata, ids, trace context).
+/// A handler that also reads the invocation's context (metadata, ids, trace context):
+/// Client::register_function takes a coroutine or a plain callable with this second parameter
+/// (`(Value payload, const InvocationContext& context)`), e.g. for the metadata a 0.22+ engine
+/// forwards from the trigger binding or the caller. The context is copied when the handler is
+/// called and lives for its whole run.
 using ContextHandler =
     std::function<asio::awaitable<Value>(Value payload, const InvocationContext& context)>;
 /// The blocking form of ContextHandler.
@@ -211,6 +215,7 @@ public:
             return register_handler(std::move(message), Handler(std::forward<F>(handler)));
         } else if constexpr (std::is_invocable_r_v<asio::awaitable<Value>, F, Value,
                                                    const InvocationContext&>) {
+            // A ContextHandler: the context is copied at the call (see ContextHandler).
             auto shared = std::make_shared<std::decay_t<F>>(std::forward<F>(handler));
             return register_handler(std::move(message), [shared](Value payload) {
                 return detail::run_with_context(shared, std::move(payload),
@@ -315,7 +320,10 @@ public:
     // client asks the new names first and falls back to the 0.10 names when the engine answers
     // `function_not_found`. What it learnt is remembered for the connection it learnt it on and
     // learnt again after a reconnect (another engine may answer). Every field the engines
-    // stopped sending (schemas, a worker's `functions` and `pid`) is optional in the results.
+    // stopped sending (schemas, a worker's `functions` and `pid`) is optional in the results:
+    // 0.22+ list no schemas in list_functions(); function_info() has them on every engine.
+    // The list calls throw as trigger() for the call itself.
+
 
     /// Functions registered on the engine (`engine::functions::list`, internal ones hidden).
     /// 0.22+ engines list no schemas (request_format/response_format are then unset): use

@@ -49,22 +49,22 @@ struct TriggerRequest {
                    std::optional<std::uint64_t> timeout_ms = std::nullopt,
                    std::optional<Value> metadata = std::nullopt)
         : function_id(std::move(function_id)), payload(std::move(payload)),
-          action(std::move(action)), timeout_ms(timeout_ms), metadata(std::move(metadata)) {}
+          action(std::move(action)), metadata(std::move(metadata)), timeout_ms(timeout_ms) {}
 
     std::string function_id;
     Value payload;
     /// No action: synchronous call, waits for the function's result.
     std::optional<TriggerAction> action;
-    /// Local timeout; the client's InitOptions::invocation_timeout when unset. Never sent.
-    std::optional<std::uint64_t> timeout_ms;
-    /// The same as a duration (`request.timeout = 500ms;`); wins over timeout_ms when set.
-    std::optional<std::chrono::milliseconds> timeout{};
     /// Sent as `invokefunction.metadata`; 0.22+ engines hand it to the callee's handler
     /// (InvocationContext::metadata), 0.10 engines drop it.
     std::optional<Value> metadata;
     /// 0.23: the callee's namespace. Unset: the client's InitOptions::worker_namespace, except
     /// for `engine::*` functions, which stay in `default`.
     std::optional<std::string> function_namespace;
+    /// Local timeout; the client's InitOptions::invocation_timeout when unset. Never sent.
+    std::optional<std::uint64_t> timeout_ms;
+    /// The same as a duration (`request.timeout = 500ms;`); wins over timeout_ms when set.
+    std::optional<std::chrono::milliseconds> timeout{};
 };
 
 /// What a handler may know about the invocation it serves, besides the payload.

@@ -123,6 +123,10 @@ struct RecordedFrame {
 /// (`/ws/channels/<id>?key=...&dir=...`, spec 6 and 9.8) are handled by the channel hub; an
 /// unknown id or a wrong key gets HTTP 404 before the upgrade. Any other path gets 404.
 ///
+/// That is the 0.10 generation, the default; EngineOptions::generation selects 0.22 or 0.23,
+/// whose differences are listed at Generation (the built-in set then is that of 0.22.1:
+/// `engine::trigger-types::list` answers `function_not_found`).
+///
 /// Thread safety: the engine runs on its own thread and keeps its state there; every method
 /// may be called from any thread. Fault-injection methods return once the engine has acted.
 class Engine {
