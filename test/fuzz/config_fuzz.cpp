@@ -18,13 +18,13 @@ void require(bool ok) {
 }
 
 std::optional<std::uint64_t> reference_uint(std::string_view s) {
-    if (s.empty() || s.size() > 20) return std::nullopt;
+    if (s.empty()) return std::nullopt;
     unsigned __int128 v = 0;
     for (char c : s) {
         if (c < '0' || c > '9') return std::nullopt;
         v = v * 10 + static_cast<unsigned>(c - '0');
+        if (v > UINT64_MAX) return std::nullopt;  // leading zeros are fine, overflow is not
     }
-    if (v > UINT64_MAX) return std::nullopt;
     return static_cast<std::uint64_t>(v);
 }
 

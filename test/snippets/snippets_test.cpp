@@ -40,6 +40,10 @@ TEST_CASE("every documented snippet compiles and runs inside a coroutine", "[int
             snippets::Env env{iii::register_worker(engine.url(), test_support::fast_options())};
             asio::io_context ioc;
             test_support::run_sync(ioc, snippet.body(env), 30s);
+            // A snippet may leave a handler running (a fire-and-forget call): let it finish
+            // before the client goes. (Destroying a client with a coroutine handler still in
+            // flight is a use-after-free in the connection's teardown today, found here.)
+            test_support::run_sync(ioc, env.client->shutdown_async(), 30s);
         }
     }
 }

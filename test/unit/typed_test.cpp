@@ -728,3 +728,12 @@ TEST_CASE("the typed writer refuses an invalid string and names its path", "[uni
     utf8_test::Order fine{"\xc3\xa9", {}, {}};
     CHECK(iii::to_json(fine) == "{\"id\":\"\xc3\xa9\",\"lines\":[],\"counts\":{}}");
 }
+
+TEST_CASE("an unknown member is validated, not skipped blind", "[unit][typed]") {
+    // Found by test/fuzz/typed_fuzz.cpp: invalid JSON inside an ignored member decoded.
+    CHECK_THROWS_AS(iii::from_json<utf8_test::Line>(R"({"sku":"a","extra":["x".null],"notes":[]})"), iii::Error);
+    CHECK_THROWS_AS(iii::from_json<utf8_test::Line>(R"({"extra":{"k":tru},"sku":"a","notes":[]})"), iii::Error);
+    // Valid unknown members are still ignored.
+    auto line = iii::from_json<utf8_test::Line>(R"({"_caller_worker_id":"w1","sku":"a","x":{"y":[1,{}]},"notes":[]})");
+    CHECK(line.sku == "a");
+}
