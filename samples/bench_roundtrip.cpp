@@ -21,7 +21,8 @@
 // - raw: the JSON payload alone echoed over one plain websocketpp connection between two threads
 //   of this process (one hop each way).
 //
-// All of them go through lib/transport (websocketpp with its corrected frame code).
+// All of them go through lib/transport: websocketpp, with the corrected frame code unless the
+// build was configured with -Dwebsocketpp_fast_frames=false (tools/fix_websocketpp.py).
 //
 // Rounds: each round runs every path and phase, after a warm-up of its own, rotating the order
 // of the paths from round to round. Figures are medians over the rounds; ratios are medians of
