@@ -432,9 +432,11 @@ FunctionsAvailableGuard Client::on_functions_available(
     if (!state->function) {
         std::weak_ptr<FunctionsAvailableState> weak = state;
         const std::string id = "iii.on_functions_available." + detail::protocol::new_uuid();
-        state->function = register_blocking(RegisterFunctionMessage::with_id(id), [weak](Value payload) {
+        // A coroutine handler, so the callbacks run on the client's executor and a client that
+        // subscribes still has no blocking-handler pool.
+        state->function = register_handler(RegisterFunctionMessage::with_id(id), [weak](Value payload) -> asio::awaitable<Value> {
             auto state = weak.lock();
-            if (!state) return Value();
+            if (!state) co_return Value();
             const auto functions = parse_function_list(payload, "engine::functions-available");
             std::vector<std::function<void(const std::vector<FunctionInfo>&)>> callbacks;
             {
@@ -442,7 +444,7 @@ FunctionsAvailableGuard Client::on_functions_available(
                 for (auto& [token, cb] : state->callbacks) callbacks.push_back(cb);
             }
             for (auto& cb : callbacks) cb(functions);
-            return Value();
+            co_return Value();
         });
         RegisterTriggerInput input;
         input.trigger_type = "engine::functions-available";

@@ -77,8 +77,7 @@ Connection::Connection(asio::any_io_executor executor, std::string url, InitOpti
       url_(std::move(url)),
       options_(std::move(options)),
       core_(core_config(url_, options_), std::random_device{}()),
-      timer_(strand_),
-      worker_id_(std::make_shared<const std::string>()) {
+      timer_(strand_) {
     telemetry_ = telemetry::Telemetry::create(io_, url_, options_.otel.value_or(OtelConfig{}));  // [telemetry hook]
 }
 
@@ -87,10 +86,17 @@ Connection::~Connection() {
     release_link();
 }
 
-std::shared_ptr<asio::thread_pool> Connection::blocking_pool() { return pool_.load(); }
+std::shared_ptr<asio::thread_pool> Connection::blocking_pool() {
+    std::lock_guard lock(pool_mutex_);
+    return pool_;
+}
 
 void Connection::stop_handlers() {
-    auto pool = pool_.exchange(nullptr);
+    std::shared_ptr<asio::thread_pool> pool;
+    {
+        std::lock_guard lock(pool_mutex_);
+        pool = std::move(pool_);
+    }
     if (!pool) return;
     pool->stop();
     // The last reference can be dropped by a blocking handler on the pool itself; joining
@@ -160,7 +166,10 @@ void Connection::execute(core::Action& action) {
             } else if constexpr (std::is_same_v<A, act::StateChanged>) {
                 on_state(a.state);
             } else if constexpr (std::is_same_v<A, act::WorkerIdChanged>) {
-                worker_id_.store(std::make_shared<const std::string>(a.worker_id));
+                {
+                    std::lock_guard lock(worker_id_mutex_);
+                    worker_id_ = a.worker_id;
+                }
                 if (telemetry_ && !a.worker_id.empty()) telemetry_->set_worker_id(a.worker_id);  // [telemetry hook]
             } else if constexpr (std::is_same_v<A, act::PauseReading>) {
                 if (link_) link_->socket->pause_reading();
@@ -288,7 +297,10 @@ void Connection::on_state(ConnectionState next) {
     }
 }
 
-std::string Connection::worker_id() const { return *worker_id_.load(); }
+std::string Connection::worker_id() const {
+    std::lock_guard lock(worker_id_mutex_);
+    return worker_id_;
+}
 
 // ---- registrations ------------------------------------------------------------------------
 
@@ -311,7 +323,8 @@ FunctionRef Connection::add_function(FunctionEntry entry) {
             std::call_once(pool_once_, [this] {
                 unsigned threads = options_.handler_threads;
                 if (threads == 0) threads = std::max(2u, std::thread::hardware_concurrency());
-                pool_.store(std::make_shared<asio::thread_pool>(threads));
+                std::lock_guard lock(pool_mutex_);
+                pool_ = std::make_shared<asio::thread_pool>(threads);
                 pool_threads_ = threads;
             });
         registration.handler = std::move(slot);

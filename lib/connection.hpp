@@ -240,7 +240,11 @@ private:
     std::atomic<ConnectionState> state_{ConnectionState::Disconnected};
     std::shared_ptr<std::atomic<std::size_t>> live_calls_ = std::make_shared<std::atomic<std::size_t>>(0);
     std::atomic<bool> shut_down_{false};  // shutdown requested: new calls fail at once
-    std::atomic<std::shared_ptr<const std::string>> worker_id_;
+    // The worker id as published by the strand for other threads: a copy behind its own small
+    // lock (not connection state: the strand never reads it back). Not std::atomic<shared_ptr>,
+    // whose libstdc++ 12 lock bit ThreadSanitizer cannot see.
+    mutable std::mutex worker_id_mutex_;
+    std::string worker_id_;
     std::atomic<std::uint64_t> next_waiter_{1};
 
     // Function ids, for the synchronous duplicate check of register_function (the registry
@@ -251,7 +255,8 @@ private:
 
     // The blocking-handler pool, created on the first blocking registration.
     std::once_flag pool_once_;
-    std::atomic<std::shared_ptr<asio::thread_pool>> pool_;
+    mutable std::mutex pool_mutex_;  // the pool's lifetime only
+    std::shared_ptr<asio::thread_pool> pool_;
     std::atomic<std::size_t> pool_threads_{0};
 
     // Recursive and held while listeners run, so that removal waits for a running callback and a

@@ -178,7 +178,8 @@ private:
 /// run on the client's executor (posted off the strand); blocking handlers on a pool created
 /// at the first blocking registration. Every member function may be called from any thread;
 /// every awaitable completes on the awaiting coroutine's executor. The const observers
-/// (get_connection_state(), the worker id, pending counts) read atomic snapshots.
+/// (get_connection_state(), the worker id, pending counts) read snapshots the strand
+/// publishes (atomics; the worker id a copy behind a small lock of its own).
 ///
 /// Cancellation, everywhere in this class: an awaitable honours its coroutine's cancellation
 /// slot (e.g. the loser of `a || b`) from any executor or thread without a data race, and then
@@ -347,7 +348,7 @@ public:
     /// 0.10 engines. Throws as list_functions().
     asio::awaitable<std::vector<TriggerTypeInfo>> list_trigger_types(bool include_internal = false);
     /// Calls `callback` with the full function list whenever the engine's set of function ids
-    /// changes (`engine::functions-available`). Runs on the blocking-handler pool. The first
+    /// changes (`engine::functions-available`). Runs on the client's executor. The first
     /// subscription registers a hidden function `iii.on_functions_available.<uuid>` and a trigger
     /// bound to it; the last guard's end removes both.
     [[nodiscard]] FunctionsAvailableGuard on_functions_available(

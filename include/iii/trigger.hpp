@@ -21,7 +21,8 @@ struct TriggerConfig {
 
 /// Implements a custom trigger type: the engine forwards every trigger bound to the type to
 /// its handler, which fires the bound function itself (with Client::trigger) when its event
-/// source fires.
+/// source fires. Both members run on the client's executor (like coroutine function handlers),
+/// one coroutine per forwarded frame.
 class TriggerHandler {
 public:
     virtual ~TriggerHandler() = default;

@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <string>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -25,6 +27,18 @@ std::size_t thread_count() {
     return n;
 }
 
+/// "tid:name ..." of every thread, for the failure message.
+std::string thread_names() {
+    std::string out;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream comm(entry.path() / "comm");
+        std::string name;
+        std::getline(comm, name);
+        out += entry.path().filename().string() + ":" + name + " ";
+    }
+    return out;
+}
+
 }  // namespace
 
 TEST_CASE("register_worker(io) with coroutine handlers adds no thread, telemetry on or off",
@@ -34,6 +48,7 @@ TEST_CASE("register_worker(io) with coroutine handlers adds no thread, telemetry
     iii::testing::Engine engine;  // its own thread exists before the count
     asio::io_context ioc;
     const auto before = thread_count();
+    INFO("threads before: " << thread_names());
 
     auto options = fast_options();
     options.otel = iii::OtelConfig{.enabled = telemetry};
@@ -57,6 +72,7 @@ TEST_CASE("register_worker(io) with coroutine handlers adds no thread, telemetry
         while (engine.spans().empty() && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(10ms);
         CHECK_FALSE(engine.spans().empty());
     }
+    INFO("threads after the round trip: " << thread_names());
     CHECK(thread_count() == before);
 
     run_sync(ioc, worker->shutdown_async());
