@@ -173,7 +173,7 @@ public:
         return asio::async_initiate<Token, void(std::exception_ptr, Value)>(
             [this](auto handler, std::string id, std::string function, std::string frame,
                    std::chrono::milliseconds limit) {
-                initiate_call(std::move(handler), std::move(id), std::move(function),
+                this->initiate_call(std::move(handler), std::move(id), std::move(function),
                               std::move(frame), limit);
             },
             token, std::move(invocation_id), std::move(function_id), std::move(text), timeout);

@@ -56,7 +56,9 @@ inline std::uint64_t now_ms() {
 inline void sort_keys(Value& value) {
     if (value.is_object()) {
         auto& members = value.as_object();
-        std::stable_sort(members.begin(), members.end(),
+        // std::sort, not stable_sort: keys are unique in what serde_json holds (a map), and
+        // libstdc++ 12's stable_sort uses get_temporary_buffer, which clang-19 flags deprecated.
+        std::sort(members.begin(), members.end(),
                          [](const auto& a, const auto& b) { return a.first < b.first; });
         for (auto& member : members) sort_keys(member.second);
     } else if (value.is_array()) {
