@@ -5,7 +5,8 @@
 
 meson.build runs this at configure time and puts <output root> ahead of the system headers on
 the include path of the one library that includes websocketpp (lib/transport), so no
-third-party source is committed. Two independent fix-ups:
+third-party source is committed. Two independent fix-ups, plus one race fix always applied
+(impl/connection_impl.hpp: get_buffered_amount() takes the write lock):
 
 --cxx20        websocketpp declares constructors and destructors with template-ids
                (`basic<concurrency,names>(...)`, `~endpoint<connection,config>()`), which C++20
@@ -47,6 +48,26 @@ CXX20_HEADERS = ["logger/basic.hpp", "endpoint.hpp", "roles/server_endpoint.hpp"
 DECLARATOR = re.compile(r"^(\s*)(~?)(basic|endpoint|server|client)<[^()]*?>\(", re.M)
 
 # (file, original text, replacement). Originals are verbatim websocketpp 0.8.2.
+# Always applied: get_buffered_amount() reads the send-queue size without the write lock that
+# guards it (its own lock is commented out), a data race when a channel writer's
+# buffered_amount() is read from another thread than the connection's (TSan).
+RACE_PATCHES = [
+    ("impl/connection_impl.hpp",
+     """\
+size_t connection<config>::get_buffered_amount() const {
+    //scoped_lock_type lock(m_connection_state_lock);
+    return m_send_buffer_size;
+}
+""",
+     """\
+size_t connection<config>::get_buffered_amount() const {
+    // iii: the size is written under m_write_lock (write_push, write_pop)
+    scoped_lock_type lock(const_cast<mutex_type &>(m_write_lock));
+    return m_send_buffer_size;
+}
+"""),
+]
+
 FAST_FRAME_PATCHES = [
     ("frame.hpp",
      "#include <websocketpp/utilities.hpp>\n",
@@ -228,9 +249,9 @@ def apply_patches(rel, text, patches):
             first = original.strip().splitlines()[0].strip()
             where = "is not there" if found == 0 else f"occurs {found} times"
             raise PatchError(
-                f"websocketpp/{rel}: the text the fast-frames fix-up replaces {where} "
+                f"websocketpp/{rel}: the text a fix-up replaces {where} "
                 f"(it starts with `{first}`). These headers are not the websocketpp 0.8.2 that "
-                f"tools/fix_websocketpp.py was written against; adapt FAST_FRAME_PATCHES there.")
+                f"tools/fix_websocketpp.py was written against; adapt its patch lists there.")
         text = text.replace(original, replacement)
     return text
 
@@ -246,6 +267,8 @@ def main(argv):
     out_root = args.out_root / "websocketpp"
 
     patches = {}
+    for rel, original, replacement in RACE_PATCHES:
+        patches.setdefault(rel, []).append((original, replacement))
     if args.fast_frames:
         for rel, original, replacement in FAST_FRAME_PATCHES:
             patches.setdefault(rel, []).append((original, replacement))

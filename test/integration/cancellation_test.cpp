@@ -72,6 +72,18 @@ asio::awaitable<void> caller_loop(std::shared_ptr<iii::Client> caller, Stats& st
     }
 }
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool built_with_tsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool built_with_tsan = true;
+#else
+constexpr bool built_with_tsan = false;
+#endif
+#else
+constexpr bool built_with_tsan = false;
+#endif
+
 }  // namespace
 
 TEST_CASE("20000 trigger() || timer races from another io_context each end within 50 ms of the timer",
@@ -113,7 +125,10 @@ TEST_CASE("20000 trigger() || timer races from another io_context each end withi
     // A lost cancellation waits for the callee's whole second. On a quiet machine both figures
     // are a few ms; on an overloaded one the SDK's run (four busy threads instead of one)
     // suffers more from the scheduler than the plain-Asio run, hence the factor.
-    CHECK(stats.worst < lateness_limit + 2 * baseline.worst);
+    // Under ThreadSanitizer every memory access of the SDK's threads is instrumented, the
+    // plain-Asio run's far fewer: the ratio means nothing there, the absolute bound still
+    // catches a lost cancellation.
+    if (!built_with_tsan) CHECK(stats.worst < lateness_limit + 2 * baseline.worst);
     CHECK(stats.worst < 500ms);
     // The strand publishes the count after it ran the cancellations.
     const auto settle = std::chrono::steady_clock::now() + 5s;
