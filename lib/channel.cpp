@@ -185,6 +185,9 @@ struct ChannelEndState : std::enable_shared_from_this<ChannelEndState> {
         const std::string what = "channel " + ref.channel_id + ": ";
         if (!connect_error.empty())
             return Error(Errc::WebSocket, what + "invalid channel URL: " + connect_error);
+        if (!opened && close_ec && !close_reason.empty())  // TLS: OpenSSL's reason
+            return Error(Errc::WebSocket,
+                         what + "cannot open the " + end_name() + ": " + close_reason, close_ec);
         if (!opened)
             return Error(Errc::WebSocket,
                          what + "cannot open the " + end_name() +
@@ -227,7 +230,11 @@ struct ChannelEndState : std::enable_shared_from_this<ChannelEndState> {
                 });
         };
         try {
-            socket = transport::connect(connection->io(), url, {}, std::move(callbacks));
+            transport::ConnectOptions options;
+            options.tls = connection->options().tls;
+            options.open_timeout = connection->options().timings.connect_timeout;
+            if (options.open_timeout.count() <= 0) options.open_timeout = std::chrono::seconds(10);
+            socket = transport::connect(connection->io(), url, {}, std::move(callbacks), options);
             socket_view = socket.get();
         } catch (const std::exception& e) {
             connect_error = e.what();

@@ -5,6 +5,7 @@
 
 #include "connection.hpp"
 #include "log.hpp"
+#include "transport/ws_transport.hpp"
 
 #include <asio/executor_work_guard.hpp>
 
@@ -305,6 +306,8 @@ std::uint64_t Client::on_connection_state_change(std::function<void(ConnectionSt
 
 void Client::remove_state_listener(std::uint64_t token) { connection_->remove_state_listener(token); }
 
+std::optional<Error> Client::last_connect_error() const { return connection_->last_connect_error(); }
+
 const std::string& Client::address() const { return connection_->url(); }
 
 asio::any_io_executor Client::get_executor() const { return connection_->strand(); }
@@ -320,11 +323,17 @@ asio::awaitable<void> Client::shutdown_async() {
 
 namespace {
 
-void validate_url(const std::string& url) {
+void validate_url(const std::string& url, const InitOptions& options) {
     if (url.rfind("ws://", 0) != 0 && url.rfind("wss://", 0) != 0)
-        throw Error(Errc::Runtime, "engine URL must start with ws:// : '" + url + "'");
-    if (url.rfind("wss://", 0) == 0)
-        throw Error(Errc::Runtime, "wss:// is not supported (the engine serves plain ws://)");
+        throw Error(Errc::Runtime, "engine URL must start with ws:// or wss:// : '" + url + "'");
+    if (url.rfind("wss://", 0) == 0) {
+        // Bad TLS settings are a mistake to report now, not a connect failure to retry forever.
+        try {
+            detail::transport::check_tls(options.tls);
+        } catch (const std::system_error& e) {
+            throw Error(Errc::Runtime, e.what());
+        }
+    }
 }
 
 // The io thread a client owns when the caller does not pass one.
@@ -337,7 +346,7 @@ struct OwnedIo {
 }  // namespace
 
 std::shared_ptr<Client> register_worker(std::string url, InitOptions options) {
-    validate_url(url);
+    validate_url(url, options);
     auto owned = std::make_shared<OwnedIo>();
     auto connection = std::make_shared<detail::Connection>(owned->io, std::move(url), std::move(options));
     owned->thread = std::thread([owned_raw = owned.get()] {
@@ -370,7 +379,7 @@ std::shared_ptr<Client> register_worker(std::string url, InitOptions options) {
 }
 
 std::shared_ptr<Client> register_worker(asio::io_context& io, std::string url, InitOptions options) {
-    validate_url(url);
+    validate_url(url, options);
     auto connection = std::make_shared<detail::Connection>(io, std::move(url), std::move(options));
     connection->start();
     return std::make_shared<Client>(Client::PrivateTag{}, std::move(connection), nullptr);

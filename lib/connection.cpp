@@ -64,7 +64,8 @@ Connection::Connection(asio::io_context& io, std::string url, InitOptions option
     unsigned threads = options_.handler_threads;
     if (threads == 0) threads = std::max(2u, std::thread::hardware_concurrency());
     handler_pool_ = std::make_unique<asio::thread_pool>(threads);
-    telemetry_ = telemetry::Telemetry::create(url_, options_.otel.value_or(OtelConfig{}));  // [telemetry hook]
+    telemetry_ = telemetry::Telemetry::create(url_, options_.otel.value_or(OtelConfig{}),
+                                             options_.tls);  // [telemetry hook]
 }
 
 Connection::~Connection() { stop_handlers(); }
@@ -108,6 +109,11 @@ void Connection::start() {
                        }
                        self->stopped_cv_.notify_all();
                    });
+}
+
+std::optional<Error> Connection::last_connect_error() const {
+    std::lock_guard lock(worker_id_mutex_);
+    return last_connect_error_;
 }
 
 std::string Connection::worker_id() const {
@@ -183,7 +189,12 @@ asio::awaitable<bool> Connection::connect_once() {
         worker_id_.clear();
     }
     try {
-        link->socket = transport::connect(io_, url_, options_.headers, std::move(callbacks));
+        transport::ConnectOptions connect_options;  // [transport options]
+        connect_options.tls = options_.tls;
+        connect_options.open_timeout = options_.timings.connect_timeout;
+        connect_options.close_timeout = close_handshake_limit;
+        link->socket = transport::connect(io_, url_, options_.headers, std::move(callbacks),
+                                          connect_options);
     } catch (const std::exception& e) {
         log(LogLevel::Error, "cannot connect to {}: {}", url_, e.what());
         co_return false;
@@ -205,6 +216,10 @@ asio::awaitable<bool> Connection::connect_once() {
 
 void Connection::on_opened() {
     connected_ = true;
+    {
+        std::lock_guard lock(worker_id_mutex_);
+        last_connect_error_.reset();
+    }
     generation_ = link_->generation;
     link_->last_rx = now_ticks();
     backoff_.reset();
@@ -271,8 +286,16 @@ void Connection::on_closed(const std::shared_ptr<Link>& link, std::error_code ec
                            std::uint16_t code, std::string reason) {
     if (link->closed) return;
     link->closed = true;
-    if (ec)
-        log(LogLevel::Info, "connection closed: {}", ec.message());
+    if (ec && !link->opened) {
+        // A failed connect: remembered for last_connect_error() and for the calls that time
+        // out waiting for the connection. TLS failures carry their reason in `reason`.
+        const std::string why = reason.empty() ? ec.message() : reason;
+        log(reason.empty() ? LogLevel::Info : LogLevel::Warn, "cannot connect to {}: {}",
+            url_.substr(0, url_.find('?')), why);
+        std::lock_guard lock(worker_id_mutex_);
+        last_connect_error_.emplace(Errc::WebSocket, why, ec);
+    } else if (ec)
+        log(LogLevel::Info, "connection closed: {}", reason.empty() ? ec.message() : reason);
     else
         log(LogLevel::Info, "connection closed by the engine ({} {})", code, reason);
     if (link == link_) {
@@ -592,8 +615,11 @@ asio::awaitable<Value> Connection::call(std::string invocation_id, std::string f
     if (pending->result) co_return std::move(*pending->result);
     if (ec == asio::error::operation_aborted)
         throw std::system_error(asio::error::operation_aborted, "invocation of " + function_id + " cancelled");
+    std::string why;
+    if (!connected_)
+        if (auto error = last_connect_error()) why = std::string(" (not connected: ") + error->what() + ")";
     throw Error(Errc::Timeout, "invocation of " + function_id + " timed out after " +
-                                   std::to_string(timeout.count()) + " ms");
+                                   std::to_string(timeout.count()) + " ms" + why);
 }
 
 void Connection::handle_result(protocol::InvocationResult&& result) {

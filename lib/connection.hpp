@@ -109,6 +109,8 @@ public:
     Strand& strand() noexcept { return strand_; }
     asio::io_context& io() noexcept { return io_; }
     const InitOptions& options() const noexcept { return options_; }
+    /// Why the latest connect attempt failed; empty after a successful connect (any thread).
+    std::optional<Error> last_connect_error() const;
     /// The worker id of the current connection ("" before the engine said it).
     std::string worker_id() const;
     /// Calls waiting for a result (for tests: cancellation and timeouts must leave none).
@@ -206,6 +208,7 @@ private:
     std::condition_variable stopped_cv_;
     bool stopped_ = false;
     mutable std::mutex worker_id_mutex_;
+    std::optional<Error> last_connect_error_;  // under worker_id_mutex_
     std::shared_ptr<telemetry::Telemetry> telemetry_;  // [telemetry hook]
 };
 

@@ -563,7 +563,11 @@ struct Telemetry::Impl {
         };
         cb.on_message = [](std::string&&, bool) {};  // workerregistered and the like: ignored
         cb.on_pong = [] {};
-        cb.on_close = [this](std::error_code, std::uint16_t, std::string) {
+        cb.on_close = [this](std::error_code ec, std::uint16_t, std::string reason) {
+            if (ec && !connected)
+                log(reason.empty() ? LogLevel::Debug : LogLevel::Warn,
+                    "telemetry: cannot connect to {}: {}", s().url.substr(0, s().url.find('?')),
+                    reason.empty() ? ec.message() : reason);
             const bool was_open = connected;
             connected = false;
             engine_away = true;
@@ -585,7 +589,9 @@ struct Telemetry::Impl {
             });
         };
         try {
-            socket = transport::connect(io, s().url, {}, std::move(cb));
+            transport::ConnectOptions options;
+            options.tls = s().tls;
+            socket = transport::connect(io, s().url, {}, std::move(cb), options);
         } catch (const std::exception& e) {
             connecting = false;
             log(LogLevel::Warn, "telemetry: bad url {}: {}", s().url, e.what());
@@ -683,9 +689,12 @@ Telemetry::Settings Telemetry::resolve(const std::string& worker_url, const Otel
     return s;
 }
 
-std::shared_ptr<Telemetry> Telemetry::create(const std::string& worker_url, const OtelConfig& config) {
+std::shared_ptr<Telemetry> Telemetry::create(const std::string& worker_url, const OtelConfig& config,
+                                             const TlsOptions& tls) {
     if (!enabled(config)) return nullptr;
-    auto t = std::make_shared<Telemetry>(resolve(worker_url, config));
+    auto settings = resolve(worker_url, config);
+    settings.tls = tls;
+    auto t = std::make_shared<Telemetry>(std::move(settings));
     t->start();
     return t;
 }

@@ -155,7 +155,8 @@ struct ClientSpan {
 class Telemetry : public std::enable_shared_from_this<Telemetry> {
 public:
     /// Null when telemetry is disabled (OtelConfig::enabled, else $OTEL_ENABLED).
-    static std::shared_ptr<Telemetry> create(const std::string& worker_url, const OtelConfig& config);
+    static std::shared_ptr<Telemetry> create(const std::string& worker_url, const OtelConfig& config,
+                                             const TlsOptions& tls = {});
     /// Whether telemetry is on for `config` (spec 7.1 "Enabling").
     static bool enabled(const OtelConfig& config);
 
@@ -170,6 +171,7 @@ public:
         bool logs_enabled = true;
         std::chrono::milliseconds logs_flush_interval{100};
         std::size_t logs_batch_size = 1;
+        TlsOptions tls{};  // the worker's, for a wss:// url
     };
     static Settings resolve(const std::string& worker_url, const OtelConfig& config);
 

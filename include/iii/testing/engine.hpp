@@ -24,6 +24,16 @@ struct QueueConfig {
     std::string message_group_field{};
 };
 
+/// TLS of the test engine: it then serves `wss://` only (worker, channel and `/otel` sockets).
+struct EngineTls {
+    /// PEM certificate chain (leaf first) and its unencrypted PEM private key.
+    std::string cert_file{};
+    std::string key_file{};
+    /// Non-empty: mutual TLS. Clients must present a certificate signed by a CA of this PEM
+    /// file; a client without one is refused during the handshake.
+    std::string client_ca_file{};
+};
+
 /// Options of Engine.
 struct EngineOptions {
     /// 0 picks a free port (see Engine::port()).
@@ -41,6 +51,9 @@ struct EngineOptions {
     /// telemetry() / spans() / log_records() / metrics(). Benchmarks turn it off so that memory
     /// stays flat; all of those then return nothing (telemetry is then not even parsed).
     bool record_frames = true;
+    /// Set: serve `wss://` with these files (Engine's constructor throws std::system_error
+    /// naming a file that cannot be loaded); unset: plain `ws://`.
+    std::optional<EngineTls> tls{};
 };
 
 /// One frame seen by the engine on a worker connection.
