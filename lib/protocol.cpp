@@ -875,6 +875,11 @@ Decoder::~Decoder() = default;
 
 bool Decoder::decode(std::string_view frame, Message& out, DecodeFailure& failure) {
     Impl& im = *impl_;
+    // On every exit, after `out` and `failure` hold their own copies.
+    struct Trim {
+        Impl& im;
+        ~Trim() { trim_after_parse(im.parser, im.buffer); }
+    } trim{im};
     Fields f;
     int kind = -1;
     std::uint32_t wanted = ~std::uint32_t{0};  // until `type` is known, read every field
@@ -967,6 +972,7 @@ Encoder::~Encoder() = default;
 
 std::string_view Encoder::encode(const Message& message) {
     Impl& im = *impl_;
+    trim_after_write(im.buffer);  // the previous frame's view is no longer in use
     im.buffer.Clear();
     im.writer.Reset(im.buffer);
     FrameWriter w(im.writer);
