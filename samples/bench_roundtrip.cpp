@@ -2,8 +2,12 @@
 // the engine, against a raw WebSocket echo with no SDK (the baseline).
 //
 //   bench_roundtrip [--calls N] [--inflight N] [--payload-bytes N] [--warmup N] [--json]
-//                   [--inline-handlers]
+//                   [--inline-handlers] [--tls]
 //                   [--url ws://HOST:PORT [--engine-pid PID] | --engine PATH]
+//
+// --tls: the same phases again over wss:// in the same run (a second iii-test-engine in TLS
+// mode with a throw-away CA and certificate made by `openssl`, and a TLS raw baseline), and
+// the cost of TLS reported as wss:// / ws:// ratios.
 //
 // Processes: this one is the caller worker; the echo worker is this same binary re-executed with
 // the hidden `--role echo --url URL` (so that each worker's CPU time can be measured on its
@@ -53,6 +57,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -86,6 +91,8 @@ struct Options {
     std::string engine;
     pid_t engine_pid = -1;  // --engine-pid: the external engine's CPU is measured too
     std::string role;  // hidden: "echo" in the echo worker child
+    bool tls = false;  // --tls: also measure wss://
+    std::string ca;    // hidden: the CA file the echo worker trusts (wss://)
 };
 
 void usage(std::FILE* out) {
@@ -96,6 +103,8 @@ void usage(std::FILE* out) {
         "  --payload-bytes N  size of the JSON payload {\"data\":\"...\"} (default 100)\n"
         "  --warmup N         warm-up calls before each phase (default calls/10, 100..2000)\n"
         "  --json             print one JSON object instead of the table\n"
+        "  --tls              also run every phase over wss:// and report the TLS cost as\n"
+        "                     ratios to ws:// (needs the openssl command; not with --url)\n"
         "  --inline-handlers  the echo worker runs its handler on its io thread\n"
         "                     (InitOptions::handlers_on_io_thread) instead of its pool\n"
         "  --url URL          use the engine at URL (ws://host:port) instead of spawning one\n"
@@ -131,6 +140,10 @@ Options parse_options(int argc, char** argv) {
             o.json = true;
             continue;
         }
+        if (arg == "--tls") {
+            o.tls = true;
+            continue;
+        }
         if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
         const std::string value = argv[++i];
         if (arg == "--calls") o.calls = parse_count("--calls", value, 1);
@@ -142,15 +155,18 @@ Options parse_options(int argc, char** argv) {
         else if (arg == "--engine-pid")
             o.engine_pid = static_cast<pid_t>(parse_count("--engine-pid", value, 1));
         else if (arg == "--role") o.role = value;
+        else if (arg == "--ca") o.ca = value;
         else throw std::invalid_argument("unknown option '" + arg + "'");
     }
     if (!o.warmup) o.warmup = std::clamp<std::size_t>(o.calls / 10, 100, 2000);
+    if (o.tls && !o.url.empty()) throw std::invalid_argument("--tls spawns its engines: not with --url");
     return o;
 }
 
-iii::InitOptions worker_options(bool handlers_on_io_thread = false) {
+iii::InitOptions worker_options(bool handlers_on_io_thread = false, const std::string& ca = {}) {
     iii::InitOptions init;
     init.handlers_on_io_thread = handlers_on_io_thread;
+    init.tls.ca_file = ca;
     iii::OtelConfig otel;
     otel.enabled = false;  // nothing but the calls on the wire
     init.otel = otel;
@@ -264,6 +280,37 @@ std::int64_t ns_since(Clock::time_point t0) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
 }
 
+// ---- --tls: a throw-away CA and server certificate ---------------------------------------------
+
+struct BenchPki {
+    std::string dir, ca, cert, key;
+    BenchPki() {
+        std::string pattern = "/tmp/iii-bench-pki-XXXXXX";
+        if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+        dir = pattern;
+        ca = dir + "/ca.pem";
+        cert = dir + "/server.pem";
+        key = dir + "/server.key";
+        const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        std::ofstream(dir + "/ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
+        run("openssl req -x509" + ec + " -keyout " + dir + "/ca.key -out " + ca +
+            " -days 1 -subj /CN=bench-ca -addext basicConstraints=critical,CA:TRUE");
+        run("openssl req" + ec + " -keyout " + key + " -out " + dir + "/server.csr -subj /CN=bench");
+        run("openssl x509 -req -in " + dir + "/server.csr -CA " + ca + " -CAkey " + dir +
+            "/ca.key -CAcreateserial -days 1 -out " + cert + " -extfile " + dir + "/ext");
+    }
+    BenchPki(const BenchPki&) = delete;
+    BenchPki& operator=(const BenchPki&) = delete;
+    ~BenchPki() {
+        std::error_code ignored;
+        std::filesystem::remove_all(dir, ignored);
+    }
+    static void run(const std::string& command) {
+        if (std::system((command + " >/dev/null 2>&1").c_str()) != 0)
+            throw std::runtime_error("failed: " + command);
+    }
+};
+
 // ---- raw baseline: websocketpp echo, no SDK --------------------------------------------------
 
 // The client side: a state machine on the client io_context's callbacks. Replies arrive in
@@ -282,7 +329,7 @@ public:
         : io_(io), payload_(std::move(payload)), steps_(std::move(steps)),
           server_cpu_us_(std::move(server_cpu_us)) {}
 
-    void start(const std::string& url) {
+    void start(const std::string& url, const transport::ConnectOptions& options) {
         transport::Callbacks cb;
         cb.on_open = [this] { begin_step(); };
         cb.on_message = [this](std::string&& data, bool) { on_reply(data); };
@@ -291,7 +338,7 @@ public:
                 error_ = "raw baseline connection closed early" + (ec ? ": " + ec.message() : "");
             io_.stop();
         };
-        socket_ = transport::connect(io_, url, {}, std::move(cb));
+        socket_ = transport::connect(io_, url, {}, std::move(cb), options);
     }
 
     const std::vector<Phase>& results() const { return results_; }
@@ -359,8 +406,10 @@ private:
     std::string error_;
 };
 
-// Echo server on its own thread, client on this thread: {sequential, pipelined}.
-std::vector<Phase> run_baseline(const Options& o, const std::string& payload) {
+// Echo server on its own thread, client on this thread: {sequential, pipelined}. With `pki`,
+// over wss://.
+std::vector<Phase> run_baseline(const Options& o, const std::string& payload,
+                                const BenchPki* pki = nullptr) {
     asio::io_context server_io;
     std::vector<std::shared_ptr<transport::Socket>> server_sockets;  // server thread only
     transport::Server::Handlers handlers;
@@ -372,7 +421,14 @@ std::vector<Phase> run_baseline(const Options& o, const std::string& payload) {
         cb.on_message = [raw](std::string&& data, bool binary) { raw->send(data, binary); };
         return cb;
     };
-    transport::Server server(server_io, std::move(handlers));
+    transport::ServerTls server_tls;
+    transport::ConnectOptions connect_options;
+    if (pki) {
+        server_tls.cert_file = pki->cert;
+        server_tls.key_file = pki->key;
+        connect_options.tls.ca_file = pki->ca;
+    }
+    transport::Server server(server_io, std::move(handlers), server_tls);
     const std::uint16_t port = server.listen(0);
     auto work = asio::make_work_guard(server_io);
     std::thread server_thread([&server_io] { server_io.run(); });
@@ -396,7 +452,8 @@ std::vector<Phase> run_baseline(const Options& o, const std::string& payload) {
                 steps.end());
     asio::io_context client_io;
     RawClient client(client_io, payload, std::move(steps), server_cpu_us);
-    client.start("ws://127.0.0.1:" + std::to_string(port) + "/");
+    client.start(std::string(pki ? "wss" : "ws") + "://127.0.0.1:" + std::to_string(port) + "/",
+                 connect_options);
     client_io.run();
 
     asio::post(server_io, [&] {
@@ -529,6 +586,38 @@ asio::awaitable<void> run_sdk(SdkRun& run) {
     co_await run.caller.shutdown_async();
 }
 
+// The SDK phases against the engine at `url`: an echo worker child (trusting `ca` for
+// wss://) and the caller worker on this thread.
+std::vector<Phase> run_sdk_phases(const Options& o, const iii::Value& payload, const std::string& url,
+                                  const std::string& ca, pid_t engine_pid) {
+    Child echo;
+    std::vector<std::string> echo_args{bench::self_exe(), "--role", "echo", "--url", url};
+    if (o.inline_handlers) echo_args.push_back("--inline-handlers");
+    if (!ca.empty()) {
+        echo_args.push_back("--ca");
+        echo_args.push_back(ca);
+    }
+    echo.spawn(echo_args, true);
+    std::vector<Phase> results;
+    {
+        asio::io_context io;  // the caller worker and the bench coroutines share this thread
+        auto caller = iii::register_worker(io, url, worker_options(false, ca));
+        SdkRun run{*caller, payload, o, echo, engine_pid, {}};
+        std::exception_ptr error;
+        asio::co_spawn(io, run_sdk(run), [&](std::exception_ptr e) {
+            error = e;
+            caller->shutdown();
+            io.stop();
+        });
+        io.run();
+        if (error) std::rethrow_exception(error);
+        results = std::move(run.results);
+    }
+    if (echo.stop(SIGTERM, std::chrono::seconds(5)) != 0)
+        std::fprintf(stderr, "bench_roundtrip: the echo worker did not exit cleanly\n");
+    return results;
+}
+
 // ---- echo worker (the hidden --role echo) ----------------------------------------------------
 
 int run_echo_worker(const Options& o) {
@@ -536,7 +625,7 @@ int run_echo_worker(const Options& o) {
         std::fprintf(stderr, "bench_roundtrip: --role echo needs --url\n");
         return 2;
     }
-    auto worker = iii::register_worker(o.url, worker_options(o.inline_handlers));
+    auto worker = iii::register_worker(o.url, worker_options(o.inline_handlers, o.ca));
     worker->register_function(iii::RegisterFunctionMessage::with_id("echo"),
                               [](iii::Value payload) -> asio::awaitable<iii::Value> {
                                   co_return payload;
@@ -579,8 +668,25 @@ const char* const hops_note =
     "hops each way and three processes. The raw baseline is one WebSocket hop each way (a "
     "websocketpp client and echo server on two threads of one process, no JSON parsing).";
 
+// wss:// over ws:// of the same path and phase: throughput, median latency, CPU per call.
+iii::Value tls_ratios(const std::vector<Phase>& ws, const std::vector<Phase>& wss) {
+    iii::Value out = iii::Value::object();
+    for (std::size_t i = 0; i < ws.size() && i < wss.size(); ++i) {
+        double cpu_ws = 0, cpu_wss = 0;
+        for (const auto& [who, us] : ws[i].cpu_us_per_call) cpu_ws += us;
+        for (const auto& [who, us] : wss[i].cpu_us_per_call) cpu_wss += us;
+        iii::Value r = iii::Value::object();
+        r.set("calls_per_s", round2(wss[i].calls_per_s / ws[i].calls_per_s));
+        r.set("p50", round2(wss[i].p50_us / ws[i].p50_us));
+        r.set("cpu_per_call", round2(cpu_ws > 0 ? cpu_wss / cpu_ws : 0));
+        out.set(ws[i].mode, std::move(r));
+    }
+    return out;
+}
+
 void print_json(const Options& o, std::size_t payload_size, const std::string& url, bool spawned,
-                const std::vector<Phase>& sdk, const std::vector<Phase>& raw) {
+                const std::vector<Phase>& sdk, const std::vector<Phase>& raw,
+                const std::vector<Phase>& sdk_tls, const std::vector<Phase>& raw_tls) {
     iii::Value config = iii::Value::object();
     config.set("calls", o.calls).set("warmup", *o.warmup).set("inflight", o.inflight);
     config.set("payload_bytes", payload_size).set("engine_url", url).set("engine_spawned", spawned);
@@ -598,6 +704,14 @@ void print_json(const Options& o, std::size_t payload_size, const std::string& u
     iii::Value out = iii::Value::object();
     out.set("config", std::move(config)).set("sdk", std::move(sdk_v)).set("baseline", std::move(raw_v));
     out.set("sdk_to_baseline", std::move(ratio)).set("note", hops_note);
+    if (!sdk_tls.empty()) {
+        iii::Value tls = iii::Value::object(), sdk_t = iii::Value::object(), raw_t = iii::Value::object();
+        for (const auto& p : sdk_tls) sdk_t.set(p.mode, phase_json(p));
+        for (const auto& p : raw_tls) raw_t.set(p.mode, phase_json(p));
+        tls.set("sdk", std::move(sdk_t)).set("baseline", std::move(raw_t));
+        tls.set("sdk_wss_to_ws", tls_ratios(sdk, sdk_tls)).set("baseline_wss_to_ws", tls_ratios(raw, raw_tls));
+        out.set("tls", std::move(tls));
+    }
     std::printf("%s\n", out.dump().c_str());
 }
 
@@ -638,12 +752,39 @@ void print_table(const Options& o, std::size_t payload_size, const std::string& 
                 hops_note);
 }
 
+void print_tls_table(const std::string& url, const std::vector<Phase>& sdk, const std::vector<Phase>& raw,
+                     const std::vector<Phase>& sdk_tls, const std::vector<Phase>& raw_tls) {
+    std::printf("\nTLS (--tls): the same phases over wss:// (engine %s, TLS 1.3, P-256 certificate), "
+                "same run\n",
+                url.c_str());
+    std::printf("%-22s %10s %9s %9s %10s\n", "", "calls/s", "p50 µs", "p99 µs", "p99.9 µs");
+    for (const auto& [path, phases] : {std::pair{"SDK wss", &sdk_tls}, std::pair{"raw wss", &raw_tls}})
+        for (const auto& p : *phases) {
+            std::string label = std::string(path) + " " + p.mode;
+            if (p.inflight > 1) label += " (" + std::to_string(p.inflight) + ")";
+            std::printf("%-22s %10.0f %8.1f %8.1f %9.1f\n", label.c_str(), p.calls_per_s, p.p50_us,
+                        p.p99_us, p.p999_us);
+        }
+    std::printf("\n%-22s %14s %10s %12s\n", "wss:// / ws://", "calls/s ratio", "p50 ratio",
+                "CPU ratio");
+    for (const auto& [path, ws, wss] :
+         {std::tuple{"SDK", &sdk, &sdk_tls}, std::tuple{"raw", &raw, &raw_tls}}) {
+        const iii::Value r = tls_ratios(*ws, *wss);
+        for (const auto& p : *ws) {
+            std::string label = std::string(path) + " " + p.mode;
+            if (p.inflight > 1) label += " (" + std::to_string(p.inflight) + ")";
+            const iii::Value& x = r[p.mode];
+            std::printf("%-22s %13.2fx %9.2fx %11.2fx\n", label.c_str(), x["calls_per_s"].as_double(),
+                        x["p50"].as_double(), x["cpu_per_call"].as_double());
+        }
+    }
+}
+
 // ---- main ------------------------------------------------------------------------------------
 
 int run_bench(const Options& o) {
     const iii::Value payload = make_payload(o.payload_bytes);
     const std::string payload_text = payload.dump();
-    const std::string self = bench::self_exe();
 
     // The engine: --url, else a spawned iii-test-engine.
     Child engine;
@@ -656,35 +797,26 @@ int run_bench(const Options& o) {
         url = bench::spawn_test_engine(engine, path);
     }
 
-    Child echo;
-    std::vector<std::string> echo_args{self, "--role", "echo", "--url", url};
-    if (o.inline_handlers) echo_args.push_back("--inline-handlers");
-    echo.spawn(echo_args, true);
-
     std::vector<Phase> raw = run_baseline(o, payload_text);
+    std::vector<Phase> sdk = run_sdk_phases(o, payload, url, {}, spawned ? engine.pid() : o.engine_pid);
 
-    std::vector<Phase> sdk;
-    {
-        asio::io_context io;  // the caller worker and the bench coroutines share this thread
-        auto caller = iii::register_worker(io, url, worker_options());
-        SdkRun run{*caller, payload, o, echo, spawned ? engine.pid() : o.engine_pid, {}};
-        std::exception_ptr error;
-        asio::co_spawn(io, run_sdk(run), [&](std::exception_ptr e) {
-            error = e;
-            caller->shutdown();
-            io.stop();
-        });
-        io.run();
-        if (error) std::rethrow_exception(error);
-        sdk = std::move(run.results);
+    // --tls: the same again over wss://, with a second engine in TLS mode.
+    std::vector<Phase> raw_tls, sdk_tls;
+    std::string tls_url;
+    if (o.tls) {
+        BenchPki pki;
+        Child tls_engine;
+        const std::string path = o.engine.empty() ? bench::default_engine_path() : o.engine;
+        tls_url = bench::spawn_test_engine(tls_engine, path, {"--tls-cert", pki.cert, "--tls-key", pki.key});
+        raw_tls = run_baseline(o, payload_text, &pki);
+        sdk_tls = run_sdk_phases(o, payload, tls_url, pki.ca, tls_engine.pid());
+        tls_engine.stop(SIGTERM, std::chrono::seconds(5));
     }
-
-    if (echo.stop(SIGTERM, std::chrono::seconds(5)) != 0)
-        std::fprintf(stderr, "bench_roundtrip: the echo worker did not exit cleanly\n");
     if (spawned) engine.stop(SIGTERM, std::chrono::seconds(5));
 
-    if (o.json) print_json(o, payload_text.size(), url, spawned, sdk, raw);
+    if (o.json) print_json(o, payload_text.size(), url, spawned, sdk, raw, sdk_tls, raw_tls);
     else print_table(o, payload_text.size(), url, spawned, sdk, raw);
+    if (!o.json && o.tls) print_tls_table(tls_url, sdk, raw, sdk_tls, raw_tls);
     return 0;
 }
 

@@ -708,22 +708,26 @@ public:
 
     CountingMessageManager() : count_(std::exchange(constructing_count, nullptr)) {}
 
-    message_ptr get_message() {
-        return message_ptr(new Message(this->shared_from_this()), Release{count_});
-    }
+    // make_shared of a derived type: one allocation per message, as websocketpp's own manager.
+    message_ptr get_message() { return std::make_shared<Counted>(count_, this->shared_from_this()); }
     message_ptr get_message(websocketpp::frame::opcode::value op, std::size_t size) {
-        return message_ptr(new Message(this->shared_from_this(), op, size), Release{count_});
+        return std::make_shared<Counted>(count_, this->shared_from_this(), op, size);
     }
     bool recycle(Message*) { return false; }
 
 private:
-    struct Release {
-        std::shared_ptr<SendCount> count;
-        void operator()(Message* m) const {
-            if (count && m->get_prepared() && !websocketpp::frame::opcode::is_control(m->get_opcode()))
-                count->bytes.fetch_sub(m->get_payload().size());
-            delete m;
+    // The shared_ptr's control block destroys the message as a Counted (Message's destructor is
+    // not virtual, and need not be).
+    struct Counted : Message {
+        template <class... Args>
+        explicit Counted(std::shared_ptr<SendCount> count, Args&&... args)
+            : Message(std::forward<Args>(args)...), count_(std::move(count)) {}
+        ~Counted() {
+            if (count_ && this->get_prepared() &&
+                !websocketpp::frame::opcode::is_control(this->get_opcode()))
+                count_->bytes.fetch_sub(this->get_payload().size());
         }
+        std::shared_ptr<SendCount> count_;
     };
     std::shared_ptr<SendCount> count_;
 };
