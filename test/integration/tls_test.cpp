@@ -343,3 +343,20 @@ TEST_CASE("telemetry reaches the engine over wss://", "[integration][tls][teleme
     }));
 }
 
+
+TEST_CASE("the README's TLS snippet connects with a private CA and a client certificate",
+          "[integration][tls][readme]") {
+    iii::testing::Engine engine(tls_engine_options(false, /*mutual=*/true));
+    const auto port = engine.port();
+    const std::string ca_pem = TestPki::get().ca;
+    const std::string worker_pem = TestPki::get().client_cert;
+    const std::string worker_key = TestPki::get().client_key;
+    // ---- README.md, "TLS (wss://)": verbatim ----
+    iii::InitOptions options;
+    options.tls.ca_file = ca_pem;          // trust a private CA, besides the system store
+    options.tls.cert_file = worker_pem;    // mutual TLS: this worker's certificate chain...
+    options.tls.key_file = worker_key;     // ...and its unencrypted PEM key
+    auto iii = iii::register_worker("wss://localhost:" + std::to_string(port), options);
+    // ---- end ----
+    CHECK(wait_state(*iii, iii::ConnectionState::Connected));
+}
