@@ -11,6 +11,7 @@
 
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 namespace iii {
@@ -330,7 +331,7 @@ void validate_url(const std::string& url, const InitOptions& options) {
         // Bad TLS settings are a mistake to report now, not a connect failure to retry forever.
         try {
             detail::transport::check_tls(options.tls);
-        } catch (const std::system_error& e) {
+        } catch (const std::invalid_argument& e) {
             throw Error(Errc::Runtime, e.what());
         }
     }

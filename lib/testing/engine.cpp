@@ -19,6 +19,7 @@
 #include <future>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -399,8 +400,7 @@ struct Engine::Impl {
             tls.key_file = options.tls->key_file;
             tls.client_ca_file = options.tls->client_ca_file;
             if (tls.cert_file.empty() || tls.key_file.empty())
-                throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                                        "EngineTls needs cert_file and key_file");
+                throw std::invalid_argument("EngineTls needs cert_file and key_file");
         }
         return tls;
     }

@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <mutex>
 #include <sstream>
+#include <stdexcept>
 
 namespace iii::detail::transport {
 namespace {
@@ -272,9 +273,7 @@ std::string openssl_reason(std::string fallback = "unknown OpenSSL error") {
     return text.empty() ? fallback : text;
 }
 
-[[noreturn]] void tls_config_error(const std::string& what) {
-    throw std::system_error(std::make_error_code(std::errc::invalid_argument), what);
-}
+[[noreturn]] void tls_config_error(const std::string& what) { throw std::invalid_argument(what); }
 
 bool is_ip_literal(const std::string& host) {
     asio::error_code ec;

@@ -75,14 +75,14 @@ struct ConnectOptions {
 
 /// Opens a client WebSocket to `url` (`ws://` or `wss://`) with extra handshake `headers`.
 /// Never throws for network or TLS failures: those arrive as on_close with an error code.
-/// Throws std::system_error for a URL that does not parse, and for TLS settings that cannot be
-/// loaded (check_tls() tells the same up front).
+/// Throws std::system_error for a URL that does not parse, and std::invalid_argument for TLS
+/// settings that cannot be loaded (check_tls() tells the same up front).
 std::shared_ptr<Socket> connect(asio::io_context& io, const std::string& url,
                                 const std::map<std::string, std::string>& headers,
                                 Callbacks callbacks, const ConnectOptions& options = {});
 
 /// Loads `tls` the way connect() would (CA files, client certificate and key); throws
-/// std::system_error whose what() names the file and OpenSSL's reason when that fails.
+/// std::invalid_argument whose what() names the file and OpenSSL's reason when that fails.
 void check_tls(const TlsOptions& tls);
 
 /// What a server does with an upgrade request for `resource` (path plus query).
@@ -110,7 +110,7 @@ public:
         std::function<Callbacks(const std::shared_ptr<Socket>& socket, const std::string& resource)>
             on_accept;
     };
-    /// Throws std::system_error when `tls` names files that cannot be loaded.
+    /// Throws std::invalid_argument when `tls` names files that cannot be loaded.
     Server(asio::io_context& io, Handlers handlers, const ServerTls& tls = {});
     ~Server();
     Server(const Server&) = delete;

@@ -51,7 +51,7 @@ struct EngineOptions {
     /// telemetry() / spans() / log_records() / metrics(). Benchmarks turn it off so that memory
     /// stays flat; all of those then return nothing (telemetry is then not even parsed).
     bool record_frames = true;
-    /// Set: serve `wss://` with these files (Engine's constructor throws std::system_error
+    /// Set: serve `wss://` with these files (Engine's constructor throws std::invalid_argument
     /// naming a file that cannot be loaded); unset: plain `ws://`.
     std::optional<EngineTls> tls{};
 };
