@@ -54,7 +54,8 @@ public:
     /// Stops (or resumes) reading from the peer: TCP backpressure builds up behind it.
     virtual void pause_reading() = 0;
     virtual void resume_reading() = 0;
-    /// Bytes handed to the socket but not yet written to the kernel.
+    /// Payload bytes given to send() whose frame is not yet fully written to the kernel (an
+    /// atomic count: safe from any thread while the io thread writes).
     virtual std::size_t buffered_amount() const = 0;
     /// "a.b.c.d" of the peer, empty when unknown.
     virtual std::string remote_ip() const = 0;
@@ -62,8 +63,9 @@ public:
     virtual void detach() = 0;
 };
 
-/// How a client socket connects. The defaults are the ones every socket had before this
-/// struct existed, except that websocketpp's fixed 5 s limits no longer apply.
+/// How a client socket connects. Without it (the default argument of connect()): no TLS
+/// settings beyond the defaults, 10 s for the whole attempt, 5 s for the close handshake.
+/// websocketpp's own fixed 5 s limits on DNS, TCP, TLS and the upgrade never apply.
 struct ConnectOptions {
     /// TLS settings, used for `wss://` URLs only.
     TlsOptions tls{};
