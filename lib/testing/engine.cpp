@@ -399,6 +399,7 @@ struct Engine::Impl {
             tls.cert_file = options.tls->cert_file;
             tls.key_file = options.tls->key_file;
             tls.client_ca_file = options.tls->client_ca_file;
+            tls.tls12_only = options.tls->tls12_only;
             if (tls.cert_file.empty() || tls.key_file.empty())
                 throw std::invalid_argument("EngineTls needs cert_file and key_file");
         }

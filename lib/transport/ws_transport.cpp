@@ -650,6 +650,7 @@ std::shared_ptr<asio::ssl::context> server_context(const ServerTls& tls) {
     SSL_CTX* ctx = context->native_handle();
     ERR_clear_error();
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (tls.tls12_only) SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     if (SSL_CTX_use_certificate_chain_file(ctx, tls.cert_file.c_str()) != 1)
         tls_config_error("TLS: cannot load certificate '" + tls.cert_file + "': " + openssl_reason());

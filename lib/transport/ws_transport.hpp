@@ -100,6 +100,8 @@ struct ServerTls {
     std::string key_file{};   ///< PEM private key of cert_file
     /// Non-empty: clients must present a certificate signed by a CA of this PEM file.
     std::string client_ca_file{};
+    /// Offer TLS 1.2 only (tests of a client's minimum version).
+    bool tls12_only = false;
 };
 
 /// A WebSocket server bound to 127.0.0.1.

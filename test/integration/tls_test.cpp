@@ -360,3 +360,17 @@ TEST_CASE("the README's TLS snippet connects with a private CA and a client cert
     // ---- end ----
     CHECK(wait_state(*iii, iii::ConnectionState::Connected));
 }
+
+TEST_CASE("min_version Tls13 refuses a TLS 1.2-only engine that the default accepts", "[integration][tls]") {
+    auto engine_options = tls_engine_options();
+    engine_options.tls->tls12_only = true;
+    iii::testing::Engine engine(engine_options);
+    auto strict_options = trusting_options();
+    strict_options.tls.min_version = iii::TlsVersion::Tls13;
+    auto strict = iii::register_worker(engine.url(), strict_options);
+    CHECK_THAT(wait_connect_error(*strict), Catch::Contains("TLS handshake failed: ") &&
+                                                Catch::Contains("see TlsOptions::min_version"));
+    auto lenient = iii::register_worker(engine.url(), trusting_options());  // TLS 1.2 minimum
+    CHECK(wait_state(*lenient, iii::ConnectionState::Connected));
+    CHECK(strict->get_connection_state() != iii::ConnectionState::Connected);
+}

@@ -32,6 +32,8 @@ struct EngineTls {
     /// Non-empty: mutual TLS. Clients must present a certificate signed by a CA of this PEM
     /// file; a client without one is refused during the handshake.
     std::string client_ca_file{};
+    /// Offer TLS 1.2 only, to test clients that require TLS 1.3.
+    bool tls12_only = false;
 };
 
 /// Options of Engine.
