@@ -103,6 +103,9 @@ struct ChannelEndState : std::enable_shared_from_this<ChannelEndState> {
         const std::string what = "channel " + ref.channel_id + ": ";
         if (!connect_error.empty())
             return Error(Errc::WebSocket, what + "invalid channel URL: " + connect_error);
+        if (!opened && close_ec && !close_reason.empty())  // TLS: OpenSSL's reason
+            return Error(Errc::WebSocket,
+                         what + "cannot open the " + end_name() + ": " + close_reason, close_ec);
         if (!opened)
             return Error(Errc::WebSocket,
                          what + "cannot open the " + end_name() +
@@ -145,9 +148,13 @@ struct ChannelEndState : std::enable_shared_from_this<ChannelEndState> {
                 });
         };
         try {
+            transport::ConnectOptions options;
+            options.tls = connection->options().tls;
+            options.open_timeout = connection->options().timings.connect_timeout;
+            if (options.open_timeout.count() <= 0) options.open_timeout = std::chrono::seconds(10);
             // The handshake headers authenticate channel sockets too (RBAC ports).
             socket = transport::connect(connection->io(), url, connection->options().headers,
-                                        std::move(callbacks));
+                                        std::move(callbacks), options);
             socket_view = socket.get();
         } catch (const std::exception& e) {
             connect_error = e.what();

@@ -7,12 +7,14 @@
 #include "invocation.hpp"
 #include "log.hpp"
 #include "url.hpp"
+#include "transport/ws_transport.hpp"
 
 #include <asio/executor_work_guard.hpp>
 
 #include <limits>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 namespace iii {
@@ -529,6 +531,8 @@ std::uint64_t Client::on_connection_state_change(std::function<void(ConnectionSt
 
 void Client::remove_state_listener(std::uint64_t token) { connection_->remove_state_listener(token); }
 
+std::optional<Error> Client::last_connect_error() const { return connection_->last_connect_error(); }
+
 const std::string& Client::address() const { return connection_->url(); }
 
 asio::any_io_executor Client::get_executor() const { return connection_->strand(); }
@@ -549,9 +553,15 @@ asio::awaitable<void> Client::shutdown_async() {
 
 namespace {
 
-void validate_url(const std::string& url) {
-    if (detail::parse_url_or_throw(url).scheme == "wss")
-        throw Error(Errc::Runtime, "wss:// is not supported (the engine serves plain ws://)");
+void validate_url(const std::string& url, const InitOptions& options) {
+    if (detail::parse_url_or_throw(url).scheme == "wss") {
+        // Bad TLS settings are a mistake to report now, not a connect failure to retry forever.
+        try {
+            detail::transport::check_tls(options.tls);
+        } catch (const std::invalid_argument& e) {
+            throw Error(Errc::Runtime, e.what());
+        }
+    }
 }
 
 // The io thread a client owns when the caller does not pass one.
@@ -565,7 +575,7 @@ struct OwnedIo {
 
 std::shared_ptr<Client> register_worker(std::string url, InitOptions options) {
     detail::resolve_worker_namespace(options);  // a blank namespace is refused here
-    validate_url(url);
+    validate_url(url, options);
     auto owned = std::make_shared<OwnedIo>();
     auto connection = std::make_shared<detail::Connection>(owned->io, std::move(url), std::move(options));
     owned->thread = std::thread([owned_raw = owned.get()] {
@@ -598,7 +608,7 @@ std::shared_ptr<Client> register_worker(std::string url, InitOptions options) {
 }
 
 std::shared_ptr<Client> register_worker(asio::any_io_executor executor, std::string url, InitOptions options) {
-    validate_url(url);
+    validate_url(url, options);
     detail::resolve_worker_namespace(options);  // a blank namespace is refused here
     auto connection = std::make_shared<detail::Connection>(std::move(executor), std::move(url), std::move(options));
     connection->start();

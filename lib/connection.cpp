@@ -78,7 +78,8 @@ Connection::Connection(asio::any_io_executor executor, std::string url, InitOpti
       options_(std::move(options)),
       core_(core_config(url_, options_), std::random_device{}()),
       timer_(strand_) {
-    telemetry_ = telemetry::Telemetry::create(io_, url_, options_.otel.value_or(OtelConfig{}));  // [telemetry hook]
+    telemetry_ = telemetry::Telemetry::create(io_, url_, options_.otel.value_or(OtelConfig{}), options_.headers,
+                                              options_.tls);  // [telemetry hook]
 }
 
 Connection::~Connection() {
@@ -171,6 +172,9 @@ void Connection::execute(core::Action& action) {
                     worker_id_ = a.worker_id;
                 }
                 if (telemetry_ && !a.worker_id.empty()) telemetry_->set_worker_id(a.worker_id);  // [telemetry hook]
+            } else if constexpr (std::is_same_v<A, act::ConnectErrorChanged>) {
+                std::lock_guard lock(worker_id_mutex_);
+                last_connect_error_ = a.reason;
             } else if constexpr (std::is_same_v<A, act::PauseReading>) {
                 if (link_) link_->socket->pause_reading();
             } else if constexpr (std::is_same_v<A, act::ResumeReading>) {
@@ -237,7 +241,13 @@ void Connection::open_socket() {
         });
     };
     try {
-        link->socket = transport::connect(io_, url_, options_.headers, std::move(callbacks));
+        // The core bounds the attempt (connect_timeout) and the close handshake itself; the
+        // transport gets the same limits so that websocketpp's fixed 5 s ones never apply.
+        transport::ConnectOptions connect_options;
+        connect_options.tls = options_.tls;
+        connect_options.open_timeout = options_.timings.connect_timeout;
+        connect_options.close_timeout = core_.config().close_handshake_limit;
+        link->socket = transport::connect(io_, url_, options_.headers, std::move(callbacks), connect_options);
     } catch (const std::exception& e) {
         log(LogLevel::Error, "cannot connect to {}: {}", url_, e.what());
         core_.on_closed(Clock::now(), std::make_error_code(std::errc::invalid_argument), 1006, e.what());
@@ -300,6 +310,12 @@ void Connection::on_state(ConnectionState next) {
 std::string Connection::worker_id() const {
     std::lock_guard lock(worker_id_mutex_);
     return worker_id_;
+}
+
+std::optional<Error> Connection::last_connect_error() const {
+    std::lock_guard lock(worker_id_mutex_);
+    if (last_connect_error_.empty()) return std::nullopt;
+    return Error(Errc::WebSocket, last_connect_error_);
 }
 
 // ---- registrations ------------------------------------------------------------------------

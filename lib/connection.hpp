@@ -156,6 +156,8 @@ public:
     /// The worker id of the current connection ("" before the engine said it); an atomic
     /// snapshot, readable from any thread.
     std::string worker_id() const;
+    /// Why the latest connect attempt failed; empty once a connect succeeded (any thread).
+    std::optional<Error> last_connect_error() const;
     /// Calls whose caller still waits (an atomic count, exact from any thread: a call leaves
     /// it before its completion is posted to the caller, so cancellation and timeouts leave
     /// none behind).
@@ -244,6 +246,7 @@ private:
     // lock (not connection state: the strand never reads it back). Not std::atomic<shared_ptr>,
     // whose libstdc++ 12 lock bit ThreadSanitizer cannot see.
     mutable std::mutex worker_id_mutex_;
+    std::string last_connect_error_;  // under worker_id_mutex_, as published by the strand
     std::string worker_id_;
     std::atomic<std::uint64_t> next_waiter_{1};
 

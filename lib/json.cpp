@@ -276,6 +276,9 @@ Value Value::parse(std::string_view json) {
     thread_local ondemand::parser parser;
     thread_local detail::PaddedBuffer buffer;
 
+    struct Trim {  // on every exit: the Value and any error text own their bytes by then
+        ~Trim() { detail::trim_after_parse(parser, buffer); }
+    } trim;
     const simdjson::padded_string_view input = buffer.load(json);
     ondemand::document doc;
     if (auto e = parser.iterate(input).get(doc))

@@ -111,9 +111,36 @@ public:
     }
     const char* data() const noexcept { return data_.get(); }
 
+    /// Frees the buffer when it grew past `limit` (one huge document must not pin its copy).
+    void release_if_above(std::size_t limit) noexcept {
+        if (capacity_ <= limit) return;
+        data_.reset();
+        capacity_ = 0;
+    }
+
 private:
     std::unique_ptr<char[]> data_;
     std::size_t capacity_ = 0;
 };
+
+/// Above this a reused parse or encode buffer is freed once its document is handled: one 64 MiB
+/// frame otherwise keeps several times its size (padded copy, simdjson's structural index and
+/// string buffer) resident for as long as the thread or connection lives. Below it, steady
+/// traffic stays allocation-free.
+inline constexpr std::size_t retained_buffer_limit = std::size_t{1} << 20;
+
+/// Frees `buffer` and replaces `parser` when the last document made them grow past
+/// retained_buffer_limit. Call after the document (and every view into it) is done with.
+inline void trim_after_parse(simdjson::ondemand::parser& parser, PaddedBuffer& buffer) noexcept {
+    buffer.release_if_above(retained_buffer_limit + simdjson::SIMDJSON_PADDING);
+    if (parser.capacity() > retained_buffer_limit) parser = simdjson::ondemand::parser();
+}
+
+/// Frees the capacity of a reused RapidJSON output buffer that grew past the limit.
+inline void trim_after_write(rapidjson::StringBuffer& buffer) {
+    if (buffer.GetSize() <= retained_buffer_limit) return;
+    buffer.Clear();
+    buffer.ShrinkToFit();
+}
 
 }  // namespace iii::detail

@@ -921,6 +921,11 @@ Decoder::~Decoder() = default;
 
 bool Decoder::decode(std::string_view frame, Message& out, DecodeFailure& failure) {
     Impl& im = *impl_;
+    // On every exit, after `out` and `failure` hold their own copies.
+    struct Trim {
+        Impl& im;
+        ~Trim() { trim_after_parse(im.parser, im.buffer); }
+    } trim{im};
     Fields f;
     int kind = -1;
     std::uint32_t wanted = ~std::uint32_t{0};  // until `type` is known, read every field
@@ -1048,6 +1053,7 @@ Reply encodable_reply(const Reply& reply, const InvalidUtf8& failure) {
 
 std::string_view Encoder::encode(const Message& message) {
     Impl& im = *impl_;
+    trim_after_write(im.buffer);  // the previous frame's view is no longer in use
     const auto write = [&](const Message& m) {
         im.buffer.Clear();
         im.writer.Reset(im.buffer);  // also recovers a writer left half-way by a failed encode

@@ -551,11 +551,14 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
         };
         cb.on_message = [](std::string&&, bool) {};  // workerregistered and the like: ignored
         cb.on_pong = [] {};
-        cb.on_close = [weak](std::error_code ec, std::uint16_t, std::string) {
-            if (auto self = weak.lock()) asio::dispatch(self->strand, [self, ec] { self->closed(ec); });
+        cb.on_close = [weak](std::error_code ec, std::uint16_t, std::string reason) {
+            if (auto self = weak.lock())
+                asio::dispatch(self->strand, [self, ec, reason = std::move(reason)] { self->closed(ec, reason); });
         };
         try {
-            socket = transport::connect(io, current_url(), s().headers, std::move(cb));
+            transport::ConnectOptions options;
+            options.tls = s().tls;
+            socket = transport::connect(io, current_url(), s().headers, std::move(cb), options);
         } catch (const std::exception& e) {
             connecting = false;
             log(LogLevel::Warn, "telemetry: bad url {}: {}", redact_url(current_url()), redact_text(e.what()));
@@ -563,43 +566,46 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
     }
 
     void opened() {
-            connecting = false;
-            connected = true;
-            ever_opened = true;
-            engine_away = false;
-            backoff.reset();
-            pump();
+        connecting = false;
+        connected = true;
+        ever_opened = true;
+        engine_away = false;
+        backoff.reset();
+        pump();
     }
 
-    void closed(std::error_code ec) {
-            const bool was_open = connected;
-            connected = false;
-            engine_away = true;
-            connecting = false;
-            if (socket) socket->detach();
-            socket.reset();
-            if (closing) return;
-            if (!was_open && transport::http_status_of(ec) == 404 && !s().fallback_url.empty() &&
-                settings_url.empty()) {
-                // A 0.10 engine has no /otel route: it takes telemetry on the worker endpoint.
-                log(LogLevel::Info, "telemetry: {} answered 404; using {}", redact_url(s().url),
-                    redact_url(s().fallback_url));
-                settings_url = s().fallback_url;
-                connect();
-                return;
-            }
-            if (!was_open && backoff.exhausted()) {
-                log(LogLevel::Warn, "telemetry: giving up reconnecting to {}", redact_url(s().url));
-                return;
-            }
-            const auto delay = was_open ? backoff.after_drop() : backoff.next_after_failure();
-            reconnect_pending = true;
-            reconnect_timer.expires_after(delay);
-            reconnect_timer.async_wait([this, self = shared_from_this()](std::error_code ec) {
-                reconnect_pending = false;
-                if (ec || closing) return;
-                if (!socket && !connecting) connect();
-            });
+    void closed(std::error_code ec, const std::string& reason) {
+        if (ec && !connected)  // a TLS failure carries OpenSSL's reason
+            log(reason.empty() ? LogLevel::Debug : LogLevel::Warn, "telemetry: cannot connect to {}: {}",
+                redact_url(current_url()), reason.empty() ? ec.message() : reason);
+        const bool was_open = connected;
+        connected = false;
+        engine_away = true;
+        connecting = false;
+        if (socket) socket->detach();
+        socket.reset();
+        if (closing) return;
+        if (!was_open && transport::http_status_of(ec) == 404 && !s().fallback_url.empty() &&
+            settings_url.empty()) {
+            // A 0.10 engine has no /otel route: it takes telemetry on the worker endpoint.
+            log(LogLevel::Info, "telemetry: {} answered 404; using {}", redact_url(s().url),
+                redact_url(s().fallback_url));
+            settings_url = s().fallback_url;
+            connect();
+            return;
+        }
+        if (!was_open && backoff.exhausted()) {
+            log(LogLevel::Warn, "telemetry: giving up reconnecting to {}", redact_url(s().url));
+            return;
+        }
+        const auto delay = was_open ? backoff.after_drop() : backoff.next_after_failure();
+        reconnect_pending = true;
+        reconnect_timer.expires_after(delay);
+        reconnect_timer.async_wait([this, self = shared_from_this()](std::error_code ec) {
+            reconnect_pending = false;
+            if (ec || closing) return;
+            if (!socket && !connecting) connect();
+        });
     }
 
     // ---- flushing ----
@@ -710,9 +716,12 @@ Telemetry::Settings Telemetry::resolve(const std::string& worker_url, const Otel
 
 std::shared_ptr<Telemetry> Telemetry::create(asio::io_context& io, const std::string& worker_url,
                                              const OtelConfig& config,
-                                             const std::map<std::string, std::string>& headers) {
+                                             const std::map<std::string, std::string>& headers,
+                                             const TlsOptions& tls) {
     if (!enabled(config)) return nullptr;
-    auto t = std::make_shared<Telemetry>(resolve(worker_url, config, headers), io);
+    auto settings = resolve(worker_url, config, headers);
+    settings.tls = tls;
+    auto t = std::make_shared<Telemetry>(std::move(settings), io);
     t->start();
     return t;
 }

@@ -158,10 +158,12 @@ class Telemetry : public std::enable_shared_from_this<Telemetry> {
 public:
     /// Null when telemetry is disabled (OtelConfig::enabled, else $OTEL_ENABLED).
     /// The exporter runs on `io` (the client's io_context), on a strand of its own.
-    /// `headers` (InitOptions::headers) go on the telemetry socket's handshake too.
+    /// `headers` (InitOptions::headers) go on the telemetry socket's handshake too, `tls` (the
+    /// worker's InitOptions::tls) applies to a `wss://` telemetry URL.
     static std::shared_ptr<Telemetry> create(asio::io_context& io, const std::string& worker_url,
                                              const OtelConfig& config,
-                                             const std::map<std::string, std::string>& headers = {});
+                                             const std::map<std::string, std::string>& headers = {},
+                                             const TlsOptions& tls = {});
     /// Whether telemetry is on for `config` (spec 7.1 "Enabling").
     static bool enabled(const OtelConfig& config);
 
@@ -181,6 +183,7 @@ public:
         bool logs_enabled = true;
         std::chrono::milliseconds logs_flush_interval{100};
         std::size_t logs_batch_size = 1;
+        TlsOptions tls{};  // the worker's, for a wss:// url
     };
     static Settings resolve(const std::string& worker_url, const OtelConfig& config,
                             const std::map<std::string, std::string>& headers = {});

@@ -570,6 +570,10 @@ Error utf8_error(WriteFn write, const void* in) {
 void read_json(std::string_view json, ReadFn read, void* out) {
     ContextLease<DecodeContext> lease;
     DecodeContext& ctx = *lease;
+    struct Trim {  // on every exit, once the decoded object owns its bytes
+        DecodeContext& ctx;
+        ~Trim() { trim_after_parse(ctx.parser, ctx.buffer); }
+    } trim{ctx};
     const simdjson::padded_string_view input = ctx.buffer.load(json);
     ondemand::document doc;
     if (auto e = ctx.parser.iterate(input).get(doc))

@@ -3,7 +3,7 @@
 // raw WebSocket echo (the baseline).
 //
 //   bench_roundtrip [--calls N] [--inflight N] [--payload-bytes N] [--warmup N] [--rounds N]
-//                   [--json] [--inline-handlers]
+//                   [--json] [--inline-handlers] [--tls]
 //                   [--url ws://HOST:PORT [--engine-pid PID] | --engine PATH]
 //
 // Paths, each measured sequential (one call at a time) and pipelined (N in flight, default 64):
@@ -20,6 +20,9 @@
 //   way, no JSON parsing, no routing: what our WebSocket stack costs on this path.
 // - raw: the JSON payload alone echoed over one plain websocketpp connection between two threads
 //   of this process (one hop each way).
+// - with --tls, also SDK and raw over wss://: a second iii-test-engine in TLS mode and a second
+//   echo worker, a TLS raw echo server, a throw-away CA and certificate made by `openssl`; the
+//   cost of TLS is reported as wss:// / ws:// ratios of the same rounds.
 //
 // All of them go through lib/transport: websocketpp, with the corrected frame code unless the
 // build was configured with -Dwebsocketpp_fast_frames=false (tools/fix_websocketpp.py).
@@ -66,6 +69,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <future>
@@ -102,6 +106,8 @@ struct Options {
     std::string engine;
     pid_t engine_pid = -1;  // --engine-pid: the external engine's CPU is measured too
     std::string role;  // hidden: "echo", "floor-relay" or "floor-echo" in the child processes
+    bool tls = false;  // --tls: SDK and raw over wss:// too
+    std::string ca;    // hidden: the CA file the echo worker trusts (wss://)
 };
 
 void usage(std::FILE* out) {
@@ -115,6 +121,8 @@ void usage(std::FILE* out) {
         "  --json             print one JSON object instead of the table\n"
         "  --inline-handlers  the echo worker runs its handler on its io thread\n"
         "                     (InitOptions::handlers_on_io_thread) instead of its pool\n"
+        "  --tls              also measure SDK and raw over wss:// (needs `openssl`) and\n"
+        "                     report wss:// / ws:// ratios\n"
         "  --url URL          use the engine at URL (ws://host:port) instead of spawning one\n"
         "  --engine-pid PID   with --url: that engine's process, to measure its CPU time\n"
         "  --engine PATH      the iii-test-engine executable to spawn\n"
@@ -148,6 +156,10 @@ Options parse_options(int argc, char** argv) {
             o.json = true;
             continue;
         }
+        if (arg == "--tls") {
+            o.tls = true;
+            continue;
+        }
         if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
         const std::string value = argv[++i];
         if (arg == "--calls") o.calls = parse_count("--calls", value, 1);
@@ -160,15 +172,17 @@ Options parse_options(int argc, char** argv) {
         else if (arg == "--engine-pid")
             o.engine_pid = static_cast<pid_t>(parse_count("--engine-pid", value, 1));
         else if (arg == "--role") o.role = value;
+        else if (arg == "--ca") o.ca = value;
         else throw std::invalid_argument("unknown option '" + arg + "'");
     }
     if (!o.warmup) o.warmup = std::clamp<std::size_t>(o.calls / 10, 100, 2000);
     return o;
 }
 
-iii::InitOptions worker_options(bool handlers_on_io_thread = false) {
+iii::InitOptions worker_options(bool handlers_on_io_thread = false, const std::string& ca = {}) {
     iii::InitOptions init;
     init.handlers_on_io_thread = handlers_on_io_thread;
+    init.tls.ca_file = ca;
     iii::OtelConfig otel;
     otel.enabled = false;  // nothing but the calls on the wire
     init.otel = otel;
@@ -350,7 +364,8 @@ public:
         std::int64_t thread_cpu_us = 0;
     };
 
-    RawDriver(const std::string& url, std::string request, std::size_t reply_size)
+    RawDriver(const std::string& url, std::string request, std::size_t reply_size,
+              const transport::ConnectOptions& options = {})
         : request_(std::move(request)), reply_size_(reply_size), work_(io_.get_executor()) {
         std::promise<void> opened;
         auto open_result = opened.get_future();
@@ -365,7 +380,7 @@ public:
             if (!open_) opened.set_exception(std::make_exception_ptr(std::runtime_error(what)));
             else fail(what);
         };
-        socket_ = transport::connect(io_, url, {}, std::move(cb));
+        socket_ = transport::connect(io_, url, {}, std::move(cb), options);
         thread_ = std::thread([this] { io_.run(); });
         if (open_result.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
             shutdown();
@@ -457,7 +472,8 @@ private:
 // The one-hop baseline's echo server, on its own thread of this process.
 class LocalEchoServer {
 public:
-    LocalEchoServer() : work_(io_.get_executor()) {
+    explicit LocalEchoServer(const transport::ServerTls& tls = {})
+        : tls_(!tls.cert_file.empty()), work_(io_.get_executor()) {
         transport::Server::Handlers handlers;
         handlers.on_accept = [this](const std::shared_ptr<transport::Socket>& socket, const std::string&) {
             sockets_.push_back(socket);
@@ -466,7 +482,7 @@ public:
             cb.on_message = [raw](std::string&& data, bool binary) { raw->send(data, binary); };
             return cb;
         };
-        server_.emplace(io_, std::move(handlers));
+        server_.emplace(io_, std::move(handlers), tls);
         port_ = server_->listen(0);
         thread_ = std::thread([this] { io_.run(); });
     }
@@ -482,7 +498,9 @@ public:
         thread_.join();
     }
 
-    std::string url() const { return "ws://127.0.0.1:" + std::to_string(port_) + "/"; }
+    std::string url() const {
+        return std::string(tls_ ? "wss" : "ws") + "://127.0.0.1:" + std::to_string(port_) + "/";
+    }
 
     // The server thread's CPU time, read on that thread.
     std::int64_t cpu_us() {
@@ -493,12 +511,44 @@ public:
     }
 
 private:
+    bool tls_;
     asio::io_context io_;
     asio::executor_work_guard<asio::io_context::executor_type> work_;
     std::optional<transport::Server> server_;
     std::vector<std::shared_ptr<transport::Socket>> sockets_;  // server thread only
     std::uint16_t port_ = 0;
     std::thread thread_;
+};
+
+// ---- --tls: a throw-away CA and server certificate -------------------------------------------
+
+struct BenchPki {
+    std::string dir, ca, cert, key;
+    BenchPki() {
+        std::string pattern = "/tmp/iii-bench-pki-XXXXXX";
+        if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+        dir = pattern;
+        ca = dir + "/ca.pem";
+        cert = dir + "/server.pem";
+        key = dir + "/server.key";
+        const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        std::ofstream(dir + "/ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
+        run("openssl req -x509" + ec + " -keyout " + dir + "/ca.key -out " + ca +
+            " -days 1 -subj /CN=bench-ca -addext basicConstraints=critical,CA:TRUE");
+        run("openssl req" + ec + " -keyout " + key + " -out " + dir + "/server.csr -subj /CN=bench");
+        run("openssl x509 -req -in " + dir + "/server.csr -CA " + ca + " -CAkey " + dir +
+            "/ca.key -CAcreateserial -days 1 -out " + cert + " -extfile " + dir + "/ext");
+    }
+    BenchPki(const BenchPki&) = delete;
+    BenchPki& operator=(const BenchPki&) = delete;
+    ~BenchPki() {
+        std::error_code ignored;
+        std::filesystem::remove_all(dir, ignored);
+    }
+    static void run(const std::string& command) {
+        if (std::system((command + " >/dev/null 2>&1").c_str()) != 0)
+            throw std::runtime_error("failed: " + command);
+    }
 };
 
 // ---- the floor's processes (hidden roles) ----------------------------------------------------
@@ -664,7 +714,7 @@ int run_echo_worker(const Options& o) {
         std::fprintf(stderr, "bench_roundtrip: --role echo needs --url\n");
         return 2;
     }
-    auto worker = iii::register_worker(o.url, worker_options(o.inline_handlers));
+    auto worker = iii::register_worker(o.url, worker_options(o.inline_handlers, o.ca));
     worker->register_function(iii::RegisterFunctionMessage::with_id("echo"),
                               [](iii::Value payload) -> asio::awaitable<iii::Value> {
                                   co_return payload;
@@ -687,9 +737,32 @@ int run_echo_worker(const Options& o) {
 
 // ---- the rounds ------------------------------------------------------------------------------
 
-enum class Path { Sdk, Floor, Raw };
-constexpr Path all_paths[] = {Path::Sdk, Path::Floor, Path::Raw};
-constexpr const char* path_key(Path p) { return p == Path::Sdk ? "sdk" : p == Path::Floor ? "floor" : "baseline"; }
+enum class Path { Sdk, Floor, Raw, SdkTls, RawTls };
+constexpr const char* path_key(Path p) {
+    switch (p) {
+        case Path::Sdk: return "sdk";
+        case Path::Floor: return "floor";
+        case Path::Raw: return "baseline";
+        case Path::SdkTls: return "sdk_wss";
+        case Path::RawTls: return "baseline_wss";
+    }
+    return "";
+}
+constexpr const char* path_label(Path p) {
+    switch (p) {
+        case Path::Sdk: return "SDK";
+        case Path::Floor: return "floor";
+        case Path::Raw: return "raw";
+        case Path::SdkTls: return "SDK wss";
+        case Path::RawTls: return "raw wss";
+    }
+    return "";
+}
+std::vector<Path> paths_of(const Options& o) {
+    std::vector<Path> paths{Path::Sdk, Path::Floor, Path::Raw};
+    if (o.tls) paths.insert(paths.end(), {Path::SdkTls, Path::RawTls});
+    return paths;
+}
 
 struct Bench {
     const Options& o;
@@ -699,8 +772,12 @@ struct Bench {
     pid_t relay_pid, floor_echo_pid;
     RawDriver& raw;
     LocalEchoServer& raw_server;
+    // --tls only:
+    std::optional<SdkRun> sdk_tls{};
+    RawDriver* raw_tls = nullptr;
+    LocalEchoServer* raw_tls_server = nullptr;
 
-    Phase run_sdk(const std::string& mode, std::size_t window) {
+    Phase run_sdk(SdkRun& sdk, const std::string& mode, std::size_t window) {
         std::vector<std::int64_t> warm(*o.warmup), latency(o.calls);
         run_on(io, calls(sdk, warm, window));
         const std::int64_t echo0 = echo_cpu_us(sdk.echo);
@@ -733,7 +810,7 @@ struct Bench {
         return p;
     }
 
-    Phase run_raw(const std::string& mode, std::size_t window) {
+    Phase run_raw(RawDriver& raw, LocalEchoServer& raw_server, const std::string& mode, std::size_t window) {
         raw.run(*o.warmup, window);
         const std::int64_t server0 = raw_server.cpu_us();
         auto r = raw.run(o.calls, window);
@@ -747,11 +824,13 @@ struct Bench {
 
     Phase run(Path path, const std::string& mode, std::size_t window) {
         switch (path) {
-            case Path::Sdk: return run_sdk(mode, window);
+            case Path::Sdk: return run_sdk(sdk, mode, window);
             case Path::Floor: return run_floor(mode, window);
-            case Path::Raw: break;
+            case Path::Raw: return run_raw(raw, raw_server, mode, window);
+            case Path::SdkTls: return run_sdk(*sdk_tls, mode, window);
+            case Path::RawTls: break;
         }
-        return run_raw(mode, window);
+        return run_raw(*raw_tls, *raw_tls_server, mode, window);
     }
 };
 
@@ -767,16 +846,15 @@ struct Ratio {
     std::vector<std::pair<std::string, double>> cpu;
 };
 
-Ratio median_ratio(const std::vector<Round>& rounds, const std::string& other, const std::string& mode) {
-    static const std::vector<std::pair<std::string, std::string>> floor_cpu = {
-        {"caller", "client"}, {"echo", "echo"}, {"engine", "relay"}};
-    static const std::vector<std::pair<std::string, std::string>> raw_cpu = {{"caller", "client"}};
-    const auto& pairs = other == "floor" ? floor_cpu : raw_cpu;
+using CpuPairs = std::vector<std::pair<std::string, std::string>>;
+
+Ratio median_ratio(const std::vector<Round>& rounds, const std::string& of, const std::string& other,
+                   const std::string& mode, const CpuPairs& pairs) {
     Ratio r;
     std::vector<double> cps, p50, p99;
     std::vector<std::vector<double>> cpu(pairs.size());
     for (const auto& round : rounds) {
-        const Phase& s = round.at("sdk").at(mode);
+        const Phase& s = round.at(of).at(mode);
         const Phase& f = round.at(other).at(mode);
         if (f.calls_per_s > 0) cps.push_back(s.calls_per_s / f.calls_per_s);
         if (f.p50_us > 0) p50.push_back(s.p50_us / f.p50_us);
@@ -792,6 +870,20 @@ Ratio median_ratio(const std::vector<Round>& rounds, const std::string& other, c
     for (std::size_t i = 0; i < pairs.size(); ++i)
         if (!cpu[i].empty()) r.cpu.emplace_back(pairs[i].first + "/" + pairs[i].second, median(cpu[i]));
     return r;
+}
+
+Ratio median_ratio(const std::vector<Round>& rounds, const std::string& other, const std::string& mode) {
+    static const CpuPairs floor_cpu = {{"caller", "client"}, {"echo", "echo"}, {"engine", "relay"}};
+    static const CpuPairs raw_cpu = {{"caller", "client"}};
+    return median_ratio(rounds, "sdk", other, mode, other == "floor" ? floor_cpu : raw_cpu);
+}
+
+// wss:// over ws:// of the same path (SDK or raw), per round, then the median.
+Ratio tls_ratio(const std::vector<Round>& rounds, bool sdk, const std::string& mode) {
+    static const CpuPairs sdk_cpu = {{"caller", "caller"}, {"echo", "echo"}, {"engine", "engine"}};
+    static const CpuPairs raw_cpu = {{"client", "client"}, {"server", "server"}};
+    return sdk ? median_ratio(rounds, "sdk_wss", "sdk", mode, sdk_cpu)
+               : median_ratio(rounds, "baseline_wss", "baseline", mode, raw_cpu);
 }
 
 // ---- output ----------------------------------------------------------------------------------
@@ -838,7 +930,7 @@ struct Report {
 
 std::map<std::string, std::map<std::string, Phase>> medians(const Report& rep) {
     std::map<std::string, std::map<std::string, Phase>> out;
-    for (const Path path : all_paths)
+    for (const Path path : paths_of(rep.o))
         for (const char* mode : modes) {
             std::vector<Phase> per_round;
             for (const auto& round : rep.rounds) per_round.push_back(round.at(path_key(path)).at(mode));
@@ -867,6 +959,14 @@ void print_json(const Report& rep) {
         iii::Value v = iii::Value::object();
         for (const char* mode : modes) v.set(mode, ratio_json(median_ratio(rep.rounds, other, mode)));
         out.set(std::string("sdk_to_") + other, std::move(v));
+    }
+    if (o.tls) {
+        iii::Value sdk = iii::Value::object(), raw = iii::Value::object();
+        for (const char* mode : modes) {
+            sdk.set(mode, ratio_json(tls_ratio(rep.rounds, true, mode)));
+            raw.set(mode, ratio_json(tls_ratio(rep.rounds, false, mode)));
+        }
+        out.set("sdk_wss_to_ws", std::move(sdk)).set("baseline_wss_to_ws", std::move(raw));
     }
     iii::Value per_round = iii::Value::array();
     for (const auto& round : rep.rounds) {
@@ -901,7 +1001,7 @@ void print_table(const Report& rep) {
         return l;
     };
     for (const char* mode : modes) {
-        for (const Path path : all_paths) {
+        for (const Path path : paths_of(o)) {
             const Phase& p = med.at(path_key(path)).at(mode);
             std::string cpu;
             for (const auto& [who, us] : p.cpu_us_per_call) {
@@ -909,7 +1009,7 @@ void print_table(const Report& rep) {
                 std::snprintf(cell, sizeof cell, "%s%s %.1f", cpu.empty() ? "" : "  ", who.c_str(), us);
                 cpu += cell;
             }
-            const char* name = path == Path::Sdk ? "SDK" : path == Path::Floor ? "floor" : "raw";
+            const char* name = path_label(path);
             std::printf("%-24s %10.0f %8.1f %8.1f %9.1f    %s\n", label(name, p).c_str(), p.calls_per_s,
                         p.p50_us, p.p99_us, p.p999_us, cpu.c_str());
         }
@@ -929,6 +1029,24 @@ void print_table(const Report& rep) {
             if (std::string(mode) == "pipelined") l += " (" + std::to_string(o.inflight) + ")";
             std::printf("%-24s %8.2fx %8.2fx %8.2fx    %s\n", l.c_str(), r.calls_per_s, r.p50, r.p99, cpu.c_str());
         }
+    }
+    if (o.tls) {
+        std::printf("\n%-24s %9s %9s %9s    %s\n", "wss:// / ws://", "calls/s", "p50", "p99",
+                    "CPU per call, process by process");
+        for (const bool sdk : {true, false})
+            for (const char* mode : modes) {
+                const Ratio r = tls_ratio(rep.rounds, sdk, mode);
+                std::string cpu;
+                for (const auto& [who, x] : r.cpu) {
+                    char cell[64];
+                    std::snprintf(cell, sizeof cell, "%s%s %.2fx", cpu.empty() ? "" : "  ", who.c_str(), x);
+                    cpu += cell;
+                }
+                std::string l = std::string(sdk ? "SDK " : "raw ") + mode;
+                if (std::string(mode) == "pipelined") l += " (" + std::to_string(o.inflight) + ")";
+                std::printf("%-24s %8.2fx %8.2fx %8.2fx    %s\n", l.c_str(), r.calls_per_s, r.p50, r.p99,
+                            cpu.c_str());
+            }
     }
     std::printf("\nNote: %s\nCPU: getrusage of the caller and echo worker processes; the engine's, "
                 "relay's and floor echo server's threads from /proc; the floor client and the raw "
@@ -967,24 +1085,57 @@ int run_bench(const Options& o) {
     const std::string relay_url =
         spawn_floor_process(relay, {self, "--role", "floor-relay", "--url", floor_echo_url, "--payload-bytes", bytes});
 
+    // --tls: a second engine in TLS mode with its own echo worker, and a TLS raw echo server.
+    std::optional<BenchPki> pki;
+    Child tls_engine, tls_echo;
+    std::string tls_url;
+    if (o.tls) {
+        pki.emplace();
+        const std::string path = o.engine.empty() ? bench::default_engine_path() : o.engine;
+        tls_url = bench::spawn_test_engine(tls_engine, path, {"--tls-cert", pki->cert, "--tls-key", pki->key});
+        std::vector<std::string> args{self, "--role", "echo", "--url", tls_url, "--ca", pki->ca};
+        if (o.inline_handlers) args.push_back("--inline-handlers");
+        tls_echo.spawn(args, true);
+    }
+
     Report report{o, payload_text.size(), frames, url, spawned, {}};
     {
         LocalEchoServer raw_server;
         RawDriver raw(raw_server.url(), payload_text, payload_text.size());
         RawDriver floor(relay_url, frames.request, frames.reply.size());
+        std::optional<LocalEchoServer> raw_tls_server;
+        std::optional<RawDriver> raw_tls;
+        if (pki) {
+            transport::ServerTls server_tls;
+            server_tls.cert_file = pki->cert;
+            server_tls.key_file = pki->key;
+            raw_tls_server.emplace(server_tls);
+            transport::ConnectOptions connect_options;
+            connect_options.tls.ca_file = pki->ca;
+            raw_tls.emplace(raw_tls_server->url(), payload_text, payload_text.size(), connect_options);
+        }
 
-        asio::io_context io;  // the caller worker and the bench coroutines share this thread
+        asio::io_context io;  // the caller workers and the bench coroutines share this thread
         auto caller = iii::register_worker(io, url, worker_options());
+        std::shared_ptr<iii::Client> tls_caller;
+        if (pki) tls_caller = iii::register_worker(io, tls_url, worker_options(false, pki->ca));
         Bench b{o, io, SdkRun{*caller, payload, echo, spawned ? engine.pid() : o.engine_pid},
                 floor, relay.pid(), floor_echo.pid(), raw, raw_server};
+        if (pki) {
+            b.sdk_tls.emplace(SdkRun{*tls_caller, payload, tls_echo, tls_engine.pid()});
+            b.raw_tls = &*raw_tls;
+            b.raw_tls_server = &*raw_tls_server;
+        }
+        const std::vector<Path> paths = paths_of(o);
         try {
             run_on(io, wait_for_echo(b.sdk));
+            if (b.sdk_tls) run_on(io, wait_for_echo(*b.sdk_tls));
             for (std::size_t r = 0; r < o.rounds; ++r) {
                 Round round;
                 for (const char* mode : modes) {
                     const std::size_t window = std::string(mode) == "pipelined" ? o.inflight : 1;
-                    for (std::size_t k = 0; k < std::size(all_paths); ++k) {
-                        const Path path = all_paths[(k + r) % std::size(all_paths)];
+                    for (std::size_t k = 0; k < paths.size(); ++k) {
+                        const Path path = paths[(k + r) % paths.size()];
                         round[path_key(path)][mode] = b.run(path, mode, window);
                     }
                 }
@@ -993,9 +1144,16 @@ int run_bench(const Options& o) {
             }
         } catch (...) {
             caller->shutdown();
+            if (tls_caller) tls_caller->shutdown();
             throw;
         }
         run_on(io, caller->shutdown_async());
+        if (tls_caller) run_on(io, tls_caller->shutdown_async());
+    }
+    if (o.tls) {
+        if (tls_echo.stop(SIGTERM, std::chrono::seconds(5)) != 0)
+            std::fprintf(stderr, "bench_roundtrip: the wss:// echo worker did not exit cleanly\n");
+        tls_engine.stop(SIGTERM, std::chrono::seconds(5));
     }
 
     if (echo.stop(SIGTERM, std::chrono::seconds(5)) != 0)

@@ -154,8 +154,11 @@ inline std::string default_engine_path() {
 }
 
 /// Spawns `path --port 0` into `engine` and returns the URL it prints on start.
-inline std::string spawn_test_engine(Child& engine, const std::string& path) {
-    engine.spawn({path, "--port", "0"}, false);
+inline std::string spawn_test_engine(Child& engine, const std::string& path,
+                                     const std::vector<std::string>& extra_args = {}) {
+    std::vector<std::string> args{path, "--port", "0"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    engine.spawn(args, false);
     // "iii-test-engine listening on ws://127.0.0.1:<port>"
     const std::string_view marker = "listening on ";
     for (;;) {

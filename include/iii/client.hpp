@@ -367,6 +367,11 @@ public:
     std::uint64_t on_connection_state_change(std::function<void(ConnectionState)> callback);
     /// Removes a listener; returns once it is not running and will not run again.
     void remove_state_listener(std::uint64_t token);
+    /// Why the latest connect attempt failed (Errc::WebSocket; for `wss://` the message carries
+    /// OpenSSL's reason, e.g. "TLS handshake failed: certificate verify failed: self-signed
+    /// certificate in certificate chain"); empty once a connect succeeded. A state listener
+    /// that sees ConnectionState::Reconnecting can read it. Safe from any thread.
+    std::optional<Error> last_connect_error() const;
 
     /// The engine address given to register_worker (channels derive their URLs from it).
     const std::string& address() const;

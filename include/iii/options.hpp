@@ -60,6 +60,42 @@ struct ConnectionTimings {
     std::chrono::milliseconds idle_timeout{60000};
 };
 
+/// Lowest TLS protocol version a `wss://` socket accepts.
+enum class TlsVersion { Tls12, Tls13 };
+
+/// TLS settings of every `wss://` socket of a client: the worker connection, its channels and
+/// its telemetry. Ignored for `ws://`. The defaults verify the engine's certificate against the
+/// system trust store (OpenSSL's default paths, which honour `$SSL_CERT_FILE` and
+/// `$SSL_CERT_DIR`) and check that it names the URL's host: a DNS name against the certificate's
+/// DNS names, an IP literal (`wss://127.0.0.1`, `wss://[::1]`) against its IP addresses. SNI
+/// is sent for DNS names (never for IP literals, RFC 6066).
+///
+/// A file that cannot be read or parsed makes register_worker() throw Errc::Runtime naming it.
+/// A failed handshake (an untrusted certificate, a host name mismatch, a refused client
+/// certificate) is an ordinary connect failure: it is logged with OpenSSL's reason, retried with
+/// the reconnection back-off, reported by Client::last_connect_error(), and named in the
+/// Errc::Timeout of a call that waited for the connection.
+struct TlsOptions {
+    /// Extra trusted CA certificates: a PEM file (one or more certificates).
+    std::string ca_file{};
+    /// Extra trusted CA certificates: a directory in OpenSSL's hashed format (`openssl rehash`).
+    std::string ca_dir{};
+    /// Extra trusted CA certificates, PEM text held in memory.
+    std::string ca_pem{};
+    /// Also trust the system store (default). False: trust only the CAs given above.
+    bool system_trust_store = true;
+    /// Client certificate (PEM, leaf first, then intermediates) for engines that require mutual
+    /// TLS; empty: none is offered. Needs key_file.
+    std::string cert_file{};
+    /// Private key (PEM, unencrypted) of cert_file.
+    std::string key_file{};
+    /// Lowest accepted protocol version; TLS 1.2 by default.
+    TlsVersion min_version = TlsVersion::Tls12;
+    /// Accept any certificate for any host name. For development only: the connection is then
+    /// encrypted but not authenticated, and every connect logs a warning saying so.
+    bool skip_verification = false;
+};
+
 /// Options of register_worker (the reference's InitOptions).
 struct InitOptions {
     /// Worker metadata sent after every (re)connect; unset: WorkerMetadata::detect().
@@ -95,6 +131,8 @@ struct InitOptions {
     bool handlers_on_io_thread = false;
     /// OpenTelemetry; unset: OtelConfig{} (environment and defaults).
     std::optional<OtelConfig> otel{};
+    /// TLS of `wss://` sockets (worker, channels, telemetry); see TlsOptions.
+    TlsOptions tls{};
 };
 
 }  // namespace iii

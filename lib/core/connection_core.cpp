@@ -95,6 +95,10 @@ void ConnectionCore::on_opened(TimePoint now) {
     connect_deadline_ = never;
     backoff_.reset();
     last_rx_ = now;
+    if (!connect_error_.empty()) {
+        connect_error_.clear();
+        emit(action::ConnectErrorChanged{});
+    }
     next_ping_ = config_.timings.ping_interval.count() > 0 ? now + config_.timings.ping_interval : never;
     log(info, "connected to " + config_.url);
     // Before the replay, so that the engine retires the old connection (and its name lease)
@@ -157,15 +161,23 @@ void ConnectionCore::send_metadata() {
 void ConnectionCore::on_closed(TimePoint now, std::error_code ec, std::uint16_t code,
                                std::string_view reason) {
     if (phase_ != Phase::Connecting && phase_ != Phase::Open && phase_ != Phase::Closing) return;
-    std::string why = ec ? ec.message()
+    // A TLS failure's reason (OpenSSL's) is more telling than the error code's message.
+    std::string why = ec ? (reason.empty() ? ec.message() : std::string(reason))
                          : "closed by the engine (" + std::to_string(code) +
                                (reason.empty() ? "" : " " + std::string(reason)) + ")";
-    socket_gone(now, why);
+    // A failure with the transport's own reason (a TLS handshake: OpenSSL's) is a setup
+    // problem the user must see; a refused TCP connect while the engine restarts is not.
+    socket_gone(now, why, ec && !reason.empty());
 }
 
-void ConnectionCore::socket_gone(TimePoint now, const std::string& why) {
+void ConnectionCore::socket_gone(TimePoint now, const std::string& why, bool worth_a_warning) {
     const bool was_open = phase_ == Phase::Open || phase_ == Phase::Closing;
-    log(info, (was_open ? "connection closed: " : "connect failed: ") + why);
+    log(worth_a_warning ? warn : info,
+        (was_open ? "connection closed: " : "cannot connect to " + config_.url + ": ") + why);
+    if (!was_open) {
+        connect_error_ = why;
+        emit(action::ConnectErrorChanged{why});
+    }
     connect_deadline_ = close_deadline_ = next_ping_ = never;
     reading_paused_ = false;  // the next socket starts reading
     if (was_open) {
@@ -265,8 +277,12 @@ void ConnectionCore::expire_calls(TimePoint now) {
             deadlines_.erase(deadlines_.begin());
             continue;
         }
+        // A call that timed out while the worker could not connect says why.
+        const std::string why = phase_ != Phase::Open && !connect_error_.empty()
+                                    ? " (not connected: " + connect_error_ + ")"
+                                    : std::string();
         fail(id, Error(Errc::Timeout, "invocation of " + it->second.function_id + " timed out after " +
-                                          std::to_string(it->second.timeout.count()) + " ms"));
+                                          std::to_string(it->second.timeout.count()) + " ms" + why));
     }
 }
 

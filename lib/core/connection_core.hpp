@@ -131,6 +131,11 @@ struct StateChanged {
 struct WorkerIdChanged {
     std::string worker_id;
 };
+/// Why the latest connect attempt failed (for Client::last_connect_error()); empty: the
+/// connection opened.
+struct ConnectErrorChanged {
+    std::string reason;
+};
 /// Stop or resume reading from the socket (handler concurrency limit).
 struct PauseReading {};
 struct ResumeReading {};
@@ -146,8 +151,9 @@ struct Stopped {};
 using Action = std::variant<action::Connect, action::Send, action::Ping, action::Close,
                             action::Abort, action::ArmTimer, action::Complete, action::Dispatch,
                             action::DispatchTrigger, action::StateChanged,
-                            action::WorkerIdChanged, action::PauseReading, action::ResumeReading,
-                            action::Log, action::Stopped>;
+                            action::WorkerIdChanged, action::ConnectErrorChanged,
+                            action::PauseReading, action::ResumeReading, action::Log,
+                            action::Stopped>;
 
 /// A call to another function, as the glue hands it over (frame already encoded).
 struct Call {
@@ -222,6 +228,7 @@ public:
     }
     /// Why the state is Failed (empty otherwise).
     const std::string& failure_reason() const noexcept { return failure_reason_; }
+    const Config& config() const noexcept { return config_; }
     /// Functions the engine refused (FUNCTION_NAMESPACE_CONFLICT); not replayed.
     const std::set<std::string>& rejected_functions() const noexcept { return rejected_; }
     /// The earliest deadline (what the last ArmTimer said).
@@ -246,7 +253,7 @@ private:
     void log(int level, std::string text);
     void set_state(ConnectionState next);
     void connect(TimePoint now);
-    void socket_gone(TimePoint now, const std::string& why);
+    void socket_gone(TimePoint now, const std::string& why, bool worth_a_warning = false);
     void send_or_queue(std::string text, std::string invocation_id);
     void replay();
     void send_metadata();
@@ -284,6 +291,7 @@ private:
     bool close_requested_ = false;  // shutdown's close has begun
     std::optional<RemoteError> fatal_;  // a worker-level rejection: no more reconnects
     std::string failure_reason_;
+    std::string connect_error_;  // why the latest attempt failed; empty once one opened
 
     // deadlines (never = none)
     TimePoint connect_deadline_ = never;

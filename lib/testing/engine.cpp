@@ -2,6 +2,8 @@
 
 #include "testing/engine_impl.hpp"
 
+#include <stdexcept>
+
 namespace iii::testing {
 
 // ---- lifecycle -----------------------------------------------------------------------------
@@ -30,11 +32,25 @@ Engine::Impl::Impl(EngineOptions opts) : options(std::move(opts)) {
         io, transport::Server::Handlers{
                 [this](const std::string& resource) { return admit(resource); },
                 [this](const std::shared_ptr<transport::Socket>& socket,
-                       const std::string& resource) { return accept(socket, resource); }});
+                       const std::string& resource) { return accept(socket, resource); }},
+        server_tls());
     port = server->listen(options.port);
     work.emplace(io.get_executor());
     schedule_functions_available();
     thread = std::thread([this] { run(); });
+}
+
+transport::ServerTls Engine::Impl::server_tls() const {
+    transport::ServerTls tls;
+    if (options.tls) {
+        tls.cert_file = options.tls->cert_file;
+        tls.key_file = options.tls->key_file;
+        tls.client_ca_file = options.tls->client_ca_file;
+        tls.tls12_only = options.tls->tls12_only;
+        if (tls.cert_file.empty() || tls.key_file.empty())
+            throw std::invalid_argument("EngineTls needs cert_file and key_file");
+    }
+    return tls;
 }
 
 Engine::Impl::~Impl() {
@@ -475,7 +491,9 @@ std::optional<Generation> parse_generation(std::string_view text) noexcept {
     return std::nullopt;
 }
 
-std::string Engine::url() const { return fmt::format("ws://127.0.0.1:{}", impl_->port); }
+std::string Engine::url() const {
+    return fmt::format("{}://127.0.0.1:{}", impl_->options.tls ? "wss" : "ws", impl_->port);
+}
 
 std::vector<std::string> Engine::worker_ids() const {
     std::lock_guard lock(impl_->mutex);

@@ -180,6 +180,7 @@ struct Engine::Impl {
 
     explicit Impl(EngineOptions opts);
     ~Impl();
+    transport::ServerTls server_tls() const;
     void run();
     /// Runs `f` on the io thread and waits for it; runs it inline when already there.
     template <class F>

@@ -4,9 +4,10 @@
 //   iii-test-engine [--port N] [--log FILE] [--functions-available-ms N]
 //                   [--generation 0.10|0.22|0.23] [--queue-worker] [--no-otel]
 //                   [--namespace-grace-ms N]
+//                   [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
 //
-// Prints `iii-test-engine listening on ws://127.0.0.1:<port>` once listening, then runs until
-// SIGINT or SIGTERM and exits 0.
+// Prints `iii-test-engine listening on ws://127.0.0.1:<port>` (wss:// with --tls-cert) once
+// listening, then runs until SIGINT or SIGTERM and exits 0.
 
 #include <iii/testing/engine.hpp>
 
@@ -28,6 +29,7 @@ void usage(std::FILE* out) {
         "usage: iii-test-engine [--port N] [--log FILE] [--functions-available-ms N]\n"
         "                       [--generation 0.10|0.22|0.23] [--queue-worker] [--no-otel]\n"
         "                       [--namespace-grace-ms N]\n"
+        "                       [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
         "  --port N                    port on 127.0.0.1 (0, the default, picks a free one)\n"
         "  --log FILE                  append every frame in and out to FILE as JSON lines\n"
         "  --functions-available-ms N  functions-available watcher interval (default 5000)\n"
@@ -38,7 +40,10 @@ void usage(std::FILE* out) {
         "                              with enqueue_error, as on a fresh 0.22 engine\n"
         "  --no-otel                   answer 404 on /otel, as the real 0.10 engine does\n"
         "  --namespace-grace-ms N      0.23: how long registrations wait for\n"
-        "                              engine::workers::register (default 5000)\n",
+        "                              engine::workers::register (default 5000)\n"
+        "  --tls-cert FILE             serve wss:// with this PEM certificate chain\n"
+        "  --tls-key FILE              the PEM private key of --tls-cert\n"
+        "  --tls-client-ca FILE        require client certificates signed by a CA of FILE\n",
         out);
 }
 
@@ -111,11 +116,22 @@ int main(int argc, char** argv) {
                 return 2;
             }
             options.namespace_grace = std::chrono::milliseconds(*ms);
+        } else if (arg == "--tls-cert" || arg == "--tls-key" || arg == "--tls-client-ca") {
+            if (!options.tls) options.tls.emplace();
+            auto& field = arg == "--tls-cert" ? options.tls->cert_file
+                          : arg == "--tls-key" ? options.tls->key_file
+                                               : options.tls->client_ca_file;
+            field = std::string(value);
         } else {
             std::fprintf(stderr, "iii-test-engine: unknown option '%s'\n", argv[i - 1]);
             usage(stderr);
             return 2;
         }
+    }
+
+    if (options.tls && (options.tls->cert_file.empty() || options.tls->key_file.empty())) {
+        std::fprintf(stderr, "iii-test-engine: --tls-cert and --tls-key go together\n");
+        return 2;
     }
 
     // Blocked before the engine starts its thread, so that the thread inherits the mask and

@@ -1,16 +1,30 @@
 #include "transport/ws_transport.hpp"
 
+#include "log.hpp"
+
 #include <websocketpp/client.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/config/asio_no_tls_client.hpp>
+#include <websocketpp/message_buffer/alloc.hpp>
+#include <websocketpp/message_buffer/message.hpp>
 #include <websocketpp/server.hpp>
 
 #include <asio/bind_executor.hpp>
 #include <asio/post.hpp>
+#include <asio/ssl.hpp>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <sstream>
+#include <stdexcept>
 
 namespace iii::detail::transport {
 namespace {
@@ -36,6 +50,14 @@ public:
     template <class MutableBuffers, class Handler>
     void async_read_some(const MutableBuffers& buffers, Handler&& handler) {
         auto shared = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler));
+        if (asio::buffer_size(buffers) == 0) {
+            // Completes at once, as on a plain socket. Asio's TLS stream reads zero bytes to get
+            // an asynchronous completion for a read that OpenSSL's buffer already satisfied:
+            // waiting for readability there would hold decrypted data until the peer sent more.
+            auto executor = asio::get_associated_executor(*shared, get_executor());
+            asio::post(executor, [shared] { (*shared)(asio::error_code(), std::size_t{0}); });
+            return;
+        }
         wait_then_read(buffers, std::move(shared));
     }
 
@@ -151,6 +173,9 @@ public:
     PausableSocket& get_next_layer() { return *socket_; }
     PausableSocket& get_raw_socket() { return *socket_; }
 
+    // Nothing beyond the error code to tell for plain TCP.
+    std::string failure_detail() const { return {}; }
+
     std::string get_remote_endpoint(lib::error_code& ec) const {
         std::stringstream s;
         asio::error_code aec;
@@ -236,44 +261,492 @@ private:
 
 }  // namespace pausable_policy
 
-// websocketpp's transport with a fast path for numeric hosts: Asio's asynchronous resolver
-// starts a thread that lives as long as the io_context, even for "127.0.0.1", and a client on
-// the caller's io_context must not add threads. Other hosts still go through the resolver.
+// ---- TLS ---------------------------------------------------------------------------------------
+
+// The OpenSSL reason of the most recent error on this thread's queue (and the queue cleared),
+// or `fallback` when there is none.
+std::string openssl_reason(std::string fallback = "unknown OpenSSL error") {
+    std::string text;
+    while (const unsigned long e = ERR_get_error()) {
+        if (const char* reason = ERR_reason_error_string(e)) text = reason;
+    }
+    return text.empty() ? fallback : text;
+}
+
+[[noreturn]] void tls_config_error(const std::string& what) { throw std::invalid_argument(what); }
+
+bool is_ip_literal(const std::string& host) {
+    asio::error_code ec;
+    (void)asio::ip::make_address(host, ec);
+    return !ec;
+}
+
+// What went wrong in a TLS operation, in words: OpenSSL's reason, the certificate check's
+// verdict when that was the cause, and a hint for the alerts a user can act on. Empty for
+// errors that are not TLS errors (their error_code says it all).
+std::string describe_tls_error(const asio::error_code& ec, SSL* ssl) {
+    if (ec == asio::ssl::error::stream_truncated)
+        return "the peer closed the connection without a TLS close_notify";
+    if (ec.category() != asio::error::get_ssl_category()) return {};
+    const auto code = static_cast<unsigned long>(ec.value());
+    const char* reason = ERR_reason_error_string(code);
+    std::string text = reason ? reason : ec.message();
+    switch (ERR_GET_REASON(code)) {
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+        if (ssl) {
+            const long verdict = SSL_get_verify_result(ssl);
+            if (verdict != X509_V_OK)
+                text += std::string(": ") + X509_verify_cert_error_string(verdict);
+        }
+        break;
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+        text += " (the engine requires a client certificate and none was given: set "
+                "TlsOptions::cert_file and key_file)";
+        break;
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+        text += " (the engine rejected the client certificate)";
+        break;
+    case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+        text += " (the engine refused the handshake; does it require a client certificate?)";
+        break;
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+        text += " (no TLS version both sides accept; see TlsOptions::min_version)";
+        break;
+    default:
+        break;
+    }
+    return text;
+}
+
+// The TLS stream websocketpp reads and writes through: an ssl::stream over the pausable TCP
+// socket that remembers the first TLS error of a read or write. websocketpp turns every TLS
+// error into one generic code ("Generic TLS related error"), which would lose why a peer
+// refused us (a TLS 1.3 server refuses a client certificate only after the handshake, on the
+// first read).
+//
+// Pausing holds the TCP reads; records OpenSSL has already decrypted (at most one read of
+// ciphertext, about 17 KB) are still delivered after a pause.
+class TlsStream : public asio::ssl::stream<PausableSocket> {
+    using Base = asio::ssl::stream<PausableSocket>;
+
+public:
+    TlsStream(asio::io_context& io, asio::ssl::context& context) : Base(io, context) {}
+
+    template <class MutableBuffers, class Handler>
+    void async_read_some(const MutableBuffers& buffers, Handler&& handler) {
+        Base::async_read_some(buffers, watch(std::forward<Handler>(handler)));
+    }
+    template <class ConstBuffers, class Handler>
+    void async_write_some(const ConstBuffers& buffers, Handler&& handler) {
+        Base::async_write_some(buffers, watch(std::forward<Handler>(handler)));
+    }
+
+    // Called on the connection's strand (handshake, reads, writes) and by the socket's owner
+    // after the connection failed: hence the mutex.
+    void note(const asio::error_code& ec) {
+        std::string text = describe_tls_error(ec, native_handle());
+        if (text.empty()) return;
+        std::lock_guard lock(mutex_);
+        if (detail_.empty()) detail_ = std::move(text);
+    }
+    /// A TLS error ended the session: no close_notify exchange is possible any more.
+    bool failed() const {
+        std::lock_guard lock(mutex_);
+        return !detail_.empty();
+    }
+    std::string detail() const {
+        std::lock_guard lock(mutex_);
+        return detail_;
+    }
+
+private:
+    template <class Handler>
+    auto watch(Handler&& handler) {
+        auto shared = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler));
+        auto executor = asio::get_associated_executor(*shared, get_executor());
+        // The stream outlives its operations (websocketpp keeps the connection, which owns
+        // it, alive through every pending handler), so `this` is safe here.
+        return asio::bind_executor(executor, [this, shared](asio::error_code ec, std::size_t n) {
+            if (ec) note(ec);
+            (*shared)(ec, n);
+        });
+    }
+
+    mutable std::mutex mutex_;
+    std::string detail_;
+};
+
+// websocketpp's TLS socket policy (transport/asio/security/tls.hpp) rewritten for three
+// reasons: the socket under the TLS stream is the pausable one; host name verification (DNS
+// names and IP addresses) is set up, which websocketpp leaves to the user; and SNI is sent
+// for DNS names only (websocketpp sends IP literals too, which RFC 6066 forbids).
+namespace tls_policy {
+
+using websocketpp::connection_hdl;
+namespace lib = websocketpp::lib;
+namespace socket_error = websocketpp::transport::asio::socket;
+using socket_init_handler = lib::function<void(connection_hdl, TlsStream&)>;
+using ContextPtr = std::shared_ptr<asio::ssl::context>;
+
+class connection : public lib::enable_shared_from_this<connection> {
+public:
+    typedef connection type;
+    typedef lib::shared_ptr<type> ptr;
+    typedef asio::io_context* io_service_ptr;
+    typedef lib::shared_ptr<asio::io_context::strand> strand_ptr;
+    typedef TlsStream socket_type;
+    typedef lib::shared_ptr<socket_type> socket_ptr;
+
+    connection() = default;
+    ptr get_shared() { return shared_from_this(); }
+    bool is_secure() const { return true; }
+    void set_socket_init_handler(socket_init_handler h) { socket_init_handler_ = h; }
+    void set_tls(ContextPtr context, bool verify_host) {
+        context_ = std::move(context);
+        verify_host_ = verify_host;
+    }
+    TlsStream& get_socket() { return *socket_; }
+    PausableSocket& get_next_layer() { return socket_->next_layer(); }
+    // The pausable socket, not lowest_layer(): close() and shutdown() must go through
+    // PausableSocket's versions, which fail a parked read.
+    PausableSocket& get_raw_socket() { return socket_->next_layer(); }
+
+    std::string failure_detail() const { return socket_ ? socket_->detail() : std::string(); }
+
+    std::string get_remote_endpoint(lib::error_code& ec) const {
+        std::stringstream s;
+        asio::error_code aec;
+        asio::ip::tcp::endpoint ep = socket_->next_layer().remote_endpoint(aec);
+        if (aec) {
+            ec = websocketpp::transport::asio::error::make_error_code(
+                websocketpp::transport::asio::error::pass_through);
+            s << "Error getting remote endpoint: " << aec << " (" << aec.message() << ")";
+        } else {
+            ec = lib::error_code();
+            s << ep;
+        }
+        return s.str();
+    }
+
+protected:
+    lib::error_code init_asio(io_service_ptr service, strand_ptr strand, bool is_server) {
+        if (!context_) return socket_error::make_error_code(socket_error::error::invalid_tls_context);
+        socket_ = lib::make_shared<TlsStream>(*service, *context_);
+        if (socket_init_handler_) socket_init_handler_(hdl_, *socket_);
+        strand_ = strand;
+        is_server_ = is_server;
+        return lib::error_code();
+    }
+    void set_uri(websocketpp::uri_ptr u) { uri_ = u; }
+    void pre_init(websocketpp::transport::init_handler callback) {
+        if (!is_server_ && uri_) {
+            SSL* ssl = socket_->native_handle();
+            const std::string& host = uri_->get_host();
+            const bool ip = is_ip_literal(host);
+            if (verify_host_) {
+                X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+                X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+                const int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())
+                                  : X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+                if (ok != 1) {
+                    callback(socket_error::make_error_code(socket_error::error::tls_failed_sni_hostname));
+                    return;
+                }
+            }
+            if (!ip && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) {
+                callback(socket_error::make_error_code(socket_error::error::tls_failed_sni_hostname));
+                return;
+            }
+        }
+        callback(lib::error_code());
+    }
+    void post_init(websocketpp::transport::init_handler callback) {
+        ec_ = socket_error::make_error_code(socket_error::error::tls_handshake_timeout);
+        auto done = lib::bind(&type::handle_init, get_shared(), callback, lib::placeholders::_1);
+        const auto kind = is_server_ ? asio::ssl::stream_base::server : asio::ssl::stream_base::client;
+        if (strand_)
+            socket_->async_handshake(kind, strand_->wrap(done));
+        else
+            socket_->async_handshake(kind, done);
+    }
+    void set_handle(connection_hdl hdl) { hdl_ = hdl; }
+    void handle_init(websocketpp::transport::init_handler callback, const asio::error_code& ec) {
+        if (ec) {
+            socket_->note(ec);
+            ec_ = socket_error::make_error_code(socket_error::error::tls_handshake_failed);
+        } else {
+            ec_ = lib::error_code();
+            handshake_done_ = true;
+        }
+        callback(ec_);
+    }
+    lib::error_code get_ec() const { return ec_; }
+    asio::error_code cancel_socket() {
+        asio::error_code ec;
+        socket_->next_layer().cancel(ec);
+        return ec;
+    }
+    void async_shutdown(socket_error::shutdown_handler callback) {
+        // Without a session (handshake not done, or ended by a TLS error) there is no
+        // close_notify to exchange: waiting for the peer's would hold a failed connect (and
+        // its fail handler) until the shutdown timer, since the peer has given up on us too.
+        if (!handshake_done_ || socket_->failed()) {
+            asio::error_code ignored;
+            socket_->next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+            callback(asio::error_code());
+            return;
+        }
+        if (strand_)
+            socket_->async_shutdown(strand_->wrap(callback));
+        else
+            socket_->async_shutdown(callback);
+    }
+
+public:
+    template <typename ErrorCodeType>
+    static lib::error_code translate_ec(ErrorCodeType ec) {
+        if (ec.category() == asio::error::get_ssl_category())
+            return websocketpp::transport::error::make_error_code(websocketpp::transport::error::tls_error);
+        return websocketpp::transport::error::make_error_code(
+            websocketpp::transport::error::pass_through);
+    }
+    static lib::error_code translate_ec(lib::error_code ec) { return ec; }
+
+private:
+    ContextPtr context_;
+    bool verify_host_ = true;
+    socket_ptr socket_;
+    strand_ptr strand_;
+    websocketpp::uri_ptr uri_;
+    bool is_server_ = false;
+    bool handshake_done_ = false;  // strand
+    lib::error_code ec_;
+    connection_hdl hdl_;
+    socket_init_handler socket_init_handler_;
+};
+
+class endpoint {
+public:
+    typedef endpoint type;
+    typedef connection socket_con_type;
+    typedef socket_con_type::ptr socket_con_ptr;
+
+    endpoint() = default;
+    bool is_secure() const { return true; }
+    void set_socket_init_handler(socket_init_handler h) { socket_init_handler_ = h; }
+    /// The context (and whether to check the host name) of every connection made from now on.
+    void set_tls(ContextPtr context, bool verify_host) {
+        context_ = std::move(context);
+        verify_host_ = verify_host;
+    }
+
+protected:
+    lib::error_code init(socket_con_ptr scon) {
+        scon->set_socket_init_handler(socket_init_handler_);
+        scon->set_tls(context_, verify_host_);
+        return lib::error_code();
+    }
+
+private:
+    socket_init_handler socket_init_handler_;
+    ContextPtr context_;
+    bool verify_host_ = true;
+};
+
+}  // namespace tls_policy
+
+// Client contexts are cached by their settings: loading the system trust store takes a few
+// milliseconds, and every channel opens its own socket. An SSL_CTX is safe to share once
+// configured. The key includes $SSL_CERT_FILE and $SSL_CERT_DIR, which OpenSSL reads while
+// loading.
+std::shared_ptr<asio::ssl::context> build_client_context(const TlsOptions& tls) {
+    auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    SSL_CTX* ctx = context->native_handle();
+    ERR_clear_error();
+    SSL_CTX_set_min_proto_version(
+        ctx, tls.min_version == TlsVersion::Tls13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (tls.skip_verification) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+        if (tls.system_trust_store && SSL_CTX_set_default_verify_paths(ctx) != 1)
+            tls_config_error("TLS: cannot load the system trust store: " + openssl_reason());
+        if (!tls.ca_file.empty() &&
+            SSL_CTX_load_verify_locations(ctx, tls.ca_file.c_str(), nullptr) != 1)
+            tls_config_error("TLS: cannot load CA file '" + tls.ca_file + "': " + openssl_reason());
+        if (!tls.ca_dir.empty()) {
+            std::error_code ec;
+            if (!std::filesystem::is_directory(tls.ca_dir, ec))
+                tls_config_error("TLS: CA directory '" + tls.ca_dir + "' is not a directory");
+            if (SSL_CTX_load_verify_locations(ctx, nullptr, tls.ca_dir.c_str()) != 1)
+                tls_config_error("TLS: cannot use CA directory '" + tls.ca_dir +
+                                 "': " + openssl_reason());
+        }
+        if (!tls.ca_pem.empty()) {
+            std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+                BIO_new_mem_buf(tls.ca_pem.data(), static_cast<int>(tls.ca_pem.size())), &BIO_free);
+            X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+            int added = 0;
+            while (X509* cert = bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)
+                                    : nullptr) {
+                const int ok = X509_STORE_add_cert(store, cert);
+                X509_free(cert);
+                if (ok != 1)
+                    tls_config_error("TLS: cannot add a certificate of ca_pem: " + openssl_reason());
+                ++added;
+            }
+            ERR_clear_error();  // the loop ends on "no start line"
+            if (added == 0) tls_config_error("TLS: ca_pem holds no PEM certificate");
+        }
+    }
+    if (tls.cert_file.empty() != tls.key_file.empty())
+        tls_config_error("TLS: a client certificate needs both cert_file and key_file");
+    if (!tls.cert_file.empty()) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, tls.cert_file.c_str()) != 1)
+            tls_config_error("TLS: cannot load client certificate '" + tls.cert_file +
+                             "': " + openssl_reason());
+        if (SSL_CTX_use_PrivateKey_file(ctx, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+            tls_config_error("TLS: cannot load client key '" + tls.key_file +
+                             "': " + openssl_reason());
+        if (SSL_CTX_check_private_key(ctx) != 1)
+            tls_config_error("TLS: client key '" + tls.key_file + "' does not match '" +
+                             tls.cert_file + "': " + openssl_reason());
+    }
+    return context;
+}
+
+std::shared_ptr<asio::ssl::context> client_context(const TlsOptions& tls) {
+    const auto env = [](const char* name) {
+        const char* value = std::getenv(name);
+        return std::string(value ? value : "");
+    };
+    std::string key;
+    for (const std::string* part : {&tls.ca_file, &tls.ca_dir, &tls.ca_pem, &tls.cert_file,
+                                    &tls.key_file}) {
+        key += *part;
+        key += '\0';
+    }
+    key += tls.system_trust_store ? 's' : '-';
+    key += tls.skip_verification ? 'k' : '-';
+    key += tls.min_version == TlsVersion::Tls13 ? '3' : '2';
+    key += env("SSL_CERT_FILE") + '\0' + env("SSL_CERT_DIR");
+
+    static std::mutex mutex;
+    static std::map<std::string, std::shared_ptr<asio::ssl::context>> cache;
+    std::lock_guard lock(mutex);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+    auto context = build_client_context(tls);
+    if (cache.size() >= 16) cache.clear();  // settings rarely vary; keep the cache small
+    cache.emplace(std::move(key), context);
+    return context;
+}
+
+std::shared_ptr<asio::ssl::context> server_context(const ServerTls& tls) {
+    auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+    SSL_CTX* ctx = context->native_handle();
+    ERR_clear_error();
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (tls.tls12_only) SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, tls.cert_file.c_str()) != 1)
+        tls_config_error("TLS: cannot load certificate '" + tls.cert_file + "': " + openssl_reason());
+    if (SSL_CTX_use_PrivateKey_file(ctx, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+        tls_config_error("TLS: cannot load key '" + tls.key_file + "': " + openssl_reason());
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        tls_config_error("TLS: key '" + tls.key_file + "' does not match '" + tls.cert_file +
+                         "': " + openssl_reason());
+    if (!tls.client_ca_file.empty()) {
+        if (SSL_CTX_load_verify_locations(ctx, tls.client_ca_file.c_str(), nullptr) != 1)
+            tls_config_error("TLS: cannot load client CA file '" + tls.client_ca_file +
+                             "': " + openssl_reason());
+        SSL_CTX_set_client_CA_list(ctx, SSL_load_client_CA_file(tls.client_ca_file.c_str()));
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+        // Session resumption with client verification needs an id context, or resumed
+        // handshakes fail.
+        static const unsigned char id[] = "iii-test-engine";
+        SSL_CTX_set_session_id_context(ctx, id, sizeof id - 1);
+    }
+    return context;
+}
+
+// ---- numeric hosts connect without the resolver ------------------------------------------------
+
+// Asio's asynchronous resolver runs getaddrinfo on a private thread that it starts on first use
+// and keeps for as long as the io_context lives. An IP literal needs no resolving, so for those
+// this endpoint builds the one-entry result itself and goes straight to websocketpp's connect
+// step; host names (and proxies) take websocketpp's own path.
 template <class TransportConfig>
-class NumericHostTransport : public websocketpp::transport::asio::endpoint<TransportConfig> {
+class NumericHostEndpoint : public websocketpp::transport::asio::endpoint<TransportConfig> {
     using Base = websocketpp::transport::asio::endpoint<TransportConfig>;
 
 protected:
     void async_connect(typename Base::transport_con_ptr tcon, websocketpp::uri_ptr u,
                        websocketpp::transport::connect_handler cb) {
+        if (!connect_numeric_host(tcon, u, cb)) Base::async_connect(tcon, u, cb);
+    }
+
+private:
+    // True when it took over: the host is an IP literal and no proxy is set.
+    bool connect_numeric_host(typename Base::transport_con_ptr tcon, websocketpp::uri_ptr u,
+                              websocketpp::transport::connect_handler cb) {
+        if (!tcon->get_proxy().empty()) return false;
         asio::error_code ec;
         std::string host = u->get_host();
         if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
         const auto address = asio::ip::make_address(host, ec);
-        if (ec || !tcon->get_proxy().empty()) {
-            Base::async_connect(tcon, u, std::move(cb));
-            return;
-        }
+        if (ec) return false;
         tcon->set_uri(u);
         auto results = asio::ip::tcp::resolver::results_type::create(
             asio::ip::tcp::endpoint(address, u->get_port()), u->get_host(), u->get_port_str());
-        // handle_resolve() checks and cancels the DNS timer of the resolving path.
-        auto dns_timer = tcon->set_timer(TransportConfig::timeout_dns_resolve, [](websocketpp::lib::error_code const&) {});
-        this->handle_resolve(tcon, dns_timer, std::move(cb), asio::error_code(), results);
+        // websocketpp's next step checks that its resolve timer has not expired and cancels
+        // it; this one is cancelled there before it could fire.
+        auto dns_timer = tcon->set_timer(TransportConfig::timeout_dns_resolve,
+                                         [](const websocketpp::lib::error_code&) {});
+        auto next = [this, tcon, dns_timer, cb, results] {
+            this->handle_resolve(tcon, dns_timer, cb, asio::error_code(), results);
+        };
+        if (auto strand = tcon->get_strand())
+            asio::post(*strand, std::move(next));
+        else
+            asio::post(tcon->get_raw_socket().get_executor(), std::move(next));
+        return true;
     }
 };
 
-// The stock asio configs with the pausable socket policy.
-template <class Base>
-struct PausableConfig : Base {
+// ---- configurations ----------------------------------------------------------------------------
+
+// Before the upgrade completes, a client socket has no limits of websocketpp's own (its fixed
+// 5 s DNS, TCP and TLS timers would cut every longer connect_timeout short): the caller's
+// ConnectOptions::open_timeout bounds the whole attempt instead (WsSocket's open timer).
+constexpr long no_limit_ms = 24L * 3600 * 1000;
+
+template <class Base, class SocketPolicy, bool IsClient>
+struct Config : Base {
     struct transport_config : Base::transport_config {
-        typedef pausable_policy::endpoint socket_type;
+        typedef SocketPolicy socket_type;
+        using Stock = typename Base::transport_config;
+        static const long timeout_dns_resolve = IsClient ? no_limit_ms : Stock::timeout_dns_resolve;
+        static const long timeout_connect = IsClient ? no_limit_ms : Stock::timeout_connect;
+        static const long timeout_socket_pre_init =
+            IsClient ? no_limit_ms : Stock::timeout_socket_pre_init;
+        static const long timeout_socket_post_init =
+            IsClient ? no_limit_ms : Stock::timeout_socket_post_init;
     };
-    typedef NumericHostTransport<transport_config> transport_type;
+    typedef NumericHostEndpoint<transport_config> transport_type;
 };
 
-using ClientEndpoint = websocketpp::client<PausableConfig<websocketpp::config::asio_client>>;
-using ServerEndpoint = websocketpp::server<PausableConfig<websocketpp::config::asio>>;
+using PlainClientEndpoint =
+    websocketpp::client<Config<websocketpp::config::asio_client, pausable_policy::endpoint, true>>;
+using TlsClientEndpoint =
+    websocketpp::client<Config<websocketpp::config::asio_client, tls_policy::endpoint, true>>;
+using PlainServerEndpoint =
+    websocketpp::server<Config<websocketpp::config::asio, pausable_policy::endpoint, false>>;
+using TlsServerEndpoint =
+    websocketpp::server<Config<websocketpp::config::asio, tls_policy::endpoint, false>>;
 
 // Channels stream 64 MiB and more as 64 KiB frames, but a single protocol message can be large
 // too (payloads are arbitrary JSON); websocketpp's 32 MB default would close the connection.
@@ -290,6 +763,8 @@ void quiet(Endpoint& ep) {
     ep.clear_error_channels(websocketpp::log::elevel::all);
 }
 
+// One socket of either configuration (plain or TLS, client or server): the same code path,
+// instantiated per websocketpp endpoint type.
 template <class Endpoint>
 class WsSocket final : public Socket, public std::enable_shared_from_this<WsSocket<Endpoint>> {
 public:
@@ -303,7 +778,11 @@ public:
     void bind() {
         std::weak_ptr<WsSocket> weak = this->shared_from_this();
         con_->set_open_handler([weak](websocketpp::connection_hdl) {
-            if (auto self = weak.lock(); self && !self->detached_ && self->callbacks_.on_open)
+            auto self = weak.lock();
+            if (!self) return;
+            self->opened_ = true;
+            if (self->open_timer_) self->open_timer_->cancel();
+            if (!self->detached_ && !self->closed_ && self->callbacks_.on_open)
                 self->callbacks_.on_open();
         });
         con_->set_message_handler([weak](websocketpp::connection_hdl, auto msg) {
@@ -324,20 +803,26 @@ public:
             if (auto self = weak.lock()) {
                 auto code = self->con_->get_remote_close_code();
                 std::error_code ec;
-                if (code == websocketpp::close::status::abnormal_close) ec = to_std(self->con_->get_ec());
-                self->report_close(ec, code, self->con_->get_remote_close_reason());
+                std::string reason = self->con_->get_remote_close_reason();
+                if (code == websocketpp::close::status::abnormal_close) {
+                    ec = to_std(self->con_->get_ec());
+                    reason = self->failure_reason();
+                }
+                self->report_close(ec, code, std::move(reason));
             }
         });
         con_->set_fail_handler([weak, keep = endpoint_](websocketpp::connection_hdl) {
             if (auto self = weak.lock()) {
                 auto ec = to_std(self->con_->get_ec());
-                // A refused upgrade: callers tell a missing route (404) from other failures.
-                if constexpr (std::is_same_v<Endpoint, ClientEndpoint>) {
+                // A client upgrade refused with an HTTP status: callers tell a missing route
+                // (404) from other failures. (Client sockets own their endpoint.)
+                if (self->endpoint_) {
                     const int status = static_cast<int>(self->con_->get_response_code());
                     if (status >= 300 && status < 600) ec = std::error_code(status, http_status_category());
                 }
                 if (!ec) ec = std::make_error_code(std::errc::connection_refused);
-                self->report_close(ec, websocketpp::close::status::abnormal_close, {});
+                self->report_close(ec, websocketpp::close::status::abnormal_close,
+                                   self->failure_reason());
             }
         });
         con_->set_tcp_post_init_handler([weak](websocketpp::connection_hdl) {
@@ -348,6 +833,27 @@ public:
             }
         });
         con_->set_max_message_size(max_message_size);
+    }
+
+    // Client sockets: the limits of the open and close handshakes, and one timer over the
+    // whole attempt (websocketpp's own open-handshake timer starts only once the upgrade
+    // request is written, after DNS, TCP and TLS).
+    void set_limits(const ConnectOptions& options) {
+        con_->set_open_handshake_timeout(options.open_timeout.count());
+        con_->set_close_handshake_timeout(options.close_timeout.count());
+        if (options.open_timeout.count() <= 0) return;
+        std::weak_ptr<WsSocket> weak = this->shared_from_this();
+        open_timer_ = con_->set_timer(
+            static_cast<long>(options.open_timeout.count()),
+            [weak](const websocketpp::lib::error_code& ec) {
+                auto self = weak.lock();
+                if (ec || !self || self->opened_) return;
+                // Reported here: an aborted TCP connect or DNS lookup never reaches
+                // websocketpp's fail handler.
+                self->report_close(std::make_error_code(std::errc::timed_out),
+                                   websocketpp::close::status::abnormal_close, {});
+                self->abort();
+            });
     }
 
     std::error_code send(std::string_view data, bool binary) override {
@@ -374,6 +880,8 @@ public:
     }
     void pause_reading() override { con_->get_raw_socket().pause(); }
     void resume_reading() override { con_->get_raw_socket().resume(); }
+    // Thread-safe: the corrected connection_impl.hpp takes the write lock there
+    // (tools/fix_websocketpp.py).
     std::size_t buffered_amount() const override { return con_->get_buffered_amount(); }
     std::string remote_ip() const override {
         asio::error_code ec;
@@ -384,18 +892,60 @@ public:
     void set_callbacks(Callbacks callbacks) { callbacks_ = std::move(callbacks); }
 
 private:
+    std::string failure_reason() const {
+        std::string detail = con_->failure_detail();
+        if (detail.empty()) return detail;
+        return (opened_ ? "TLS error: " : "TLS handshake failed: ") + detail;
+    }
+
+    // On the connection's strand (websocketpp handlers and timers).
     void report_close(std::error_code ec, std::uint16_t code, std::string reason) {
         if (closed_ || detached_) return;
         closed_ = true;
+        if (open_timer_) open_timer_->cancel();
         if (callbacks_.on_close) callbacks_.on_close(ec, code, std::move(reason));
     }
 
     std::shared_ptr<Endpoint> endpoint_;  // client sockets own their endpoint; null for server
     ConnectionPtr con_;
     Callbacks callbacks_;
+    typename Endpoint::transport_con_type::timer_ptr open_timer_;
     std::atomic<bool> detached_{false};
+    std::atomic<bool> opened_{false};
     bool closed_ = false;
 };
+
+bool is_wss(const std::string& url) {
+    constexpr std::string_view scheme = "wss://";
+    if (url.size() < scheme.size()) return false;
+    for (std::size_t i = 0; i < scheme.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(url[i])) != scheme[i]) return false;
+    return true;
+}
+
+template <class Endpoint>
+std::shared_ptr<Socket> connect_with(std::shared_ptr<Endpoint> endpoint, asio::io_context& io,
+                                     const std::string& url,
+                                     const std::map<std::string, std::string>& headers,
+                                     Callbacks callbacks, const ConnectOptions& options) {
+    quiet(*endpoint);
+    endpoint->init_asio(&io);
+    websocketpp::lib::error_code ec;
+    auto con = endpoint->get_connection(url, ec);
+    if (ec) throw std::system_error(to_std(ec), "invalid WebSocket URL '" + url + "'");
+    for (const auto& [name, value] : headers) {
+        // Invalid header names or values are skipped, as the reference SDKs do.
+        try {
+            con->append_header(name, value);
+        } catch (...) {
+        }
+    }
+    auto socket = std::make_shared<WsSocket<Endpoint>>(endpoint, con, std::move(callbacks));
+    socket->bind();
+    socket->set_limits(options);
+    endpoint->connect(con);
+    return socket;
+}
 
 }  // namespace
 
@@ -412,28 +962,33 @@ const std::error_category& http_status_category() noexcept {
 
 std::shared_ptr<Socket> connect(asio::io_context& io, const std::string& url,
                                 const std::map<std::string, std::string>& headers,
-                                Callbacks callbacks) {
-    auto endpoint = std::make_shared<ClientEndpoint>();
-    quiet(*endpoint);
-    endpoint->init_asio(&io);
-    websocketpp::lib::error_code ec;
-    auto con = endpoint->get_connection(url, ec);
-    if (ec) throw std::system_error(to_std(ec), "invalid WebSocket URL '" + url + "'");
-    for (const auto& [name, value] : headers) {
-        // Invalid header names or values are skipped, as the reference SDKs do.
-        try {
-            con->append_header(name, value);
-        } catch (...) {
-        }
-    }
-    auto socket = std::make_shared<WsSocket<ClientEndpoint>>(endpoint, con, std::move(callbacks));
-    socket->bind();
-    endpoint->connect(con);
-    return socket;
+                                Callbacks callbacks, const ConnectOptions& options) {
+    if (!is_wss(url))
+        return connect_with(std::make_shared<PlainClientEndpoint>(), io, url, headers,
+                            std::move(callbacks), options);
+    auto endpoint = std::make_shared<TlsClientEndpoint>();
+    endpoint->set_tls(client_context(options.tls), !options.tls.skip_verification);
+    if (options.tls.skip_verification)
+        log(LogLevel::Warn,
+            "TLS certificate verification is off (TlsOptions::skip_verification): the connection "
+            "to {} is encrypted but the engine is not authenticated",
+            url.substr(0, url.find('?')));
+    return connect_with(std::move(endpoint), io, url, headers, std::move(callbacks), options);
 }
 
+void check_tls(const TlsOptions& tls) { (void)client_context(tls); }
+
 struct Server::Impl {
-    Impl(asio::io_context& io, Handlers h) : handlers(std::move(h)) {
+    virtual ~Impl() = default;
+    virtual std::uint16_t listen(std::uint16_t port) = 0;
+    virtual void stop_listening() = 0;
+};
+
+namespace {
+
+template <class Endpoint>
+struct ServerImpl final : Server::Impl {
+    ServerImpl(asio::io_context& io, Server::Handlers h) : handlers(std::move(h)) {
         quiet(endpoint);
         endpoint.init_asio(&io);
         endpoint.set_reuse_addr(true);
@@ -453,36 +1008,51 @@ struct Server::Impl {
         });
         endpoint.set_open_handler([this](websocketpp::connection_hdl hdl) {
             auto con = endpoint.get_con_from_hdl(hdl);
-            auto socket = std::make_shared<WsSocket<ServerEndpoint>>(nullptr, con, Callbacks{});
+            auto socket = std::make_shared<WsSocket<Endpoint>>(nullptr, con, Callbacks{});
             Callbacks cb = handlers.on_accept(socket, con->get_resource());
             socket->set_callbacks(std::move(cb));
             socket->bind();
         });
     }
-    Handlers handlers;
-    ServerEndpoint endpoint;
+
+    std::uint16_t listen(std::uint16_t port) override {
+        // The error-code overloads: the throwing ones raise websocketpp::exception, which
+        // callers outside this file cannot name.
+        websocketpp::lib::error_code ec;
+        endpoint.listen(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
+        if (!ec) endpoint.start_accept(ec);
+        if (ec)
+            throw std::system_error(to_std(ec), "cannot listen on 127.0.0.1:" + std::to_string(port));
+        websocketpp::lib::asio::error_code aec;
+        return endpoint.get_local_endpoint(aec).port();
+    }
+
+    void stop_listening() override {
+        websocketpp::lib::error_code ec;
+        if (endpoint.is_listening()) endpoint.stop_listening(ec);
+    }
+
+    Server::Handlers handlers;
+    Endpoint endpoint;
 };
 
-Server::Server(asio::io_context& io, Handlers handlers)
-    : impl_(std::make_unique<Impl>(io, std::move(handlers))) {}
+}  // namespace
+
+Server::Server(asio::io_context& io, Handlers handlers, const ServerTls& tls) {
+    if (tls.cert_file.empty()) {
+        impl_ = std::make_unique<ServerImpl<PlainServerEndpoint>>(io, std::move(handlers));
+    } else {
+        auto context = server_context(tls);
+        auto impl = std::make_unique<ServerImpl<TlsServerEndpoint>>(io, std::move(handlers));
+        impl->endpoint.set_tls(std::move(context), false);
+        impl_ = std::move(impl);
+    }
+}
 
 Server::~Server() { stop_listening(); }
 
-std::uint16_t Server::listen(std::uint16_t port) {
-    // The error-code overloads: the throwing ones raise websocketpp::exception, which callers
-    // outside this file cannot name.
-    websocketpp::lib::error_code ec;
-    impl_->endpoint.listen(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
-    if (!ec) impl_->endpoint.start_accept(ec);
-    if (ec)
-        throw std::system_error(to_std(ec), "cannot listen on 127.0.0.1:" + std::to_string(port));
-    websocketpp::lib::asio::error_code aec;
-    return impl_->endpoint.get_local_endpoint(aec).port();
-}
+std::uint16_t Server::listen(std::uint16_t port) { return impl_->listen(port); }
 
-void Server::stop_listening() {
-    websocketpp::lib::error_code ec;
-    if (impl_->endpoint.is_listening()) impl_->endpoint.stop_listening(ec);
-}
+void Server::stop_listening() { impl_->stop_listening(); }
 
 }  // namespace iii::detail::transport

@@ -10,8 +10,11 @@
 // (AddressSanitizer: alloc-dealloc-mismatch).
 #include <cstddef>
 
+#include <iii/options.hpp>
+
 #include <asio/io_context.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -30,6 +33,11 @@ struct Callbacks {
     std::function<void()> on_pong;
     /// Called exactly once when the socket is gone: after a close handshake (`ec` empty,
     /// `close_code` the peer's code, 1005 when it sent none), a failed connect or an I/O error.
+    /// On a failure (`ec` set) `reason` is a readable account when there is more to say than
+    /// `ec.message()` (TLS: OpenSSL's reason and the certificate check's result, e.g.
+    /// "TLS handshake failed: certificate verify failed: self-signed certificate"); otherwise
+    /// empty. A connect that outlives ConnectOptions::open_timeout fails with
+    /// std::errc::timed_out.
     std::function<void(std::error_code ec, std::uint16_t close_code, std::string reason)> on_close;
 };
 
@@ -46,7 +54,8 @@ public:
     /// Stops (or resumes) reading from the peer: TCP backpressure builds up behind it.
     virtual void pause_reading() = 0;
     virtual void resume_reading() = 0;
-    /// Bytes handed to the socket but not yet written to the kernel.
+    /// Payload bytes given to send() that websocketpp has not yet handed to a socket write
+    /// (read under websocketpp's write lock: safe from any thread while the io thread writes).
     virtual std::size_t buffered_amount() const = 0;
     /// "a.b.c.d" of the peer, empty when unknown.
     virtual std::string remote_ip() const = 0;
@@ -62,18 +71,45 @@ inline int http_status_of(const std::error_code& ec) noexcept {
     return ec.category() == http_status_category() ? ec.value() : 0;
 }
 
-/// Opens a client WebSocket to `url` with extra handshake `headers`. Never throws for network
-/// failures: those arrive as on_close with an error code. Throws std::system_error for a URL
-/// that does not parse.
+/// How a client socket connects. Without it (the default argument of connect()): no TLS
+/// settings beyond the defaults, 10 s for the whole attempt, 5 s for the close handshake.
+/// websocketpp's own fixed 5 s limits on DNS, TCP, TLS and the upgrade never apply.
+struct ConnectOptions {
+    /// TLS settings, used for `wss://` URLs only.
+    TlsOptions tls{};
+    /// Limit of the whole attempt (DNS, TCP, TLS, upgrade); 0: none.
+    std::chrono::milliseconds open_timeout{10000};
+    /// How long the close handshake may take before the TCP connection is dropped; 0: no limit.
+    std::chrono::milliseconds close_timeout{5000};
+};
+
+/// Opens a client WebSocket to `url` (`ws://` or `wss://`) with extra handshake `headers`.
+/// Never throws for network or TLS failures: those arrive as on_close with an error code.
+/// Throws std::system_error for a URL that does not parse, and std::invalid_argument for TLS
+/// settings that cannot be loaded (check_tls() tells the same up front).
 std::shared_ptr<Socket> connect(asio::io_context& io, const std::string& url,
                                 const std::map<std::string, std::string>& headers,
-                                Callbacks callbacks);
+                                Callbacks callbacks, const ConnectOptions& options = {});
+
+/// Loads `tls` the way connect() would (CA files, client certificate and key); throws
+/// std::invalid_argument whose what() names the file and OpenSSL's reason when that fails.
+void check_tls(const TlsOptions& tls);
 
 /// What a server does with an upgrade request for `resource` (path plus query).
 struct Admission {
     bool accept = true;
     int http_status = 404;  // sent when !accept
     std::string body;
+};
+
+/// TLS of a Server (`wss://`). Empty cert_file: plain `ws://`.
+struct ServerTls {
+    std::string cert_file{};  ///< PEM certificate chain, leaf first
+    std::string key_file{};   ///< PEM private key of cert_file
+    /// Non-empty: clients must present a certificate signed by a CA of this PEM file.
+    std::string client_ca_file{};
+    /// Offer TLS 1.2 only (tests of a client's minimum version).
+    bool tls12_only = false;
 };
 
 /// A WebSocket server bound to 127.0.0.1.
@@ -86,7 +122,8 @@ public:
         std::function<Callbacks(const std::shared_ptr<Socket>& socket, const std::string& resource)>
             on_accept;
     };
-    Server(asio::io_context& io, Handlers handlers);
+    /// Throws std::invalid_argument when `tls` names files that cannot be loaded.
+    Server(asio::io_context& io, Handlers handlers, const ServerTls& tls = {});
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -95,8 +132,9 @@ public:
     /// Stops accepting new connections; open sockets stay until closed.
     void stop_listening();
 
+    struct Impl;  // one per websocketpp configuration (plain, TLS)
+
 private:
-    struct Impl;
     std::unique_ptr<Impl> impl_;
 };
 

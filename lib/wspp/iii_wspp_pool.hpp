@@ -30,6 +30,12 @@ public:
     /// Thread-safe: websocketpp sends from the caller's thread and reads on its io thread.
     template <class ManagerPtr, class... Opcode>
     std::shared_ptr<Message> get(const ManagerPtr& manager, std::size_t reserve, Opcode... opcode) {
+        // A message too big to keep is not pooled at all: the pool would hold its buffer until
+        // the message was handed out again, which may be never (after one 64 MiB frame).
+        if (reserve > max_kept_capacity) {
+            if constexpr (sizeof...(Opcode) == 1) return std::make_shared<Message>(manager, opcode..., reserve);
+            else return std::make_shared<Message>(manager);
+        }
         std::shared_ptr<Message> m = take();
         if (m) {
             m->set_prepared(false);
@@ -60,16 +66,19 @@ private:
 
     std::shared_ptr<Message> take() {
         std::lock_guard lock(mutex_);
+        std::shared_ptr<Message> found;
         for (const auto& m : messages_) {
             // Only the pool owns it, and only the pool (under mutex_) hands out new owners, so
             // it stays free. The last other owner's release happens-before this read (release
             // decrement, then this acquire fence): its last uses of the message are over.
-            if (m.use_count() == 1) {
-                std::atomic_thread_fence(std::memory_order_acquire);
-                return m;
-            }
+            if (m.use_count() != 1) continue;
+            std::atomic_thread_fence(std::memory_order_acquire);
+            // A free message whose payload grew past the bound while in use (a long read)
+            // gives its buffer back now rather than when it is next handed out.
+            if (m->get_raw_payload().capacity() > max_kept_capacity) std::string().swap(m->get_raw_payload());
+            if (!found) found = m;
         }
-        return nullptr;
+        return found;
     }
 
     std::mutex mutex_;

@@ -78,15 +78,19 @@ async function endChild(child, exited, graceMs = STOP_TIMEOUT_MS) {
 }
 
 /**
- * Spawns `cpp_peer <url> <name>` and resolves once it reported "ready" (connected).
+ * Spawns `cpp_peer <url> <name>` (with `env` added to this process's environment) and resolves
+ * once it reported "ready" (connected).
  *
  * Returns { name, events, send(cmd, args), ok(cmd, args), fails(cmd, args), waitEvent(accept,
  * options), stop(), stderr }. send() resolves with the raw reply {req, ok, result | error};
  * ok() with the result (throws when the command failed); fails() with the error (throws when it
  * succeeded).
  */
-export async function startCppPeer(url, name) {
-  const child = spawn(cppPeerBinary(), [url, name], { stdio: ['pipe', 'pipe', 'pipe'] });
+export async function startCppPeer(url, name, { env } = {}) {
+  const child = spawn(cppPeerBinary(), [url, name], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk) => {
@@ -159,7 +163,7 @@ export async function startCppPeer(url, name) {
   });
   if (ready.event !== 'ready') {
     child.kill('SIGKILL');
-    throw new Error(`cpp_peer: ${ready.message}`);
+    throw new Error(`cpp_peer: ${ready.message}; stderr:\n${stderr}`);
   }
   return peer;
 }
@@ -210,8 +214,8 @@ export async function crossSetup(t, engineOptions = {}) {
   });
   return {
     engine,
-    async cppPeer(name) {
-      const p = await startCppPeer(engine.url, name);
+    async cppPeer(name, options = {}) {
+      const p = await startCppPeer(engine.url, name, options);
       peers.push(p);
       return p;
     },

@@ -23,13 +23,13 @@ export function engineBinary() {
 
 /**
  * Spawns `iii-test-engine --port 0 [--functions-available-ms N] [--generation G] [--queue-worker]
- * --log <tmp>` and resolves once it printed its listening line.
+ * [--tls-cert F --tls-key F] --log <tmp>` and resolves once it printed its listening line.
  *
  * Returns { url, port, frames(), stop() }. frames() parses the engine's frame log (one JSON
  * object per frame in and out); stop() ends the process (SIGTERM, then SIGKILL) and removes the
  * log. Register stop() with t.after() so that it runs even when the test fails.
  */
-export async function startEngine({ functionsAvailableMs, generation, queueWorker } = {}) {
+export async function startEngine({ functionsAvailableMs, generation, queueWorker, tls } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'iii-interop-'));
   const logFile = join(dir, 'frames.jsonl');
   const args = ['--port', '0', '--log', logFile];
@@ -37,6 +37,8 @@ export async function startEngine({ functionsAvailableMs, generation, queueWorke
   // The engine release to reproduce ('0.10' when absent: iii-test-engine --generation).
   if (generation !== undefined) args.push('--generation', generation);
   if (queueWorker) args.push('--queue-worker');
+  // tls: {cert, key} PEM files: the engine then serves wss:// only.
+  if (tls) args.push('--tls-cert', tls.cert, '--tls-key', tls.key);
 
   const child = spawn(engineBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -61,7 +63,7 @@ export async function startEngine({ functionsAvailableMs, generation, queueWorke
     });
     const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
-      const m = /^iii-test-engine listening on (ws:\/\/\S+)$/.exec(line.trim());
+      const m = /^iii-test-engine listening on (wss?:\/\/\S+)$/.exec(line.trim());
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);

@@ -39,7 +39,26 @@ if ! cmp -s package-lock.json "$stamp" 2>/dev/null; then
   cp package-lock.json "$stamp"
 fi
 
+# wss:// tests (cross_tls.test.mjs): a throw-away CA and server certificate made now, never
+# committed. Node reads NODE_EXTRA_CA_CERTS once at start-up, so it is set for every test
+# process; the C++ peer gets SSL_CERT_FILE from the test that needs it.
+if command -v openssl >/dev/null 2>&1; then
+  III_INTEROP_TLS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/iii-interop-pki-XXXXXX")
+  trap 'rm -rf "$III_INTEROP_TLS_DIR"' EXIT
+  (
+    cd "$III_INTEROP_TLS_DIR"
+    ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.pem -days 2 -subj '/CN=iii interop CA' \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+    openssl req "${ec[@]}" -keyout server.key -out server.csr -subj '/CN=iii interop engine'
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+      -out server.pem -extfile server.ext
+  ) >/dev/null 2>&1
+  export III_INTEROP_TLS_DIR NODE_EXTRA_CA_CERTS="$III_INTEROP_TLS_DIR/ca.pem"
+fi
+
 # Test files run in parallel processes; each test starts its own engine on a free port.
 shopt -s nullglob
 files=(*.test.mjs)
-exec node --test "$@" "${files[@]}"
+node --test "$@" "${files[@]}"  # not exec: the EXIT trap removes the PKI

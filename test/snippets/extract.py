@@ -13,6 +13,11 @@ the test engine. Inside it, `client` (a connected std::shared_ptr<iii::Client>) 
 unless the snippet declares its own, and the documented address "ws://localhost:49134" is the
 test engine's.
 
+A Markdown snippet that needs what the test engine in plain mode cannot give (certificates, a
+TLS engine) is preceded by the line `<!-- snippet run by test/integration/NAME.cpp -->` (path
+relative to the Markdown file): it is not run here, and the script fails unless that test file
+contains the snippet's lines verbatim, in order, so the copy cannot drift from the document.
+
 The g++ 12 rule is enforced here: a braced temporary inside the operand of `co_await` (e.g.
 `co_await c->trigger({"f", {}})` or `co_await f(T{...})`) is refused, because g++ 12 destroys
 such temporaries twice (or refuses them: "array used as initializer"). Documentation must name
@@ -25,7 +30,10 @@ import sys
 DOC_URL = '"ws://localhost:49134"'
 
 
-def blocks_markdown(path, text):
+RUN_BY = re.compile(r"^<!-- snippet run by (\S+) -->$")
+
+
+def blocks_markdown(path, text, source_dir="."):
     out, lines, i = [], text.split("\n"), 0
     while i < len(lines):
         if lines[i].strip() == "```cpp":
@@ -36,9 +44,30 @@ def blocks_markdown(path, text):
                 i += 1
             if i == len(lines):
                 fail(f"{path}:{start}: unterminated ```cpp block")
-            out.append((start + 1, body))
+            before = lines[start - 2].strip() if start >= 2 else ""
+            run_by = RUN_BY.match(before)
+            if run_by:
+                check_copy(f"{path}:{start + 1}", body, os.path.join(source_dir, run_by.group(1)))
+            else:
+                out.append((start + 1, body))
         i += 1
     return out
+
+
+def check_copy(where, body, test_path):
+    try:
+        with open(test_path, encoding="utf-8") as f:
+            test_lines = [l.strip() for l in f.read().split("\n")]
+    except OSError as e:
+        fail(f"{where}: the snippet's test {test_path} cannot be read: {e}")
+    wanted = [l.strip() for l in body if l.strip()]
+    at = 0
+    for line in wanted:
+        while at < len(test_lines) and test_lines[at] != line:
+            at += 1
+        if at == len(test_lines):
+            fail(f"{where}: {test_path} does not contain the snippet verbatim (missing: `{line}`)")
+        at += 1
 
 
 COMMENT = re.compile(r"^\s*///?(.*)$")
@@ -181,7 +210,8 @@ def main():
         with open(source, encoding="utf-8") as f:
             text = f.read()
         name = os.path.basename(source)
-        blocks = blocks_markdown(name, text) if source.endswith(".md") else blocks_header(name, text)
+        blocks = (blocks_markdown(name, text, os.path.dirname(source)) if source.endswith(".md")
+                  else blocks_header(name, text))
         if not blocks:
             continue
         ns = "snippet_" + re.sub(r"\W", "_", name)

@@ -111,7 +111,7 @@ TEST_CASE("scheme, fragment and path characters are checked", "[unit][url]") {
 TEST_CASE("register_worker throws Errc::Runtime at once for a URL that cannot connect", "[unit][url]") {
     asio::io_context io;
     for (const char* url : {"ws://", "ws://127.0.0.1:99999", "ws://[::1", "ws://127.0.0.1:notaport",
-                            "http://127.0.0.1:1", "wss://127.0.0.1:1"}) {
+                            "http://127.0.0.1:1"}) {
         INFO("url: " << url);
         try {
             auto client = iii::register_worker(io, url);

@@ -55,6 +55,18 @@ const char* to_string(Generation generation) noexcept;
 /// Parses "0.10", "0.22", "0.23" (also "0.22.1" and "0.23.0-rc.4"); nullopt otherwise.
 std::optional<Generation> parse_generation(std::string_view text) noexcept;
 
+/// TLS of the test engine: it then serves `wss://` only (worker, channel and `/otel` sockets).
+struct EngineTls {
+    /// PEM certificate chain (leaf first) and its unencrypted PEM private key.
+    std::string cert_file{};
+    std::string key_file{};
+    /// Non-empty: mutual TLS. Clients must present a certificate signed by a CA of this PEM
+    /// file; a client without one is refused during the handshake.
+    std::string client_ca_file{};
+    /// Offer TLS 1.2 only, to test clients that require TLS 1.3.
+    bool tls12_only = false;
+};
+
 /// Options of Engine.
 struct EngineOptions {
     /// The engine release to reproduce. Default 0.10: it is the protocol floor the SDK must
@@ -92,6 +104,9 @@ struct EngineOptions {
     /// telemetry there; the real 0.10 engine answers HTTP 404, which `otel_route = false`
     /// reproduces (the SDK then falls back to `/`).
     bool otel_route = true;
+    /// Set: serve `wss://` with these files (Engine's constructor throws std::invalid_argument
+    /// naming a file that cannot be loaded); unset: plain `ws://`.
+    std::optional<EngineTls> tls{};
 };
 
 /// One frame seen by the engine on a worker connection.
