@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -53,12 +54,29 @@ bool numbers_equal(const Value& a, const Value& b) noexcept {
 // Reads a number the way serde_json does: int64 first, then uint64, then double.
 template <class Source>
 error_code read_number(Source& src, Value& out) {
+    // The number's text, read before get_number() consumes it (see the floating case).
+    std::string_view token;
+    if constexpr (requires { src.raw_json_token().get(token); }) {
+        if (src.raw_json_token().get(token)) token = {};
+    } else {
+        token = src.raw_json_token();
+    }
     ondemand::number n;
     if (src.get_number().get(n) == simdjson::SUCCESS) {
         switch (n.get_number_type()) {
             case ondemand::number_type::signed_integer: out = Value(n.get_int64()); break;
             case ondemand::number_type::unsigned_integer: out = Value(n.get_uint64()); break;
-            case ondemand::number_type::floating_point_number: out = Value(n.get_double()); break;
+            case ondemand::number_type::floating_point_number: {
+                // simdjson 3.0.1's get_number() reads a float whose integer part has more than
+                // 19 digits as 0 (58446744073709550000.0 -> 0.0; its get_double() is right):
+                // the text, already validated as a JSON number, is converted here instead.
+                double d = n.get_double();
+                double exact = 0;
+                const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), exact);
+                if (ec == std::errc() && end != token.data()) d = exact;
+                out = Value(d);
+                break;
+            }
         }
         return simdjson::SUCCESS;
     }

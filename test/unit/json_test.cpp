@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -345,4 +346,18 @@ TEST_CASE("parse can be called again after a failure", "[unit][json]") {
     big += "0]";
     CHECK(Value::parse(big).size() == 10001);
     CHECK(Value::parse("[]").size() == 0);
+}
+
+TEST_CASE("a float with more than 19 integer digits keeps its value (simdjson 3.0.1 reads 0)",
+          "[unit][json]") {
+    // Found by typed_fuzz (test/fuzz/corpus/typed/big-float.json): a double the SDK wrote came
+    // back as 0.0.
+    for (const char* text : {"58446744073709550000.0", "123456789012345678901.5e3", "-98765432109876543210.25"}) {
+        INFO(text);
+        const iii::Value v = iii::Value::parse(text);
+        REQUIRE(v.kind() == iii::Value::Kind::Double);
+        CHECK(v.as_double() == std::strtod(text, nullptr));
+        const iii::Value in_array = iii::Value::parse(std::string("[") + text + "]");
+        CHECK(in_array[0].as_double() == std::strtod(text, nullptr));
+    }
 }
