@@ -9,6 +9,9 @@
 #include <asio/detached.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read_until.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <catch2/catch.hpp>
 
@@ -189,21 +192,70 @@ TEST_CASE("a handler reads the invocation metadata of the caller and of trigger 
     auto callee = iii::register_worker(engine.url(), fast_options());
     std::mutex mutex;
     std::vector<iii::Value> seen;
+    bool current_matches = false;
     callee->register_function(iii::RegisterFunctionMessage::with_id("meta::fn"),
                               [&](iii::Value, const iii::InvocationContext& context) -> iii::Value {
                                   std::lock_guard lock(mutex);
                                   seen.push_back(context.metadata.value_or(iii::Value()));
+                                  // A blocking handler runs inside the scope for its whole call.
+                                  const auto* current = iii::InvocationContext::current();
+                                  current_matches = current && current->metadata == context.metadata &&
+                                                    current->function_id == "meta::fn" &&
+                                                    current->invocation_id == context.invocation_id &&
+                                                    context.invocation_id.has_value();
                                   return iii::Value();
                               });
+    // A coroutine with the context parameter; InvocationContext::current() is never left set
+    // for the coroutine's body (it would leak into every coroutine sharing the thread).
+    callee->register_function(
+        iii::RegisterFunctionMessage::with_id("meta::co"),
+        [](iii::Value, const iii::InvocationContext& context) -> asio::awaitable<iii::Value> {
+            const bool leaked_before = iii::InvocationContext::current() != nullptr;
+            asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
+            co_await timer.async_wait(asio::use_awaitable);
+            const bool leaked_after = iii::InvocationContext::current() != nullptr;
+            co_return iii::Value::object({{"metadata", context.metadata.value_or(iii::Value())},
+                                          {"function_id", context.function_id},
+                                          {"leaked", leaked_before || leaked_after}});
+        });
+    // A trigger binding's metadata reaches the bound function at every fire (0.22+).
+    std::vector<iii::Value> fired;
+    callee->register_function(iii::RegisterFunctionMessage::with_id("meta::bound"),
+                              [&](iii::Value, const iii::InvocationContext& context) -> iii::Value {
+                                  std::lock_guard lock(mutex);
+                                  fired.push_back(context.metadata.value_or(iii::Value()));
+                                  return iii::Value();
+                              });
+    iii::RegisterTriggerInput binding;
+    binding.trigger_type = "engine::workers-available";
+    binding.function_id = "meta::bound";
+    binding.metadata = iii::Value::object({{"bound_by", "cpp"}});
+    callee->register_trigger(binding);
     REQUIRE(wait_function(engine, "meta::fn"));
-    auto caller = iii::register_worker(engine.url(), fast_options());
+    REQUIRE(wait_function(engine, "meta::co"));
+    REQUIRE(wait_function(engine, "meta::bound"));
+    REQUIRE(engine.wait_for([&] { return !engine.received("registertrigger").empty(); }));
+
+    auto caller = iii::register_worker(engine.url(), fast_options());  // fires the binding
     asio::io_context ioc;
     iii::TriggerRequest request("meta::fn", iii::Value::object());
     request.metadata = iii::Value::object({{"tenant", "acme"}});
     run_sync(ioc, caller->trigger(std::move(request)));
+    iii::TriggerRequest co_request("meta::co", iii::Value::object());
+    co_request.metadata = iii::Value::object({{"tenant", "co"}});
+    const auto co_out = run_sync(ioc, caller->trigger(std::move(co_request)));
+    CHECK(co_out["metadata"] == iii::Value::object({{"tenant", "co"}}));
+    CHECK(co_out["function_id"] == iii::Value("meta::co"));
+    CHECK(co_out["leaked"] == iii::Value(false));
+    REQUIRE(engine.wait_for([&] {
+        std::lock_guard lock(mutex);
+        return !fired.empty();
+    }));
     std::lock_guard lock(mutex);
     REQUIRE(seen.size() == 1);
     CHECK(seen[0] == iii::Value::object({{"tenant", "acme"}}));
+    CHECK(current_matches);
+    CHECK(fired[0] == iii::Value::object({{"bound_by", "cpp"}}));
 }
 
 TEST_CASE("a refused trigger registration is readable and awaitable on the Trigger",
