@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -293,6 +294,32 @@ TEST_CASE("the worker namespace reaches the worker metadata, calls and trigger b
         described = described || (w.description == std::optional<std::string>("order service") &&
                                   w.worker_namespace == std::optional<std::string>("orders"));
     CHECK(described);
+    // On the wire: the metadata, the calls (engine::* without a namespace, an explicit one
+    // wins) and the trigger type.
+    worker->register_trigger_type("orders::tick", "order ticks", std::make_shared<NullProvider>());
+    iii::TriggerRequest explicit_ns("billing::charge", iii::Value::object(), iii::Void{});
+    explicit_ns.function_namespace = "billing";
+    run_sync(ioc, worker->trigger(std::move(explicit_ns)));
+    REQUIRE(engine.wait_for([&] { return !engine.received("registertriggertype").empty(); }));
+    CHECK(engine.received("registertriggertype")[0]["namespace"] == iii::Value("orders"));
+    std::map<std::string, iii::Value> namespaces;  // function id -> the frame's namespace (null: absent)
+    iii::Value worker_metadata;
+    REQUIRE(engine.wait_for([&] {
+        namespaces.clear();
+        for (const auto& frame : engine.received("invokefunction")) {
+            const iii::Value* ns = frame.find("namespace");
+            namespaces[frame["function_id"].as_string()] = ns ? *ns : iii::Value();
+            if (frame["function_id"] == iii::Value("engine::workers::register")) worker_metadata = frame["data"];
+        }
+        return namespaces.count("billing::charge") > 0;
+    }));
+    CHECK(worker_metadata["namespace"] == iii::Value("orders"));
+    CHECK(worker_metadata["description"] == iii::Value("order service"));
+    CHECK(namespaces["orders::create"] == iii::Value("orders"));
+    CHECK(namespaces["billing::charge"] == iii::Value("billing"));
+    CHECK(namespaces["engine::workers::register"].is_null());
+    CHECK(namespaces["engine::functions::list"].is_null());
+    CHECK(namespaces["engine::workers::list"].is_null());
 }
 
 TEST_CASE("a trigger binding carries its function and trigger namespaces on the wire",
