@@ -301,22 +301,26 @@ void Connection::arm_timer(core::TimePoint at) {
 
 void Connection::on_state(ConnectionState next, const std::string& reason) {
     state_ = next;
+    {
+        std::lock_guard lock(listeners_mutex_);
+        std::vector<std::function<void(ConnectionState, const std::string&)>> callbacks;
+        for (auto& [token, callback] : listeners_) callbacks.push_back(callback);
+        for (auto& callback : callbacks) {
+            try {
+                callback(next, reason);
+            } catch (const std::exception& e) {
+                log(LogLevel::Warn, "connection state listener threw: {}", e.what());
+            }
+        }
+    }
+    // After the listeners: whoever waited for this state finds it seen by them too (a test
+    // that records states through a listener and waits with wait_for_state reads them all).
     for (auto it = waiters_.begin(); it != waiters_.end();) {
         if (it->target == next) {
             it->sink->complete({});
             it = waiters_.erase(it);
         } else {
             ++it;
-        }
-    }
-    std::lock_guard lock(listeners_mutex_);
-    std::vector<std::function<void(ConnectionState, const std::string&)>> callbacks;
-    for (auto& [token, callback] : listeners_) callbacks.push_back(callback);
-    for (auto& callback : callbacks) {
-        try {
-            callback(next, reason);
-        } catch (const std::exception& e) {
-            log(LogLevel::Warn, "connection state listener threw: {}", e.what());
         }
     }
 }
