@@ -23,6 +23,11 @@ void FunctionRef::unregister() const {
     if (auto connection = connection_.lock()) connection->remove_function(id);
 }
 
+std::optional<RemoteError> FunctionRef::rejection() const {
+    if (auto connection = connection_.lock()) return connection->function_rejection(id);
+    return std::nullopt;
+}
+
 void Trigger::unregister() const {
     if (auto connection = connection_.lock()) connection->remove_trigger(id, trigger_type);
 }
@@ -124,9 +129,10 @@ std::optional<std::chrono::milliseconds> timeout_of(std::optional<std::uint64_t>
 
 asio::awaitable<Value> Client::trigger(TriggerRequest request) {
     auto connection = connection_;  // keeps the actor alive across the hop
+    const auto timeout = request.timeout ? request.timeout : timeout_of(request.timeout_ms);
     co_return co_await connection->invoke(std::move(request.function_id), std::move(request.payload),
-                                          std::move(request.action),
-                                          request.timeout ? request.timeout : timeout_of(request.timeout_ms));
+                                          std::move(request.action), timeout, std::move(request.metadata),
+                                          std::move(request.function_namespace));
 }
 
 asio::awaitable<std::string> Client::trigger_raw(std::string function_id, std::string payload_json,
@@ -465,6 +471,7 @@ TriggerTypeRef Client::register_trigger_type(std::string id, std::string descrip
     entry.message.description = std::move(description);
     entry.message.trigger_request_format = std::move(trigger_request_format);
     entry.message.call_request_format = std::move(call_request_format);
+    entry.message.ns = connection_->worker_namespace();  // 0.23; absent: `default`
     entry.handler = std::move(handler);
     connection_->add_trigger_type(std::move(entry));
     return TriggerTypeRef(std::move(id), connection_);
@@ -528,6 +535,13 @@ asio::awaitable<bool> Client::wait_for_state(ConnectionState state, std::chrono:
 std::uint64_t Client::on_connection_state_change(std::function<void(ConnectionState)> callback) {
     return connection_->add_state_listener(std::move(callback));
 }
+
+std::uint64_t Client::on_connection_state_change(
+    std::function<void(ConnectionState, const std::string& reason)> callback) {
+    return connection_->add_state_listener(std::move(callback));
+}
+
+std::string Client::failure_reason() const { return connection_->failure_reason(); }
 
 void Client::remove_state_listener(std::uint64_t token) { connection_->remove_state_listener(token); }
 

@@ -1,6 +1,8 @@
 #include "connection.hpp"
 
+#include "invocation.hpp"
 #include "log.hpp"
+#include "trigger_status.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -35,7 +37,8 @@ asio::io_context& io_of(const asio::any_io_executor& executor) {
                 "WebSocket transport runs on an io_context");
 }
 
-core::Config core_config(const std::string& url, const InitOptions& options) {
+core::Config core_config(const std::string& url, const InitOptions& options,
+                         const std::optional<std::string>& worker_namespace) {
     core::Config c;
     c.url = url;
     c.reconnection = options.reconnection;
@@ -43,7 +46,17 @@ core::Config core_config(const std::string& url, const InitOptions& options) {
     c.shutdown_grace = options.shutdown_grace;
     c.max_concurrent_handlers = options.max_concurrent_handlers;
     c.metadata = options.metadata ? *options.metadata : WorkerMetadata::detect();
+    c.worker_namespace = worker_namespace;
     return c;
+}
+
+// Calls a handler with `context` current (InvocationContext::current()) for exactly the
+// synchronous call: the call that returns a coroutine handler's awaitable ends here, before
+// anything is awaited, so the thread-local never leaks into other coroutines on this thread.
+template <class F, class Arg>
+auto call_in_scope(const InvocationContext& context, const F& handler, Arg&& arg) {
+    InvocationScope scope(context);
+    return handler(std::forward<Arg>(arg));
 }
 
 LogLevel level_of(int level) {
@@ -76,10 +89,13 @@ Connection::Connection(asio::any_io_executor executor, std::string url, InitOpti
       strand_(asio::make_strand(executor_)),
       url_(std::move(url)),
       options_(std::move(options)),
-      core_(core_config(url_, options_), std::random_device{}()),
+      worker_namespace_(resolve_worker_namespace(options_)),
+      core_(core_config(url_, options_, worker_namespace_), std::random_device{}()),
       timer_(strand_) {
+    // [telemetry hook] The handshake headers authenticate the telemetry socket too (RBAC); a
+    // wss:// telemetry URL uses the worker's TLS settings.
     telemetry_ = telemetry::Telemetry::create(io_, url_, options_.otel.value_or(OtelConfig{}), options_.headers,
-                                              options_.tls);  // [telemetry hook]
+                                              options_.tls);
 }
 
 Connection::~Connection() {
@@ -165,7 +181,11 @@ void Connection::execute(core::Action& action) {
             } else if constexpr (std::is_same_v<A, act::DispatchTrigger>) {
                 dispatch_trigger(a);
             } else if constexpr (std::is_same_v<A, act::StateChanged>) {
-                on_state(a.state);
+                {
+                    std::lock_guard lock(worker_id_mutex_);
+                    failure_reason_ = a.reason;
+                }
+                on_state(a.state, a.reason);
             } else if constexpr (std::is_same_v<A, act::WorkerIdChanged>) {
                 {
                     std::lock_guard lock(worker_id_mutex_);
@@ -175,6 +195,11 @@ void Connection::execute(core::Action& action) {
             } else if constexpr (std::is_same_v<A, act::ConnectErrorChanged>) {
                 std::lock_guard lock(worker_id_mutex_);
                 last_connect_error_ = a.reason;
+            } else if constexpr (std::is_same_v<A, act::FunctionRejected>) {
+                std::lock_guard lock(worker_id_mutex_);
+                rejected_functions_[a.function_id] = a.error;
+            } else if constexpr (std::is_same_v<A, act::TriggerRegistrationFailed>) {
+                report_trigger_registration(a.result);  // the Trigger handle's status; logged
             } else if constexpr (std::is_same_v<A, act::PauseReading>) {
                 if (link_) link_->socket->pause_reading();
             } else if constexpr (std::is_same_v<A, act::ResumeReading>) {
@@ -285,24 +310,28 @@ void Connection::arm_timer(core::TimePoint at) {
     });
 }
 
-void Connection::on_state(ConnectionState next) {
+void Connection::on_state(ConnectionState next, const std::string& reason) {
     state_ = next;
+    {
+        std::lock_guard lock(listeners_mutex_);
+        std::vector<std::function<void(ConnectionState, const std::string&)>> callbacks;
+        for (auto& [token, callback] : listeners_) callbacks.push_back(callback);
+        for (auto& callback : callbacks) {
+            try {
+                callback(next, reason);
+            } catch (const std::exception& e) {
+                log(LogLevel::Warn, "connection state listener threw: {}", e.what());
+            }
+        }
+    }
+    // After the listeners: whoever waited for this state finds it seen by them too (a test
+    // that records states through a listener and waits with wait_for_state reads them all).
     for (auto it = waiters_.begin(); it != waiters_.end();) {
         if (it->target == next) {
             it->sink->complete({});
             it = waiters_.erase(it);
         } else {
             ++it;
-        }
-    }
-    std::lock_guard lock(listeners_mutex_);
-    std::vector<std::function<void(ConnectionState)>> callbacks;
-    for (auto& [token, callback] : listeners_) callbacks.push_back(callback);
-    for (auto& callback : callbacks) {
-        try {
-            callback(next);
-        } catch (const std::exception& e) {
-            log(LogLevel::Warn, "connection state listener threw: {}", e.what());
         }
     }
 }
@@ -316,6 +345,23 @@ std::optional<Error> Connection::last_connect_error() const {
     std::lock_guard lock(worker_id_mutex_);
     if (last_connect_error_.empty()) return std::nullopt;
     return Error(Errc::WebSocket, last_connect_error_);
+}
+
+std::string Connection::failure_reason() const {
+    std::lock_guard lock(worker_id_mutex_);
+    return failure_reason_;
+}
+
+std::optional<RemoteError> Connection::function_rejection(const std::string& id) const {
+    std::lock_guard lock(worker_id_mutex_);
+    auto it = rejected_functions_.find(id);
+    if (it == rejected_functions_.end()) return std::nullopt;
+    return it->second;
+}
+
+void Connection::forget_rejection(const std::string& id) {
+    std::lock_guard lock(worker_id_mutex_);
+    rejected_functions_.erase(id);
 }
 
 // ---- registrations ------------------------------------------------------------------------
@@ -346,6 +392,9 @@ FunctionRef Connection::add_function(FunctionEntry entry) {
         registration.handler = std::move(slot);
     }
     asio::dispatch(strand_, [self = shared_from_this(), r = std::move(registration)]() mutable {
+        // On the strand, in order with the core: a refusal of an earlier registration of this
+        // id is not this one's.
+        self->forget_rejection(r.message.id);
         self->core_.register_function(std::move(r));
         self->pump();
     });
@@ -358,6 +407,7 @@ void Connection::remove_function(const std::string& id) {
         if (!function_ids_.erase(id)) return;
     }
     asio::dispatch(strand_, [self = shared_from_this(), id] {
+        self->forget_rejection(id);
         self->core_.unregister_function(id);
         self->pump();
     });
@@ -421,13 +471,17 @@ void Connection::remove_trigger(const std::string& id, const std::string& trigge
 
 asio::awaitable<Value> Connection::invoke(std::string function_id, Value payload,
                                           std::optional<TriggerAction> action,
-                                          std::optional<std::chrono::milliseconds> timeout) {
+                                          std::optional<std::chrono::milliseconds> timeout,
+                                          std::optional<Value> metadata,
+                                          std::optional<std::string> function_namespace) {
     if (shut_down_) throw Error(Errc::NotConnected, "iii is shut down");
     const bool is_void = action && std::holds_alternative<Void>(*action);
     protocol::InvokeFunction message;
     message.function_id = function_id;
     message.data = std::move(payload);
     message.action = std::move(action);
+    message.metadata = std::move(metadata);  // 0.22+ forward it to the callee
+    message.ns = invocation_namespace(message.function_id, function_namespace, worker_namespace_);
     // [telemetry hook] With telemetry on, the call gets a CLIENT span and carries that span's
     // context, so the callee's SERVER span is its child; off, the current context (if any) is
     // injected and nothing is allocated.
@@ -500,15 +554,17 @@ asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionSlot
     // [telemetry hook] SERVER span "call <id>", current across the handler's co_awaits.
     telemetry::ServerSpan span;
     if (telemetry_) span = telemetry_->begin_server_span(invoke.function_id, invoke.traceparent, invoke.baggage);
+    // In the frame: a (Value, InvocationContext) handler copies it during the call.
+    const InvocationContext context = make_invocation_context(invoke);
     try {
         if (slot->handler) {
-            auto work = telemetry::with_context(span.context, slot->handler(std::move(invoke.data)));
+            auto work = telemetry::with_context(span.context, call_in_scope(context, slot->handler, std::move(invoke.data)));
             reply.result = co_await std::move(work);
         } else if (slot->blocking_handler) {
             telemetry::ContextScope scope(span.context);
-            reply.result = slot->blocking_handler(std::move(invoke.data));
+            reply.result = call_in_scope(context, slot->blocking_handler, std::move(invoke.data));
         } else {
-            auto work = telemetry::with_context(span.context, slot->raw_handler(invoke.data.dump()));
+            auto work = telemetry::with_context(span.context, call_in_scope(context, slot->raw_handler, invoke.data.dump()));
             std::string out = co_await std::move(work);
             reply.result = Value::parse(out);
         }
@@ -660,6 +716,12 @@ void Connection::wait_stopped(std::chrono::milliseconds limit) {
 // ---- listeners ----------------------------------------------------------------------------
 
 std::uint64_t Connection::add_state_listener(std::function<void(ConnectionState)> callback) {
+    return add_state_listener([callback = std::move(callback)](ConnectionState state, const std::string&) {
+        callback(state);
+    });
+}
+
+std::uint64_t Connection::add_state_listener(std::function<void(ConnectionState, const std::string&)> callback) {
     std::lock_guard lock(listeners_mutex_);
     const auto token = next_listener_++;
     listeners_.emplace(token, std::move(callback));

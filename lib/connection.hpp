@@ -121,15 +121,27 @@ public:
     Trigger add_trigger(protocol::RegisterTrigger trigger);
     void remove_trigger(const std::string& id, const std::string& trigger_type);
 
-    /// Sends an invocation and waits for its result (see Client::trigger).
+    /// Sends an invocation and waits for its result (see Client::trigger). `metadata` goes
+    /// out as `invokefunction.metadata`; the `namespace` is invocation_namespace() of
+    /// `function_namespace` and the worker's namespace.
     asio::awaitable<Value> invoke(std::string function_id, Value payload,
                                   std::optional<TriggerAction> action,
-                                  std::optional<std::chrono::milliseconds> timeout);
+                                  std::optional<std::chrono::milliseconds> timeout,
+                                  std::optional<Value> metadata = std::nullopt,
+                                  std::optional<std::string> function_namespace = std::nullopt);
 
     /// The state, read from any thread (an atomic snapshot of the strand's state).
     ConnectionState state() const noexcept { return state_.load(); }
     asio::awaitable<bool> wait_for_state(ConnectionState target, std::chrono::milliseconds timeout);
     std::uint64_t add_state_listener(std::function<void(ConnectionState)> callback);
+    /// The same with the reason of a Failed state (empty for the other states).
+    std::uint64_t add_state_listener(std::function<void(ConnectionState, const std::string&)> callback);
+    /// Why the state is Failed (max_retries, or the engine's rejection "<code>: <message>");
+    /// empty otherwise. A copy, readable from any thread.
+    std::string failure_reason() const;
+    /// The engine's refusal of function `id` (FUNCTION_NAMESPACE_CONFLICT), if it refused the
+    /// current registration of that id. Any thread.
+    std::optional<RemoteError> function_rejection(const std::string& id) const;
     /// Returns once the callback is not running and will not run again.
     void remove_state_listener(std::uint64_t token);
     /// Removes every listener (the client's destructor: listeners often capture the caller's
@@ -153,6 +165,9 @@ public:
     /// The connection's strand, as an executor.
     asio::any_io_executor strand() const { return strand_; }
     const InitOptions& options() const noexcept { return options_; }
+    /// The worker's namespace, resolved once at construction (InitOptions, else
+    /// $III_NAMESPACE); unset: the engine's `default`.
+    const std::optional<std::string>& worker_namespace() const noexcept { return worker_namespace_; }
     /// The worker id of the current connection ("" before the engine said it); an atomic
     /// snapshot, readable from any thread.
     std::string worker_id() const;
@@ -213,7 +228,8 @@ private:
     void open_socket();
     void release_link();
     void arm_timer(core::TimePoint at);
-    void on_state(ConnectionState state);
+    void on_state(ConnectionState state, const std::string& reason);
+    void forget_rejection(const std::string& id);
     void dispatch_handler(core::action::Dispatch& dispatch);
     void dispatch_trigger(core::action::DispatchTrigger& dispatch);
     asio::awaitable<void> run_handler(std::shared_ptr<const FunctionSlot> slot,
@@ -227,6 +243,7 @@ private:
     asio::strand<asio::any_io_executor> strand_;
     std::string url_;
     InitOptions options_;
+    std::optional<std::string> worker_namespace_;  // const after construction
 
     // ---- strand-only ----
     core::ConnectionCore core_;
@@ -248,6 +265,10 @@ private:
     mutable std::mutex worker_id_mutex_;
     std::string last_connect_error_;  // under worker_id_mutex_, as published by the strand
     std::string worker_id_;
+    // Also published by the strand, under the same lock: Failed's reason and the functions the
+    // engine refused (for FunctionRef::rejection()).
+    std::string failure_reason_;
+    std::map<std::string, RemoteError> rejected_functions_;
     std::atomic<std::uint64_t> next_waiter_{1};
 
     // Function ids, for the synchronous duplicate check of register_function (the registry
@@ -265,7 +286,7 @@ private:
     // Recursive and held while listeners run, so that removal waits for a running callback and a
     // callback may still add or remove listeners itself.
     mutable std::recursive_mutex listeners_mutex_;
-    std::map<std::uint64_t, std::function<void(ConnectionState)>> listeners_;
+    std::map<std::uint64_t, std::function<void(ConnectionState, const std::string&)>> listeners_;
     std::uint64_t next_listener_ = 1;
 
     // wait_stopped() for owned io threads.

@@ -2,13 +2,12 @@
 // The 0.22/0.23 extras of an invocation, for the connection core: the context a handler reads
 // (InvocationContext), and the namespace an outbound call is sent to.
 //
-// Core wiring (the connection owns the frames):
-// - inbound `invokefunction`: build make_invocation_context(invoke) and hold an InvocationScope
-//   around the *synchronous* call of the handler (the call that returns the awaitable, the
-//   whole blocking handler, the raw handler's call), never across a co_await;
-// - outbound call: `message.metadata = request.metadata` and
-//   `message.ns = invocation_namespace(request.function_id, request.function_namespace,
-//   worker_namespace)`.
+// Used by lib/connection.cpp:
+// - inbound `invokefunction` (Connection::run_handler): make_invocation_context(invoke), and an
+//   InvocationScope around the *synchronous* call of the handler (the call that returns the
+//   awaitable, the whole blocking handler, the raw handler's call), never across a co_await;
+// - outbound call (Connection::invoke): `metadata` and `namespace` =
+//   invocation_namespace(function_id, TriggerRequest::function_namespace, worker namespace).
 
 #include "iii/options.hpp"
 #include "iii/types.hpp"

@@ -1,9 +1,10 @@
 #pragma once
 // The registration status behind iii::Trigger (Trigger::registration_error()).
 //
-// Core wiring: on an engine-to-worker `triggerregistrationresult` (0.22+), call
-// report_trigger_registration(result). The statuses are found by trigger id, which is a fresh
-// UUID per registration, so one table serves every client of the process.
+// The connection calls report_trigger_registration(result) for an engine-to-worker
+// `triggerregistrationresult` with an error (0.22+; the core's TriggerRegistrationFailed
+// action). The statuses are found by trigger id, which is a fresh UUID per registration, so
+// one table serves every client of the process.
 
 #include "iii/error.hpp"
 #include "protocol.hpp"

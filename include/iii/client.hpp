@@ -78,6 +78,13 @@ public:
     /// Removes the function locally (no replay after reconnects) and sends
     /// `unregisterfunction`. Idempotent; a no-op after the client is gone.
     void unregister() const;
+    /// The engine's refusal of this function, if it refused it: a 0.23 engine answers
+    /// `registrationrejected` with codes::function_namespace_conflict when another live worker
+    /// in the namespace already provides the id. The function is then not registered, is not
+    /// replayed after reconnects (registering the id again retries), and the worker keeps
+    /// serving its other functions; the refusal is also logged as a warning. nullopt: no
+    /// refusal (which is no proof of registration: older engines never refuse). Thread-safe.
+    std::optional<RemoteError> rejection() const;
 
 private:
     std::weak_ptr<detail::Connection> connection_;
@@ -365,6 +372,15 @@ public:
     /// Returns a token for remove_state_listener(). Listeners are never called once the
     /// client's destructor has started.
     std::uint64_t on_connection_state_change(std::function<void(ConnectionState)> callback);
+    /// The same, with the reason when the state becomes Failed (failure_reason()); empty for
+    /// the other states.
+    std::uint64_t on_connection_state_change(
+        std::function<void(ConnectionState, const std::string& reason)> callback);
+    /// Why the state is Failed, empty otherwise: "gave up reconnecting: max_retries reached",
+    /// or the engine's rejection of this worker as "<code>: <message>" (e.g.
+    /// codes::worker_namespace_conflict; calls then fail with Errc::RegistrationRejected,
+    /// whose Error::remote() has the code). A copy; any thread.
+    std::string failure_reason() const;
     /// Removes a listener; returns once it is not running and will not run again.
     void remove_state_listener(std::uint64_t token);
     /// Why the latest connect attempt failed (Errc::WebSocket; for `wss://` the message carries

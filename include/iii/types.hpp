@@ -19,7 +19,9 @@ enum class ConnectionState {
     Connecting,    ///< first connection attempt in progress
     Connected,     ///< connected; registrations replayed
     Reconnecting,  ///< connection lost (or an attempt failed); retrying with back-off
-    Failed,        ///< ReconnectionConfig::max_retries consecutive attempts failed; no more retries
+    /// No more retries: ReconnectionConfig::max_retries consecutive attempts failed, or the
+    /// engine rejected this worker (0.23 `registrationrejected`); see Client::failure_reason().
+    Failed,
 };
 /// "disconnected", "connecting", ...
 const char* to_string(ConnectionState state) noexcept;
@@ -70,10 +72,11 @@ struct TriggerRequest {
 /// What a handler may know about the invocation it serves, besides the payload.
 ///
 /// Handlers receive it as a second parameter (`Client::register_function` accepts
-/// `(Value payload, InvocationContext context)`, coroutine or blocking). Any handler, typed ones
-/// included, can also read InvocationContext::current() while its own call is on the stack:
-/// for the whole run of a blocking handler, and until the first suspension of a coroutine
-/// handler (copy what you need first).
+/// `(Value payload, const InvocationContext& context)`, coroutine or blocking). Besides,
+/// InvocationContext::current() points to it during the synchronous call of the handler: the
+/// whole run of a blocking handler, but for a coroutine handler only the call that creates its
+/// awaitable, not its body (an asio::awaitable starts when it is awaited, after that call has
+/// returned). So a coroutine reads it through the second parameter.
 struct InvocationContext {
     std::string function_id{};
     /// Absent for a fire-and-forget call.

@@ -46,7 +46,7 @@ void ConnectionCore::log(int level, std::string text) { emit(action::Log{level, 
 void ConnectionCore::set_state(ConnectionState next) {
     if (state_ == next) return;
     state_ = next;
-    emit(action::StateChanged{next});
+    emit(action::StateChanged{next, next == ConnectionState::Failed ? failure_reason_ : std::string()});
 }
 
 void ConnectionCore::rearm() {
@@ -133,25 +133,9 @@ std::string ConnectionCore::encode_function(const FunctionRegistration& f) {
 }
 
 void ConnectionCore::send_metadata() {
-    const WorkerMetadata& m = config_.metadata;
-    Value data = Value::object();
-    data.set("runtime", m.runtime);
-    data.set("version", m.version);
-    data.set("name", m.name);
-    data.set("os", m.os);
-    if (m.pid) data.set("pid", *m.pid);
-    if (m.telemetry) {
-        Value telemetry = Value::object();
-        const auto& t = *m.telemetry;
-        if (t.language) telemetry.set("language", *t.language);
-        if (t.project_name) telemetry.set("project_name", *t.project_name);
-        if (t.framework) telemetry.set("framework", *t.framework);
-        if (t.amplitude_api_key) telemetry.set("amplitude_api_key", *t.amplitude_api_key);
-        data.set("telemetry", std::move(telemetry));
-    }
     protocol::InvokeFunction message;
     message.function_id = "engine::workers::register";
-    message.data = std::move(data);
+    message.data = protocol::worker_metadata_payload(config_.metadata, config_.worker_namespace);
     message.action = Void{};
     emit(action::Send{std::string(encoder_.encode(message))});
 }
@@ -331,9 +315,9 @@ void ConnectionCore::on_frame(TimePoint now, std::string_view text) {
             } else if constexpr (std::is_same_v<M, protocol::UnregisterTrigger>) {
                 handle_unregister_trigger(std::move(m));
             } else if constexpr (std::is_same_v<M, protocol::TriggerRegistrationResult>) {
-                if (m.error)
-                    log(warn, "trigger " + m.id + " (" + m.trigger_type + ") was not registered: " +
-                                  m.error->code + ": " + m.error->message);
+                // 0.22+: the engine reports a failed registration of our trigger. No error is
+                // no news (parked binds are acknowledged as success), so only errors go on.
+                if (m.error) emit(action::TriggerRegistrationFailed{std::move(m)});
             } else if constexpr (std::is_same_v<M, protocol::EngineError>) {
                 log(error, "engine refused the connection: " + m.error.code + ": " + m.error.message);
             } else if constexpr (std::is_same_v<M, protocol::RegistrationRejected>) {
@@ -422,13 +406,20 @@ void ConnectionCore::handle_unregister_trigger(protocol::UnregisterTrigger&& mes
 void ConnectionCore::handle_rejection(TimePoint now, protocol::RegistrationRejected&& rejected) {
     const std::string owner = rejected.owner_worker_id ? " (owned by worker " + *rejected.owner_worker_id + ")" : "";
     if (!is_fatal_rejection(rejected.code) && rejected.function_id) {
-        rejected_.insert(*rejected.function_id);
-        log(warn, "engine rejected function " + *rejected.function_id + ": " + rejected.code + owner +
+        const std::string& id = *rejected.function_id;
+        // Only a function we still hold: a refusal of one unregistered since is old news.
+        if (!functions_.count(id)) return;
+        rejected_.insert(id);
+        std::string message = "another live worker in the namespace provides function " + id + owner;
+        log(warn, "the engine refused function " + id + ": " + rejected.code + owner +
                       "; it is not registered (nor replayed)");
+        emit(action::FunctionRejected{id, RemoteError{rejected.code, std::move(message), std::nullopt}});
         return;
     }
-    fatal(now, RemoteError{rejected.code,
-                           "the engine rejected this worker: " + rejected.code + owner, std::nullopt});
+    std::string message = rejected.code == "WORKER_NAMESPACE_CONFLICT"
+                              ? "another live worker runs under this worker's name in the namespace" + owner
+                              : "the engine rejected this worker" + owner;
+    fatal(now, RemoteError{rejected.code, std::move(message), std::nullopt});
 }
 
 void ConnectionCore::fatal(TimePoint now, RemoteError error) {
@@ -437,7 +428,7 @@ void ConnectionCore::fatal(TimePoint now, RemoteError error) {
     log(core::error, "giving up: " + failure_reason_);
     fatal_ = error;
     set_state(ConnectionState::Failed);
-    fail_all(Error(error));
+    fail_all(Error(Errc::RegistrationRejected, error));
     if (phase_ == Phase::Open) {
         // The engine closes after a worker-level rejection; close from here too, bounded.
         emit(action::Close{1000, "rejected"});
@@ -497,7 +488,7 @@ void ConnectionCore::unregister_trigger(const std::string& id, const std::string
 void ConnectionCore::invoke(TimePoint /*now*/, Call call) {
     std::exception_ptr refused;
     if (fatal_)
-        refused = std::make_exception_ptr(Error(*fatal_));
+        refused = std::make_exception_ptr(Error(Errc::RegistrationRejected, *fatal_));
     else if (phase_ == Phase::Stopped && state_ == ConnectionState::Failed)
         refused = std::make_exception_ptr(not_connected("the connection gave up reconnecting"));
     else if (phase_ == Phase::Stopped || shutting_down_)

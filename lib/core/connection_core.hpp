@@ -79,6 +79,9 @@ struct Config {
     /// Handlers running at once; at the limit the glue stops reading from the socket.
     std::size_t max_concurrent_handlers = 1024;
     WorkerMetadata metadata{};
+    /// 0.23: the worker's namespace (resolved: InitOptions, else $III_NAMESPACE), sent in the
+    /// worker metadata.
+    std::optional<std::string> worker_namespace{};
 };
 
 // ---- actions --------------------------------------------------------------------------------
@@ -126,6 +129,8 @@ struct DispatchTrigger {
 };
 struct StateChanged {
     ConnectionState state;
+    /// Why, for Failed (ConnectionCore::failure_reason()); empty otherwise.
+    std::string reason{};
 };
 /// The engine named this connection (empty: the connection that had an id is gone).
 struct WorkerIdChanged {
@@ -135,6 +140,17 @@ struct WorkerIdChanged {
 /// connection opened.
 struct ConnectErrorChanged {
     std::string reason;
+};
+/// The engine refused one function (FUNCTION_NAMESPACE_CONFLICT): it is not registered, and
+/// not replayed until it is registered again.
+struct FunctionRejected {
+    std::string function_id;
+    RemoteError error;
+};
+/// An engine-to-worker `triggerregistrationresult` with an error (0.22+): the registration of
+/// one of this worker's triggers failed. The glue surfaces it on the Trigger handle.
+struct TriggerRegistrationFailed {
+    protocol::TriggerRegistrationResult result;
 };
 /// Stop or resume reading from the socket (handler concurrency limit).
 struct PauseReading {};
@@ -152,6 +168,7 @@ using Action = std::variant<action::Connect, action::Send, action::Ping, action:
                             action::Abort, action::ArmTimer, action::Complete, action::Dispatch,
                             action::DispatchTrigger, action::StateChanged,
                             action::WorkerIdChanged, action::ConnectErrorChanged,
+                            action::FunctionRejected, action::TriggerRegistrationFailed,
                             action::PauseReading, action::ResumeReading, action::Log,
                             action::Stopped>;
 

@@ -1,16 +1,26 @@
 // The SDK against every engine generation of the test engine (0.10, 0.22, 0.23): discovery,
-// telemetry routing and the 0.22/0.23 additions. Cases tagged [.needs-core] exercise the
-// parts that the connection core delivers (invocation metadata to handlers, namespaces and
-// worker metadata on the wire, trigger registration reports, reattach); they are hidden until
-// that wiring lands: run them with `generations_test "[needs-core]"`.
+// telemetry routing and the 0.22/0.23 additions (invocation metadata to handlers, namespaces
+// and worker metadata on the wire, trigger registration reports, rejections, reattach).
 
 #include "connection.hpp"
 #include "run.hpp"
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/read_until.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cctype>
+#include <condition_variable>
+#include <map>
 #include <mutex>
+#include <thread>
 
 using namespace std::chrono_literals;
 using test_support::engine_options;
@@ -175,33 +185,82 @@ TEST_CASE("telemetry goes to /otel, and falls back to the worker endpoint on a 4
     CHECK(engine.worker_ids().size() == (otel_route ? 2u : 3u));
 }
 
-// ---- parts delivered by the connection core (hidden until wired) ---------------------------
+// ---- the 0.22/0.23 additions through the connection ---------------------------------------
 
 TEST_CASE("a handler reads the invocation metadata of the caller and of trigger bindings",
-          "[integration][generations][metadata][.needs-core]") {
+          "[integration][generations][metadata]") {
     iii::testing::Engine engine(engine_options(Generation::V0_22));
     auto callee = iii::register_worker(engine.url(), fast_options());
     std::mutex mutex;
     std::vector<iii::Value> seen;
+    bool current_matches = false;
     callee->register_function(iii::RegisterFunctionMessage::with_id("meta::fn"),
                               [&](iii::Value, const iii::InvocationContext& context) -> iii::Value {
                                   std::lock_guard lock(mutex);
                                   seen.push_back(context.metadata.value_or(iii::Value()));
+                                  // A blocking handler runs inside the scope for its whole call.
+                                  const auto* current = iii::InvocationContext::current();
+                                  current_matches = current && current->metadata == context.metadata &&
+                                                    current->function_id == "meta::fn" &&
+                                                    current->invocation_id == context.invocation_id &&
+                                                    context.invocation_id.has_value();
                                   return iii::Value();
                               });
+    // A coroutine with the context parameter; InvocationContext::current() is never left set
+    // for the coroutine's body (it would leak into every coroutine sharing the thread).
+    callee->register_function(
+        iii::RegisterFunctionMessage::with_id("meta::co"),
+        [](iii::Value, const iii::InvocationContext& context) -> asio::awaitable<iii::Value> {
+            const bool leaked_before = iii::InvocationContext::current() != nullptr;
+            asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
+            co_await timer.async_wait(asio::use_awaitable);
+            const bool leaked_after = iii::InvocationContext::current() != nullptr;
+            co_return iii::Value::object({{"metadata", context.metadata.value_or(iii::Value())},
+                                          {"function_id", context.function_id},
+                                          {"leaked", leaked_before || leaked_after}});
+        });
+    // A trigger binding's metadata reaches the bound function at every fire (0.22+).
+    std::vector<iii::Value> fired;
+    callee->register_function(iii::RegisterFunctionMessage::with_id("meta::bound"),
+                              [&](iii::Value, const iii::InvocationContext& context) -> iii::Value {
+                                  std::lock_guard lock(mutex);
+                                  fired.push_back(context.metadata.value_or(iii::Value()));
+                                  return iii::Value();
+                              });
+    iii::RegisterTriggerInput binding;
+    binding.trigger_type = "engine::workers-available";
+    binding.function_id = "meta::bound";
+    binding.metadata = iii::Value::object({{"bound_by", "cpp"}});
+    callee->register_trigger(binding);
     REQUIRE(wait_function(engine, "meta::fn"));
-    auto caller = iii::register_worker(engine.url(), fast_options());
+    REQUIRE(wait_function(engine, "meta::co"));
+    REQUIRE(wait_function(engine, "meta::bound"));
+    REQUIRE(engine.wait_for([&] { return !engine.received("registertrigger").empty(); }));
+
+    auto caller = iii::register_worker(engine.url(), fast_options());  // fires the binding
     asio::io_context ioc;
     iii::TriggerRequest request("meta::fn", iii::Value::object());
     request.metadata = iii::Value::object({{"tenant", "acme"}});
     run_sync(ioc, caller->trigger(std::move(request)));
+    iii::TriggerRequest co_request("meta::co", iii::Value::object());
+    co_request.metadata = iii::Value::object({{"tenant", "co"}});
+    const auto co_out = run_sync(ioc, caller->trigger(std::move(co_request)));
+    CHECK(co_out["metadata"] == iii::Value::object({{"tenant", "co"}}));
+    CHECK(co_out["function_id"] == iii::Value("meta::co"));
+    CHECK(co_out["leaked"] == iii::Value(false));
+    REQUIRE(engine.wait_for([&] {
+        std::lock_guard lock(mutex);
+        return !fired.empty();
+    }));
     std::lock_guard lock(mutex);
     REQUIRE(seen.size() == 1);
     CHECK(seen[0] == iii::Value::object({{"tenant", "acme"}}));
+    CHECK(current_matches);
+    CHECK(fired[0] == iii::Value::object({{"bound_by", "cpp"}}));
 }
 
 TEST_CASE("a refused trigger registration is readable and awaitable on the Trigger",
-          "[integration][generations][triggers][.needs-core]") {
+          "[integration][generations][triggers]") {
     iii::testing::Engine engine(engine_options(Generation::V0_22));
     auto client = iii::register_worker(engine.url(), fast_options());
     iii::RegisterTriggerInput input;
@@ -217,7 +276,7 @@ TEST_CASE("a refused trigger registration is readable and awaitable on the Trigg
 }
 
 TEST_CASE("the worker namespace reaches the worker metadata, calls and trigger bindings",
-          "[integration][generations][namespaces][.needs-core]") {
+          "[integration][generations][namespaces]") {
     iii::testing::Engine engine(engine_options(Generation::V0_23));
     auto options = fast_options();
     options.worker_namespace = "orders";
@@ -235,6 +294,32 @@ TEST_CASE("the worker namespace reaches the worker metadata, calls and trigger b
         described = described || (w.description == std::optional<std::string>("order service") &&
                                   w.worker_namespace == std::optional<std::string>("orders"));
     CHECK(described);
+    // On the wire: the metadata, the calls (engine::* without a namespace, an explicit one
+    // wins) and the trigger type.
+    worker->register_trigger_type("orders::tick", "order ticks", std::make_shared<NullProvider>());
+    iii::TriggerRequest explicit_ns("billing::charge", iii::Value::object(), iii::Void{});
+    explicit_ns.function_namespace = "billing";
+    run_sync(ioc, worker->trigger(std::move(explicit_ns)));
+    REQUIRE(engine.wait_for([&] { return !engine.received("registertriggertype").empty(); }));
+    CHECK(engine.received("registertriggertype")[0]["namespace"] == iii::Value("orders"));
+    std::map<std::string, iii::Value> namespaces;  // function id -> the frame's namespace (null: absent)
+    iii::Value worker_metadata;
+    REQUIRE(engine.wait_for([&] {
+        namespaces.clear();
+        for (const auto& frame : engine.received("invokefunction")) {
+            const iii::Value* ns = frame.find("namespace");
+            namespaces[frame["function_id"].as_string()] = ns ? *ns : iii::Value();
+            if (frame["function_id"] == iii::Value("engine::workers::register")) worker_metadata = frame["data"];
+        }
+        return namespaces.count("billing::charge") > 0;
+    }));
+    CHECK(worker_metadata["namespace"] == iii::Value("orders"));
+    CHECK(worker_metadata["description"] == iii::Value("order service"));
+    CHECK(namespaces["orders::create"] == iii::Value("orders"));
+    CHECK(namespaces["billing::charge"] == iii::Value("billing"));
+    CHECK(namespaces["engine::workers::register"].is_null());
+    CHECK(namespaces["engine::functions::list"].is_null());
+    CHECK(namespaces["engine::workers::list"].is_null());
 }
 
 TEST_CASE("a trigger binding carries its function and trigger namespaces on the wire",
@@ -273,7 +358,7 @@ TEST_CASE("a blank worker namespace is refused when the client is created",
 }
 
 TEST_CASE("after a socket cut the client reattaches first and registers everything once",
-          "[integration][generations][reattach][.needs-core]") {
+          "[integration][generations][reattach]") {
     const auto generation = GENERATE(Generation::V0_22, Generation::V0_23);
     iii::testing::Engine engine(engine_options(generation));
     auto options = fast_options();
@@ -300,4 +385,180 @@ TEST_CASE("after a socket cut the client reattaches first and registers everythi
     CHECK(engine.received("registerfunction", second).size() == 1);
     CHECK(engine.close_code(first) == std::optional<std::uint16_t>(1006));  // evicted
     CHECK(engine.received("registrationrejected", second).empty());
+}
+
+namespace {
+
+/// Polls `condition` (client-side state, no event to wait on) until it holds or `limit` passes.
+template <class F>
+bool eventually(F condition, std::chrono::milliseconds limit = 5s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(1ms);  // bounded by the deadline
+    }
+    return true;
+}
+
+/// A TCP listener on 127.0.0.1 that records the HTTP requests it gets (the WebSocket upgrade)
+/// and answers each with 404.
+class UpgradeRecorder {
+public:
+    UpgradeRecorder() {
+        asio::co_spawn(io_, serve(), asio::detached);
+        thread_ = std::thread([this] { io_.run(); });
+    }
+    ~UpgradeRecorder() {
+        io_.stop();
+        thread_.join();
+    }
+    std::uint16_t port() const { return port_; }
+    /// The first request, lower-cased, once one arrived within `limit` (empty otherwise).
+    std::string wait_request(std::chrono::milliseconds limit) {
+        std::unique_lock lock(mutex_);
+        cv_.wait_for(lock, limit, [&] { return !request_.empty(); });
+        return request_;
+    }
+
+private:
+    asio::awaitable<void> serve() {
+        try {
+            for (;;) {
+                auto socket = co_await acceptor_.async_accept(asio::use_awaitable);
+                std::string buffer;
+                const auto n = co_await asio::async_read_until(socket, asio::dynamic_buffer(buffer), "\r\n\r\n",
+                                                               asio::use_awaitable);
+                std::string request = buffer.substr(0, n);
+                for (auto& c : request) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                {
+                    std::lock_guard lock(mutex_);
+                    if (request_.empty()) request_ = std::move(request);
+                }
+                cv_.notify_all();
+                const std::string reply = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                co_await asio::async_write(socket, asio::buffer(reply), asio::use_awaitable);
+            }
+        } catch (const std::exception&) {
+            // io_ stopped, or a client that went away mid-request: nothing left to record.
+        }
+    }
+
+    asio::io_context io_;
+    asio::ip::tcp::acceptor acceptor_{io_, {asio::ip::make_address("127.0.0.1"), 0}};
+    std::uint16_t port_ = acceptor_.local_endpoint().port();
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::string request_;
+    std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("a second live worker under the same name is rejected for good: Failed with its reason, calls fail",
+          "[integration][generations][rejections]") {
+    iii::testing::Engine engine(engine_options(Generation::V0_23));
+    const auto owner_options = fast_options();
+    auto owner = iii::register_worker(engine.url(), owner_options);
+    // Holds the rejected worker's call in flight until the test lets it go.
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool release = false;
+    owner->register_function(iii::RegisterFunctionMessage::with_id("lease::slow"), [&](iii::Value) -> iii::Value {
+        std::unique_lock lock(mutex);
+        cv.wait_for(lock, 10s, [&] { return release; });
+        return iii::Value("late");
+    });
+    REQUIRE(wait_function(engine, "lease::slow"));
+
+    auto options = fast_options();
+    options.metadata->name = owner_options.metadata->name;  // the owner's lease
+    auto intruder = iii::register_worker(engine.url(), options);
+    std::string listener_reason;
+    intruder->on_connection_state_change([&](iii::ConnectionState state, const std::string& reason) {
+        std::lock_guard lock(mutex);
+        if (state == iii::ConnectionState::Failed) listener_reason = reason;
+    });
+    asio::io_context ioc;
+    // Queued while connecting, sent before the worker metadata that the engine refuses.
+    iii::TriggerRequest request("lease::slow", iii::Value::object());
+    std::exception_ptr failure;
+    try {
+        run_sync(ioc, intruder->trigger(std::move(request)));
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    {
+        std::lock_guard lock(mutex);
+        release = true;
+    }
+    cv.notify_all();
+    REQUIRE(failure);
+    try {
+        std::rethrow_exception(failure);
+    } catch (const iii::Error& e) {
+        CHECK(e.errc() == iii::Errc::RegistrationRejected);
+        REQUIRE(e.remote());
+        CHECK(e.remote()->code == iii::codes::worker_namespace_conflict);
+    }
+    REQUIRE(wait_state(*intruder, iii::ConnectionState::Failed));
+    const std::string reason = intruder->failure_reason();
+    CHECK(reason.rfind(std::string(iii::codes::worker_namespace_conflict) + ": ", 0) == 0);
+    {
+        std::lock_guard lock(mutex);
+        CHECK(listener_reason == reason);
+    }
+    // No reconnect, and later calls are refused at once with the same error.
+    iii::TriggerRequest later("lease::slow", iii::Value::object());
+    try {
+        run_sync(ioc, intruder->trigger(std::move(later)));
+        FAIL("a call after the rejection succeeded");
+    } catch (const iii::Error& e) {
+        CHECK(e.errc() == iii::Errc::RegistrationRejected);
+    }
+    CHECK(intruder->get_connection_state() == iii::ConnectionState::Failed);
+    CHECK(engine.wait_for([&] { return engine.worker_ids().size() == 1; }));  // closed, not back
+    CHECK(owner->get_connection_state() == iii::ConnectionState::Connected);
+}
+
+TEST_CASE("a function another live worker provides is refused alone: visible on its FunctionRef, worker serves on",
+          "[integration][generations][rejections]") {
+    iii::testing::Engine engine(engine_options(Generation::V0_23));
+    auto owner = iii::register_worker(engine.url(), fast_options());
+    owner->register_function(iii::RegisterFunctionMessage::with_id("dup::fn"), [](iii::Value) { return iii::Value("owner"); });
+    REQUIRE(wait_function(engine, "dup::fn"));
+    auto late = iii::register_worker(engine.url(), fast_options());
+    auto refused = late->register_function(iii::RegisterFunctionMessage::with_id("dup::fn"),
+                                           [](iii::Value) { return iii::Value("late"); });
+    auto kept = late->register_function(iii::RegisterFunctionMessage::with_id("late::own"),
+                                        [](iii::Value) { return iii::Value("own"); });
+    REQUIRE(wait_function(engine, "late::own"));
+    REQUIRE(eventually([&] { return refused.rejection().has_value(); }));
+    CHECK(refused.rejection()->code == iii::codes::function_namespace_conflict);
+    CHECK_FALSE(kept.rejection());
+    CHECK(late->get_connection_state() == iii::ConnectionState::Connected);
+    CHECK(late->failure_reason().empty());
+    asio::io_context ioc;
+    CHECK(run_sync(ioc, late->trigger(iii::TriggerRequest("dup::fn", iii::Value::object()))) == iii::Value("owner"));
+    CHECK(run_sync(ioc, late->trigger(iii::TriggerRequest("late::own", iii::Value::object()))) == iii::Value("own"));
+    // Unregistered, the refusal is gone with the registration.
+    refused.unregister();
+    CHECK(eventually([&] { return !refused.rejection(); }));
+}
+
+TEST_CASE("the handshake headers go on the telemetry socket too", "[integration][generations][telemetry]") {
+    iii::testing::Engine engine(engine_options(Generation::V0_22));
+    UpgradeRecorder otel;
+    auto options = fast_options();
+    options.headers = {{"X-Iii-Test-Auth", "secret-token"}};
+    iii::OtelConfig config;
+    config.enabled = true;
+    config.metrics_enabled = false;
+    config.engine_ws_url = "ws://127.0.0.1:" + std::to_string(otel.port()) + "/otel";
+    options.otel = config;
+    auto worker = iii::register_worker(engine.url(), options);
+    iii::Logger().info("opens the telemetry socket");  // the exporter connects when it has data
+    const std::string request = otel.wait_request(5s);
+    REQUIRE_FALSE(request.empty());
+    CHECK(request.rfind("get /otel ", 0) == 0);
+    CHECK(request.find("\r\nx-iii-test-auth: secret-token\r\n") != std::string::npos);
 }

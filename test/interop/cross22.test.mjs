@@ -1,8 +1,6 @@
 // C++ <-> the newest Node SDK (iii-sdk 0.22.1, the `iii-sdk-22` alias) through iii-test-engine
 // in its 0.22 and 0.23 generations: calls and errors both ways, metadata, discovery, triggers,
-// channels, and a socket cut followed by reattach. Cases that need the C++ connection core's
-// 0.22 wiring (invocation metadata to and from C++ handlers, the C++ reattach) are `todo`: they
-// run and report, but do not fail the suite until that wiring lands.
+// channels, and a socket cut followed by reattach (of the Node worker and of the C++ one).
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +14,6 @@ import { startCppPeer } from './cpp_peer.mjs';
 import { deferred, pollUntil, startEngine, within } from './engine.mjs';
 
 const TIMEOUT = { timeout: 30_000 };
-const NEEDS_CORE = 'needs the 0.22 wiring of the C++ connection core (issue 11)';
 
 /** A Node 0.22.1 worker; OTel and metrics off so that its only socket is the worker socket. */
 function node22(url, name, options = {}) {
@@ -176,7 +173,7 @@ for (const generation of ['0.22', '0.23']) {
     assert.deepEqual(await within(got.promise, 10_000, 'the binding to fire'), { bound_by: 'cpp' });
   });
 
-  test(`${generation}: a Node 0.22.1 caller's metadata reaches the C++ handler`, { ...TIMEOUT, todo: NEEDS_CORE }, async (t) => {
+  test(`${generation}: a Node 0.22.1 caller's metadata reaches the C++ handler`, TIMEOUT, async (t) => {
     const { cppPeer, worker } = await setup22(t, generation);
     const peer = await cppPeer('cpp-context');
     await peer.ok('register', { function_id: 'cpp::context', behaviour: 'context' });
@@ -186,7 +183,7 @@ for (const generation of ['0.22', '0.23']) {
     assert.deepEqual(out.metadata, { tenant: 'acme' });
   });
 
-  test(`${generation}: a C++ caller's metadata reaches the Node 0.22.1 handler`, { ...TIMEOUT, todo: NEEDS_CORE }, async (t) => {
+  test(`${generation}: a C++ caller's metadata reaches the Node 0.22.1 handler`, TIMEOUT, async (t) => {
     const { cppPeer, worker } = await setup22(t, generation);
     const seen = deferred();
     const node = worker('node22-meta-callee');
@@ -309,7 +306,7 @@ for (const generation of ['0.22', '0.23']) {
     assert.equal(await nodeCall(caller, 'node22::survivor', {}), 'alive');
   });
 
-  test(`${generation}: the C++ worker reattaches after a socket cut and registers once`, { ...TIMEOUT, todo: NEEDS_CORE }, async (t) => {
+  test(`${generation}: the C++ worker reattaches after a socket cut and registers once`, TIMEOUT, async (t) => {
     const { engine, cppPeer, onClose } = await setup22(t, generation);
     const proxy = await proxyTo(engine.port);
     onClose(() => proxy.close());

@@ -358,6 +358,8 @@ TEST_CASE("max_retries consecutive failures end in Failed and fail queued calls"
     REQUIRE(queued->done);
     CHECK(errc_of(queued->error) == iii::Errc::NotConnected);
     CHECK(h.core.failure_reason() == "gave up reconnecting: max_retries reached");
+    REQUIRE(h.first<act::StateChanged>());
+    CHECK(h.first<act::StateChanged>()->reason == h.core.failure_reason());  // for the listeners
     CHECK(h.core.queued_count() == 0);
     CHECK(h.armed() == core::never);
     auto late = h.call(t0 + 1s, id2);
@@ -694,35 +696,57 @@ TEST_CASE("WORKER_NAMESPACE_CONFLICT is fatal: no reconnect, calls fail with its
           "[unit][core]") {
     Harness h;
     h.connect(t0);
-    auto sent_call = h.call(t0, id1, 60s);
-    h.core.on_frame(t0, R"({"type":"registrationrejected","code":"WORKER_NAMESPACE_CONFLICT","namespace":"default","owner_worker_id":"w0"})");
+    h.core.on_closed(t0, {}, 1006, "");  // a queued call too: disconnected, then reconnected
+    h.step();
+    auto queued_call = h.call(t0, id3, 60s);
+    h.core.on_timer(t0 + 1s);
+    h.step();
+    h.core.on_opened(t0 + 1s);
+    h.step();
+    REQUIRE_FALSE(queued_call->done);
+    auto sent_call = h.call(t0 + 1s, id1, 60s);
+    h.core.send_void("void-queued");
+    h.step();
+    h.core.on_frame(t0 + 1s, R"({"type":"registrationrejected","code":"WORKER_NAMESPACE_CONFLICT","namespace":"default","owner_worker_id":"w0"})");
     h.step();
     CHECK(h.states() == std::vector{ConnectionState::Failed});
-    REQUIRE(sent_call->done);
-    try {
-        std::rethrow_exception(sent_call->error);
-    } catch (const iii::Error& e) {
-        REQUIRE(e.remote());
-        CHECK(e.remote()->code == "WORKER_NAMESPACE_CONFLICT");
+    // The listeners' reason is the core's failure_reason().
+    REQUIRE(h.first<act::StateChanged>());
+    CHECK(h.first<act::StateChanged>()->reason == h.core.failure_reason());
+    CHECK(h.core.failure_reason().rfind("WORKER_NAMESPACE_CONFLICT: ", 0) == 0);
+    CHECK(h.core.failure_reason().find("w0") != std::string::npos);
+    for (const auto& call : {sent_call, queued_call}) {
+        REQUIRE(call->done);
+        CHECK(errc_of(call->error) == iii::Errc::RegistrationRejected);
+        try {
+            std::rethrow_exception(call->error);
+        } catch (const iii::Error& e) {
+            REQUIRE(e.remote());
+            CHECK(e.remote()->code == "WORKER_NAMESPACE_CONFLICT");
+            CHECK(std::string(e.what()).rfind("WORKER_NAMESPACE_CONFLICT: ", 0) == 0);
+        }
     }
-    CHECK(h.core.failure_reason().find("WORKER_NAMESPACE_CONFLICT") != std::string::npos);
     CHECK(h.count<act::Close>() == 1);
-    h.core.on_closed(t0 + 1ms, {}, 1008, "");
+    h.core.on_closed(t0 + 1s + 1ms, {}, 1008, "");
     h.step();
     CHECK(h.count<act::Stopped>() == 1);
     CHECK(h.count<act::Connect>() == 0);
     CHECK(h.core.state() == ConnectionState::Failed);
-    auto after = h.call(t0 + 2ms, id2);
+    auto after = h.call(t0 + 1s + 2ms, id2);
     REQUIRE(after->done);
-    CHECK(errc_of(after->error) == iii::Errc::Remote);
+    CHECK(errc_of(after->error) == iii::Errc::RegistrationRejected);
 }
 
 TEST_CASE("an unknown rejection code is fatal too", "[unit][core]") {
     Harness h;
     h.connect(t0);
+    auto call = h.call(t0, id1, 60s);
     h.core.on_frame(t0, R"({"type":"registrationrejected","code":"SOMETHING_NEW"})");
     h.step();
     CHECK(h.core.state() == ConnectionState::Failed);
+    CHECK(h.core.failure_reason().rfind("SOMETHING_NEW: ", 0) == 0);
+    REQUIRE(call->done);
+    CHECK(errc_of(call->error) == iii::Errc::RegistrationRejected);
 }
 
 TEST_CASE("FUNCTION_NAMESPACE_CONFLICT refuses that one function: not replayed, worker stays up",
@@ -735,6 +759,15 @@ TEST_CASE("FUNCTION_NAMESPACE_CONFLICT refuses that one function: not replayed, 
     h.step();
     CHECK(h.core.state() == ConnectionState::Connected);
     CHECK(h.core.rejected_functions() == std::set<std::string>{"a"});
+    REQUIRE(h.count<act::FunctionRejected>() == 1);
+    CHECK(h.first<act::FunctionRejected>()->function_id == "a");
+    CHECK(h.first<act::FunctionRejected>()->error.code == "FUNCTION_NAMESPACE_CONFLICT");
+    CHECK(h.first<act::FunctionRejected>()->error.message.find("w0") != std::string::npos);
+    // A refusal of a function no longer registered changes nothing.
+    h.core.on_frame(t0, R"({"type":"registrationrejected","code":"FUNCTION_NAMESPACE_CONFLICT","function_id":"gone"})");
+    h.step();
+    CHECK(h.count<act::FunctionRejected>() == 0);
+    CHECK(h.core.rejected_functions() == std::set<std::string>{"a"});
     h.core.on_closed(t0, {}, 1006, "");
     h.step();
     h.core.on_timer(t0 + 1s);
@@ -745,6 +778,122 @@ TEST_CASE("FUNCTION_NAMESPACE_CONFLICT refuses that one function: not replayed, 
     for (const auto& f : h.sent())
         if (type_of(f) == "registerfunction") ids.push_back(iii::Value::parse(f).at("id").as_string());
     CHECK(ids == std::vector<std::string>{"b"});
+    // Registering the id again retries it.
+    h.core.register_function(function("a"));
+    h.step();
+    CHECK(types(h.sent()) == std::vector<std::string>{"registerfunction"});
+    CHECK(h.core.rejected_functions().empty());
+}
+
+TEST_CASE("the worker metadata carries namespace, description and isolation only when set",
+          "[unit][core]") {
+    auto metadata_of = [](const std::vector<std::string>& frames) {
+        for (const auto& f : frames) {
+            auto v = iii::Value::parse(f);
+            if (v.at("type").as_string() == "invokefunction" &&
+                v.at("function_id").as_string() == "engine::workers::register")
+                return v.at("data");
+        }
+        FAIL("no engine::workers::register frame");
+        return iii::Value();
+    };
+    {
+        Harness h;
+        h.connect(t0);
+        const auto data = metadata_of(h.sent());
+        CHECK(data.at("name").as_string() == "unit");
+        CHECK_FALSE(data.contains("namespace"));
+        CHECK_FALSE(data.contains("description"));
+        CHECK_FALSE(data.contains("isolation"));
+    }
+    auto config = fast_config();
+    config.worker_namespace = "orders";
+    config.metadata.description = "order service";
+    config.metadata.isolation = "docker";
+    Harness h(config);
+    h.connect(t0);
+    const auto data = metadata_of(h.sent());
+    CHECK(data.at("namespace").as_string() == "orders");
+    CHECK(data.at("description").as_string() == "order service");
+    CHECK(data.at("isolation").as_string() == "docker");
+    // After a reconnect as well.
+    h.core.on_closed(t0, {}, 1006, "");
+    h.step();
+    h.core.on_timer(t0 + 1s);
+    h.step();
+    h.core.on_opened(t0 + 1s);
+    h.step();
+    CHECK(metadata_of(h.sent()).at("namespace").as_string() == "orders");
+}
+
+TEST_CASE("an engine-to-worker triggerregistrationresult with an error is surfaced, one without is not",
+          "[unit][core]") {
+    Harness h;
+    h.connect(t0);
+    h.core.on_frame(t0, R"({"type":"triggerregistrationresult","id":"t1","trigger_type":"cron","function_id":"f","error":{"code":"trigger_registration_failed","message":"bad expression"},"extra":1})");
+    h.step();
+    REQUIRE(h.count<act::TriggerRegistrationFailed>() == 1);
+    const auto& result = h.first<act::TriggerRegistrationFailed>()->result;
+    CHECK(result.id == "t1");
+    CHECK(result.trigger_type == "cron");
+    REQUIRE(result.error);
+    CHECK(result.error->code == "trigger_registration_failed");
+    CHECK(result.error->message == "bad expression");
+    CHECK(h.sent().empty());  // nothing answered
+    h.core.on_frame(t0, R"({"type":"triggerregistrationresult","id":"t2","trigger_type":"cron","function_id":"f"})");
+    h.step();
+    CHECK(h.count<act::TriggerRegistrationFailed>() == 0);  // no error is no news, never "active"
+}
+
+TEST_CASE("reattach is never sent on a first connect, nor without an id to reattach to",
+          "[unit][core]") {
+    Harness h;
+    h.core.register_function(function("a"));
+    h.core.start(t0);
+    h.step();
+    // The first attempt fails; the next one is still a first connect.
+    h.core.on_closed(t0, std::make_error_code(std::errc::connection_refused), 1006, "");
+    h.step();
+    h.core.on_timer(t0 + 1s);
+    h.step();
+    REQUIRE(h.count<act::Connect>() == 1);
+    h.core.on_opened(t0 + 1s);
+    h.step();
+    CHECK(types(h.sent())[0] == "registerfunction");
+    // Dropped before the engine named the connection: nothing to reattach to.
+    h.core.on_closed(t0 + 2s, {}, 1006, "");
+    h.step();
+    h.core.on_timer(t0 + 3s);
+    h.step();
+    h.core.on_opened(t0 + 3s);
+    h.step();
+    CHECK(types(h.sent())[0] == "registerfunction");
+    // Named, dropped: the next connection starts with reattach, the token included.
+    h.core.on_frame(t0 + 3s, R"({"type":"workerregistered","worker_id":"w9","reattach_token":"tok9"})");
+    h.step();
+    h.core.on_closed(t0 + 4s, {}, 1006, "");
+    h.step();
+    h.core.on_timer(t0 + 5s);
+    h.step();
+    h.core.on_opened(t0 + 5s);
+    h.step();
+    const auto first = iii::Value::parse(h.sent().at(0));
+    CHECK(first.at("type").as_string() == "reattach");
+    CHECK(first.at("previous_worker_id").as_string() == "w9");
+    CHECK(first.at("reattach_token").as_string() == "tok9");
+}
+
+TEST_CASE("an inbound invocation's metadata reaches the dispatched handler", "[unit][core]") {
+    Harness h;
+    h.core.register_function(function("local"));
+    h.connect(t0);
+    h.core.on_frame(t0, R"({"type":"invokefunction","invocation_id":")" + id1 +
+                            R"(","function_id":"local","data":{},"metadata":{"tenant":"acme"},"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})");
+    h.step();
+    REQUIRE(h.first<act::Dispatch>());
+    const auto& invoke = h.first<act::Dispatch>()->invoke;
+    CHECK(invoke.metadata == std::optional<iii::Value>(iii::Value::object({{"tenant", "acme"}})));
+    CHECK(invoke.traceparent == std::optional<std::string>("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
 }
 
 TEST_CASE("registrations made while connected go out at once; unregistrations too", "[unit][core]") {
