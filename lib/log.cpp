@@ -1,26 +1,13 @@
 #include "log.hpp"
 
-#include <cstdlib>
-#include <cstring>
+// Only forwards to the public functions of log_sink.cpp. Kept apart so that the testing
+// library, which links this object statically, resolves those functions to libiii-sdk.so and
+// shares its sink instead of owning a second one.
 
 namespace iii::detail {
 
-LogLevel log_threshold() noexcept {
-    static const LogLevel threshold = [] {
-        const char* env = std::getenv("III_LOG");
-        if (!env) return LogLevel::Warn;
-        if (std::strcmp(env, "error") == 0) return LogLevel::Error;
-        if (std::strcmp(env, "info") == 0) return LogLevel::Info;
-        if (std::strcmp(env, "debug") == 0) return LogLevel::Debug;
-        return LogLevel::Warn;
-    }();
-    return threshold;
-}
+LogLevel log_threshold() noexcept { return iii::log_level(); }
 
-void log_line(LogLevel level, std::string_view text) noexcept {
-    static constexpr const char* names[] = {"error", "warn", "info", "debug"};
-    std::fprintf(stderr, "[iii %s] %.*s\n", names[static_cast<int>(level)],
-                 static_cast<int>(text.size()), text.data());
-}
+void log_line(LogLevel level, std::string_view text) noexcept { iii::log_message(level, text); }
 
 }  // namespace iii::detail

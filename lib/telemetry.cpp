@@ -6,6 +6,7 @@
 #include "log.hpp"
 #include "protocol.hpp"
 #include "transport/ws_transport.hpp"
+#include "iii/version.hpp"
 
 #include <asio/async_result.hpp>
 #include <asio/dispatch.hpp>
@@ -40,7 +41,7 @@ namespace detail::telemetry {
 namespace {
 
 constexpr const char* sdk_name = "iii-cpp-sdk";
-constexpr const char* sdk_version = "0.1.0";
+constexpr const char* sdk_version = III_VERSION_STRING;
 
 std::atomic<std::uint64_t> g_dropped{0};
 

@@ -232,6 +232,7 @@ struct Phase {
     double seconds = 0;
     double calls_per_s = 0;
     double p50_us = 0, p99_us = 0, p999_us = 0, mean_us = 0, max_us = 0;
+    std::vector<std::pair<double, double>> cdf;  // (quantile, µs): the latency distribution
     std::vector<std::pair<std::string, double>> cpu_us_per_call;
 };
 
@@ -253,6 +254,10 @@ Phase summarize(std::string mode, std::size_t inflight, std::vector<std::int64_t
     p.p50_us = percentile(0.50);
     p.p99_us = percentile(0.99);
     p.p999_us = percentile(0.999);
+    // Enough points for bench_plot.py to draw the CDF, denser in the tail.
+    for (int i = 0; i <= 100; ++i) p.cdf.emplace_back(i / 100.0, percentile(i / 100.0));
+    for (double q : {0.995, 0.999, 0.9995, 0.9999}) p.cdf.emplace_back(q, percentile(q));
+    std::sort(p.cdf.begin(), p.cdf.end());
     double sum = 0;
     for (auto ns : latency_ns) sum += static_cast<double>(ns);
     p.mean_us = sum / static_cast<double>(latency_ns.size()) / 1000.0;
@@ -571,6 +576,14 @@ iii::Value phase_json(const Phase& p) {
     v.set("calls", p.calls).set("inflight", p.inflight).set("seconds", round2(p.seconds));
     v.set("calls_per_s", std::round(p.calls_per_s)).set("latency_us", std::move(latency));
     v.set("cpu_us_per_call", std::move(cpu));
+    iii::Value q = iii::Value::array(), us = iii::Value::array();
+    for (const auto& [quantile, micros] : p.cdf) {
+        q.push_back(quantile);
+        us.push_back(round2(micros));
+    }
+    iii::Value cdf = iii::Value::object();
+    cdf.set("q", std::move(q)).set("us", std::move(us));
+    v.set("latency_cdf_us", std::move(cdf));
     return v;
 }
 
@@ -580,7 +593,8 @@ const char* const hops_note =
     "websocketpp client and echo server on two threads of one process, no JSON parsing).";
 
 void print_json(const Options& o, std::size_t payload_size, const std::string& url, bool spawned,
-                const std::vector<Phase>& sdk, const std::vector<Phase>& raw) {
+                const std::vector<Phase>& sdk, const std::vector<Phase>& raw,
+                const bench::Provenance& provenance) {
     iii::Value config = iii::Value::object();
     config.set("calls", o.calls).set("warmup", *o.warmup).set("inflight", o.inflight);
     config.set("payload_bytes", payload_size).set("engine_url", url).set("engine_spawned", spawned);
@@ -598,17 +612,20 @@ void print_json(const Options& o, std::size_t payload_size, const std::string& u
     iii::Value out = iii::Value::object();
     out.set("config", std::move(config)).set("sdk", std::move(sdk_v)).set("baseline", std::move(raw_v));
     out.set("sdk_to_baseline", std::move(ratio)).set("note", hops_note);
+    out.set("provenance", provenance.to_value());
     std::printf("%s\n", out.dump().c_str());
 }
 
 void print_table(const Options& o, std::size_t payload_size, const std::string& url, bool spawned,
-                 const std::vector<Phase>& sdk, const std::vector<Phase>& raw) {
+                 const std::vector<Phase>& sdk, const std::vector<Phase>& raw,
+                 const bench::Provenance& provenance) {
     std::printf("bench_roundtrip: `echo` round trips, %zu calls per phase (after %zu warm-up), "
                 "payload %zu B of JSON%s\n",
                 o.calls, *o.warmup, payload_size,
                 o.inline_handlers ? ", echo handler on its io thread" : "");
-    std::printf("engine: %s (%s), %u hardware threads\n\n", url.c_str(),
+    std::printf("engine: %s (%s), %u hardware threads\n", url.c_str(),
                 spawned ? "iii-test-engine, spawned" : "external", std::thread::hardware_concurrency());
+    std::printf("%s\n\n", bench::describe(provenance.to_value()).c_str());
     // (Widths count bytes: each "µ" takes two.)
     std::printf("%-22s %10s %9s %9s %10s    %s\n", "", "calls/s", "p50 µs", "p99 µs", "p99.9 µs",
                 "CPU µs per call");
@@ -641,6 +658,7 @@ void print_table(const Options& o, std::size_t payload_size, const std::string& 
 // ---- main ------------------------------------------------------------------------------------
 
 int run_bench(const Options& o) {
+    const bench::Provenance provenance;  // load before; to_value() adds the load after
     const iii::Value payload = make_payload(o.payload_bytes);
     const std::string payload_text = payload.dump();
     const std::string self = bench::self_exe();
@@ -683,8 +701,8 @@ int run_bench(const Options& o) {
         std::fprintf(stderr, "bench_roundtrip: the echo worker did not exit cleanly\n");
     if (spawned) engine.stop(SIGTERM, std::chrono::seconds(5));
 
-    if (o.json) print_json(o, payload_text.size(), url, spawned, sdk, raw);
-    else print_table(o, payload_text.size(), url, spawned, sdk, raw);
+    if (o.json) print_json(o, payload_text.size(), url, spawned, sdk, raw, provenance);
+    else print_table(o, payload_text.size(), url, spawned, sdk, raw, provenance);
     return 0;
 }
 

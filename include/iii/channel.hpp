@@ -18,6 +18,7 @@
 // the Client it was made from.
 
 #include <iii/error.hpp>
+#include <iii/export.hpp>
 #include <iii/json.hpp>
 
 #include <asio/awaitable.hpp>
@@ -47,7 +48,7 @@ enum class ChannelDirection { Read, Write };
 
 /// A channel end as it travels in payloads:
 /// `{"channel_id":"…","access_key":"…","direction":"read"|"write"}` (spec 6.5).
-struct StreamChannelRef {
+struct III_API StreamChannelRef {
     StreamChannelRef() = default;
     StreamChannelRef(std::string channel_id, std::string access_key, ChannelDirection direction)
         : channel_id(std::move(channel_id)), access_key(std::move(access_key)),
@@ -70,11 +71,11 @@ struct StreamChannelRef {
 
 /// Every ref inside `data`, depth first, with its path: `a.b[2].c` (Rust SDK style; "" for
 /// `data` itself). A ref's own members are not searched further.
-std::vector<std::pair<std::string, StreamChannelRef>> extract_channel_refs(const Value& data);
+III_API std::vector<std::pair<std::string, StreamChannelRef>> extract_channel_refs(const Value& data);
 
 /// `<address without trailing "/">/ws/channels/<id>?key=<percent-encoded key>&dir=read|write`
 /// (spec 6.2).
-std::string channel_url(std::string_view engine_address, const StreamChannelRef& ref);
+III_API std::string channel_url(std::string_view engine_address, const StreamChannelRef& ref);
 
 /// The writing end of a channel. Connects lazily (first write, send_message or close).
 ///
@@ -83,7 +84,7 @@ std::string channel_url(std::string_view engine_address, const StreamChannelRef&
 /// the memory a writer holds stays bounded. Errors: iii::Error(Errc::WebSocket) when the
 /// channel cannot be opened (HTTP 404: unknown channel or wrong key) or the engine closes or
 /// drops the socket (e.g. the reader left); Errc::NotConnected when the client is gone.
-class ChannelWriter {
+class III_API ChannelWriter {
 public:
     /// Bytes per binary frame (as the reference SDKs).
     static constexpr std::size_t frame_size = 64 * 1024;
@@ -122,7 +123,7 @@ private:
 /// The reading end of a channel. Connects lazily (first read). Pull-based: frames are read from
 /// the socket only while fewer than a few are waiting locally, so an idle reader makes the
 /// engine and then the writer wait.
-class ChannelReader {
+class III_API ChannelReader {
 public:
     ChannelReader() = default;
     ChannelReader(Client& client, StreamChannelRef ref);
@@ -161,7 +162,7 @@ struct Channel {
 /// Creates a channel through `engine::channels::create` with a queue of `buffer_size` frames
 /// (engine default 64, clamped to 1..1024). Throws as Client::trigger, and Errc::Serde when the
 /// response lacks `writer` or `reader`.
-asio::awaitable<Channel> create_channel(Client& client,
+III_API asio::awaitable<Channel> create_channel(Client& client,
                                         std::optional<std::size_t> buffer_size = std::nullopt);
 
 }  // namespace iii

@@ -3,6 +3,7 @@
 
 #include <iii/describe.hpp>
 #include <iii/error.hpp>
+#include <iii/export.hpp>
 #include <iii/json.hpp>
 #include <iii/options.hpp>
 #include <iii/trigger.hpp>
@@ -41,7 +42,7 @@ using RawHandler = std::function<asio::awaitable<std::string>(std::string payloa
 
 /// Handle of a registered function (the reference's FunctionRef). Copyable; dropping it does
 /// not unregister.
-class FunctionRef {
+class III_API FunctionRef {
 public:
     FunctionRef() = default;
     FunctionRef(std::string id, std::weak_ptr<detail::Connection> connection)
@@ -57,7 +58,7 @@ private:
 };
 
 /// Handle of a registered trigger (the reference's Trigger). Dropping it does not unregister.
-class Trigger {
+class III_API Trigger {
 public:
     Trigger() = default;
     Trigger(std::string id, std::string trigger_type, std::weak_ptr<detail::Connection> connection)
@@ -73,7 +74,7 @@ private:
 };
 
 /// Handle of a trigger type this worker provides (the reference's TriggerTypeRef).
-class TriggerTypeRef {
+class III_API TriggerTypeRef {
 public:
     TriggerTypeRef() = default;
     TriggerTypeRef(std::string id, std::weak_ptr<detail::Connection> connection)
@@ -90,7 +91,7 @@ struct FunctionsAvailableState;
 
 /// Subscription of Client::on_functions_available. Destroying it (or reset()) unsubscribes;
 /// the last subscription's end removes the hidden callback function and its trigger.
-class FunctionsAvailableGuard {
+class III_API FunctionsAvailableGuard {
 public:
     FunctionsAvailableGuard() = default;
     FunctionsAvailableGuard(std::weak_ptr<FunctionsAvailableState> state, std::uint64_t token)
@@ -130,7 +131,7 @@ private:
 ///
 /// Lifetime: destroying the last reference shuts the client down (as shutdown()) and, when it
 /// owns its io thread, joins it. Call shutdown_async() first for a graceful close.
-class Client : public std::enable_shared_from_this<Client> {
+class III_API Client : public std::enable_shared_from_this<Client> {
 public:
     struct PrivateTag {};
     /// Use register_worker().
@@ -305,11 +306,11 @@ using III = Client;
 /// Creates a client that connects to `url` (e.g. "ws://localhost:49134") in the background,
 /// on an io thread the client owns (the reference's behaviour). Returns at once.
 /// Throws Error(Errc::Runtime) for a URL that is not ws://host[:port][/path].
-std::shared_ptr<Client> register_worker(std::string url, InitOptions options = {});
+III_API std::shared_ptr<Client> register_worker(std::string url, InitOptions options = {});
 
 /// As above, but the connection runs on `io` (e.g. a coroutine service's own io_context), which
 /// the caller must run. Handlers still run on the client's handler pool.
-std::shared_ptr<Client> register_worker(asio::io_context& io, std::string url,
+III_API std::shared_ptr<Client> register_worker(asio::io_context& io, std::string url,
                                         InitOptions options = {});
 
 }  // namespace iii

@@ -1,6 +1,8 @@
 #pragma once
 // One exception type for every failure a public call reports (the reference's IIIError).
 
+#include <iii/export.hpp>
+
 #include <optional>
 #include <string>
 #include <system_error>
@@ -20,7 +22,7 @@ enum class Errc {
 };
 
 /// The error category of Errc ("iii").
-const std::error_category& error_category() noexcept;
+III_API const std::error_category& error_category() noexcept;
 inline std::error_code make_error_code(Errc e) noexcept {
     return {static_cast<int>(e), error_category()};
 }
@@ -34,7 +36,7 @@ struct RemoteError {
 
 /// The exception every awaitable of the SDK throws (besides asio's operation_aborted when the
 /// awaiting coroutine is cancelled). `code().category() == iii::error_category()`.
-class Error : public std::system_error {
+class III_API Error : public std::system_error {
 public:
     Error(Errc errc, const std::string& what);
     /// Errc::Remote with the reply's code, message and stacktrace.

@@ -1,6 +1,7 @@
 #pragma once
 // Custom trigger types (the reference's TriggerHandler and TriggerConfig).
 
+#include <iii/export.hpp>
 #include <iii/json.hpp>
 
 #include <asio/awaitable.hpp>
@@ -22,7 +23,7 @@ struct TriggerConfig {
 /// Implements a custom trigger type: the engine forwards every trigger bound to the type to
 /// its handler, which fires the bound function itself (with Client::trigger) when its event
 /// source fires.
-class TriggerHandler {
+class III_API TriggerHandler {
 public:
     virtual ~TriggerHandler() = default;
     /// A trigger of this type was bound. Throwing rejects it: the engine is told

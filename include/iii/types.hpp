@@ -1,6 +1,7 @@
 #pragma once
 // The data types of the public API, named as in the Rust SDK 0.10 reference.
 
+#include <iii/export.hpp>
 #include <iii/json.hpp>
 
 #include <chrono>
@@ -22,7 +23,7 @@ enum class ConnectionState {
     Failed,        ///< ReconnectionConfig::max_retries consecutive attempts failed; no more retries
 };
 /// "disconnected", "connecting", ...
-const char* to_string(ConnectionState state) noexcept;
+III_API const char* to_string(ConnectionState state) noexcept;
 
 /// Fire-and-forget: the engine routes the call and nobody waits for a result.
 struct Void {};
@@ -60,7 +61,7 @@ struct TriggerRequest {
 
 /// HTTP method of an HTTP-invoked function; serialized upper case ("POST").
 enum class HttpMethod { Get, Post, Put, Patch, Delete };
-const char* to_string(HttpMethod method) noexcept;
+III_API const char* to_string(HttpMethod method) noexcept;
 
 /// HMAC signature with a secret read from the engine host's environment variable `secret_key`.
 struct HmacAuth {
@@ -174,7 +175,7 @@ struct WorkerTelemetryMeta {
 
 /// What the worker tells the engine about itself through `engine::workers::register` after
 /// every (re)connect. WorkerMetadata::detect() fills in the defaults.
-struct WorkerMetadata {
+struct III_API WorkerMetadata {
     std::string runtime = "cpp";
     std::string version{};
     std::string name{};

@@ -33,4 +33,16 @@ meson setup "$work/build" "$work" --wrap-mode=nodownload --force-fallback-for=ii
     ${CONSUMER_MESON_ARGS:-}
 meson compile -C "$work/build"
 "$work/build/consumer"
-echo "run.sh: consumer OK"
+
+# Installing the consumer installs only our libraries, headers, .pc and CMake files: no
+# iii-test-engine (that takes -Diii-sdk:test_engine=enabled), nothing of our tests or samples.
+meson install -C "$work/build" --destdir "$work/stage" --quiet >/dev/null
+installed=$(cd "$work/stage" && find . -type f -o -type l | sort)
+unexpected=$(grep -vE '/lib(/[^/]+)?/(libiii-sdk(-testing)?\.so[.0-9]*|libiii-sdk(-testing)?\.a|pkgconfig/iii-sdk(-testing)?\.pc|cmake/iii-sdk/iii-sdkConfig(Version)?\.cmake)$|/include/iii/' <<<"$installed" || true)
+if [[ -n "$unexpected" ]]; then
+    echo "run.sh: the subproject installed more than the SDK:" >&2
+    echo "$unexpected" >&2
+    exit 1
+fi
+grep -q '/libiii-sdk\.so' <<<"$installed" || { echo "run.sh: libiii-sdk was not installed" >&2; exit 1; }
+echo "run.sh: consumer OK ($(wc -l <<<"$installed") files installed, all of them the SDK's)"
