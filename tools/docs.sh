@@ -5,9 +5,9 @@
 #   tools/docs.sh [OUT_DIR]     (default: build-docs; the HTML is OUT_DIR/html/index.html)
 #
 # Fails, printing them, on any Doxygen warning: an undocumented public member, a broken
-# reference or command. The one exception is docs/undocumented.txt: members of headers that
-# were being rewritten when the check arrived, listed as "<header>: <warning>" (no line
-# numbers); it may only shrink. Exits 77 (meson: skipped) when doxygen is not installed.
+# reference or command, except what docs/undocumented.txt tolerates ("<header>: <warning>",
+# no line numbers; empty now, and it may only shrink). Exits 77 (meson: skipped) when doxygen
+# is not installed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="${1:-$root/build-docs}"

@@ -50,12 +50,16 @@ enum class ChannelDirection { Read, Write };
 /// `{"channel_id":"…","access_key":"…","direction":"read"|"write"}` (spec 6.5).
 struct III_API StreamChannelRef {
     StreamChannelRef() = default;
+    /// A ref from its three parts.
     StreamChannelRef(std::string channel_id, std::string access_key, ChannelDirection direction)
         : channel_id(std::move(channel_id)), access_key(std::move(access_key)),
           direction(direction) {}
 
+    /// The channel id the engine assigned.
     std::string channel_id;
+    /// The key that opens this end.
     std::string access_key;
+    /// Which end it opens.
     ChannelDirection direction = ChannelDirection::Read;
 
     /// The JSON object above.
@@ -66,6 +70,7 @@ struct III_API StreamChannelRef {
     /// True when `value` has the shape of a ref (as from_value accepts).
     static bool is_ref(const Value& value) noexcept;
 
+    /// Equal when all three parts are.
     friend bool operator==(const StreamChannelRef&, const StreamChannelRef&) = default;
 };
 
@@ -96,10 +101,12 @@ public:
     /// Opens the end `ref` names through `client`'s engine (the ref's direction is not checked:
     /// the engine does not care who holds which ref, spec 6.1).
     ChannelWriter(Client& client, StreamChannelRef ref);
+    /// As above, from the client's connection (for SDK extensions).
     ChannelWriter(std::shared_ptr<detail::Connection> connection, StreamChannelRef ref);
 
     /// Sends `data` as binary frames of at most frame_size bytes.
     asio::awaitable<void> write(std::span<const std::uint8_t> data);
+    /// As above, for text or bytes in a string.
     asio::awaitable<void> write(std::string_view data);
     /// Sends one text frame (an out-of-band message, in order with the data).
     asio::awaitable<void> send_message(std::string text);
@@ -113,7 +120,9 @@ public:
     const StreamChannelRef& ref() const;
     /// Bytes queued on the socket now, and the most ever seen right after a send.
     std::size_t buffered_amount() const;
+    /// See buffered_amount().
     std::size_t peak_buffered() const;
+    /// False for a default-constructed writer.
     explicit operator bool() const noexcept { return state_ != nullptr; }
 
 private:
@@ -126,7 +135,9 @@ private:
 class III_API ChannelReader {
 public:
     ChannelReader() = default;
+    /// Opens the end `ref` names through `client`'s engine (lazily, on the first read).
     ChannelReader(Client& client, StreamChannelRef ref);
+    /// As above, from the client's connection (for SDK extensions).
     ChannelReader(std::shared_ptr<detail::Connection> connection, StreamChannelRef ref);
 
     /// The next binary frame's bytes; nullopt at the end of the stream (the engine closed the
@@ -141,7 +152,9 @@ public:
     /// Stops reading: sends Close and drops what is buffered. Idempotent.
     asio::awaitable<void> close();
 
+    /// The ref this reader was made from.
     const StreamChannelRef& ref() const;
+    /// False for a default-constructed reader.
     explicit operator bool() const noexcept { return state_ != nullptr; }
 
 private:
@@ -153,9 +166,13 @@ private:
 /// A new channel: a local writer and reader plus both refs, either of which may be passed to
 /// another function.
 struct Channel {
+    /// Writes into the channel.
     ChannelWriter writer;
+    /// Reads from it.
     ChannelReader reader;
+    /// The writing end, to hand to another function.
     StreamChannelRef writer_ref;
+    /// The reading end, to hand to another function.
     StreamChannelRef reader_ref;
 };
 

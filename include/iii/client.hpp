@@ -45,6 +45,7 @@ using RawHandler = std::function<asio::awaitable<std::string>(std::string payloa
 class III_API FunctionRef {
 public:
     FunctionRef() = default;
+    /// Made by register_function().
     FunctionRef(std::string id, std::weak_ptr<detail::Connection> connection)
         : id(std::move(id)), connection_(std::move(connection)) {}
     /// The function id.
@@ -61,10 +62,13 @@ private:
 class III_API Trigger {
 public:
     Trigger() = default;
+    /// Made by register_trigger().
     Trigger(std::string id, std::string trigger_type, std::weak_ptr<detail::Connection> connection)
         : id(std::move(id)), trigger_type(std::move(trigger_type)),
           connection_(std::move(connection)) {}
+    /// The trigger id (a UUID).
     std::string id;
+    /// Its trigger type.
     std::string trigger_type;
     /// Removes the trigger locally and sends `unregistertrigger`. Idempotent.
     void unregister() const;
@@ -77,8 +81,10 @@ private:
 class III_API TriggerTypeRef {
 public:
     TriggerTypeRef() = default;
+    /// Made by register_trigger_type().
     TriggerTypeRef(std::string id, std::weak_ptr<detail::Connection> connection)
         : id(std::move(id)), connection_(std::move(connection)) {}
+    /// The trigger type id.
     std::string id;
     /// As Client::unregister_trigger_type(id).
     void unregister() const;
@@ -94,10 +100,13 @@ struct FunctionsAvailableState;
 class III_API FunctionsAvailableGuard {
 public:
     FunctionsAvailableGuard() = default;
+    /// Made by Client::on_functions_available().
     FunctionsAvailableGuard(std::weak_ptr<FunctionsAvailableState> state, std::uint64_t token)
         : state_(std::move(state)), token_(token) {}
+    /// Takes over the subscription of `other`.
     FunctionsAvailableGuard(FunctionsAvailableGuard&& other) noexcept
         : state_(std::move(other.state_)), token_(std::exchange(other.token_, 0)) {}
+    /// Ends this subscription, then takes over that of `other`.
     FunctionsAvailableGuard& operator=(FunctionsAvailableGuard&& other) noexcept {
         if (this != &other) {
             reset();

@@ -29,8 +29,11 @@ inline std::error_code make_error_code(Errc e) noexcept {
 
 /// The body of an error reply: `{"code","message","stacktrace"?}` on the wire.
 struct RemoteError {
+    /// The error code, e.g. "function_not_found", "invocation_failed".
     std::string code;
+    /// The human-readable message.
     std::string message;
+    /// The remote stack trace, when the remote side sent one.
     std::optional<std::string> stacktrace;
 };
 
@@ -38,12 +41,14 @@ struct RemoteError {
 /// awaiting coroutine is cancelled). `code().category() == iii::error_category()`.
 class III_API Error : public std::system_error {
 public:
+    /// An error of kind `errc` with message `what`.
     Error(Errc errc, const std::string& what);
     /// Errc::Remote with the reply's code, message and stacktrace.
     explicit Error(RemoteError remote);
     /// Errc::WebSocket (or another kind) caused by a transport error.
     Error(Errc errc, const std::string& what, std::error_code cause);
 
+    /// The kind of failure.
     Errc errc() const noexcept { return static_cast<Errc>(code().value()); }
     /// Non-null only for Errc::Remote.
     const RemoteError* remote() const noexcept { return remote_ ? &*remote_ : nullptr; }

@@ -14,9 +14,13 @@ namespace iii {
 
 /// A trigger bound to a function, as handed to a TriggerHandler.
 struct TriggerConfig {
+    /// The trigger id.
     std::string id{};
+    /// The function it fires (with Client::trigger).
     std::string function_id{};
+    /// The configuration its owner registered it with.
     Value config{};
+    /// Its metadata.
     std::optional<Value> metadata{};
 };
 
