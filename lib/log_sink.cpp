@@ -83,4 +83,28 @@ void log_message(LogLevel level, std::string_view message) noexcept {
                  message.data());
 }
 
+namespace detail {
+
+// For iii::Logger's local fallback (telemetry.cpp): the application's own records, which go to
+// the application's sink when it set one, at their level and regardless of the threshold
+// (they were never filtered by III_LOG). Returns false when no sink is set.
+bool log_to_user_sink(LogLevel level, std::string_view message) noexcept {
+    auto& s = state();
+    std::shared_ptr<const LogSink> sink;
+    try {
+        std::lock_guard lock(s.mutex);
+        sink = s.sink;
+    } catch (...) {
+        return false;
+    }
+    if (!sink) return false;
+    try {
+        (*sink)(level, message);
+    } catch (...) {
+    }
+    return true;
+}
+
+}  // namespace detail
+
 }  // namespace iii

@@ -153,3 +153,22 @@ TEST_CASE("a sink that throws loses the line but not the SDK", "[integration][lo
     iii::set_log_sink([](iii::LogLevel, std::string_view) { throw std::runtime_error("logger down"); });
     CHECK_NOTHROW(iii::log_message(iii::LogLevel::Error, "lost"));
 }
+
+TEST_CASE("iii::Logger's local lines go to the application's sink when it set one", "[integration][log]") {
+    SinkReset reset;
+    Collector collector;
+    std::string stderr_text;
+    {
+        CapturedStderr captured;
+        iii::set_log_level(iii::LogLevel::Error);  // the threshold does not filter Logger records
+        iii::set_log_sink([&](iii::LogLevel level, std::string_view text) { collector.add(level, text); });
+        // No client, so no telemetry: Logger falls back to its local output.
+        iii::Logger().info("order accepted", iii::Value::object({{"id", 7}}));
+        stderr_text = captured.text();
+    }
+    CHECK(stderr_text.empty());
+    auto lines = collector.snapshot();
+    REQUIRE(lines.size() == 1);
+    CHECK(lines[0].first == iii::LogLevel::Info);
+    CHECK(lines[0].second == "order accepted {\"id\":7}");
+}
