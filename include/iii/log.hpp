@@ -6,8 +6,9 @@
 /// default `warn`). set_log_sink() routes them into the application's logger instead.
 ///
 /// These are process-wide settings: they apply to every client (and to the test engine of
-/// libiii-sdk-testing) in the process. They are unrelated to OpenTelemetry log export
-/// (iii::Logger in iii/telemetry.hpp), which sends the application's records to the engine.
+/// libiii-sdk-testing) in the process. OpenTelemetry log export (iii::Logger in
+/// iii/telemetry.hpp) sends the application's records to the engine; the lines it writes
+/// locally (telemetry off, or the engine away) also go to the sink, unfiltered by the level.
 
 #include <iii/export.hpp>
 

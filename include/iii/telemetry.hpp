@@ -86,7 +86,8 @@ III_API asio::awaitable<void> with_span(std::string name, asio::awaitable<void> 
 /// The reference's Logger. Records go to the engine as OTLP log records (body, severity,
 /// attribute `log.data`, trace and span id of the current context) through the telemetry of
 /// the client serving the current invocation, else the most recently started client with
-/// telemetry enabled. With telemetry off or logs disabled, lines go to stderr, data included.
+/// telemetry enabled. With telemetry off or logs disabled, lines go to stderr, data included
+/// (or to the sink of iii::set_log_sink() when the application set one).
 /// Never blocks: when the telemetry queue is full the record is dropped and counted.
 class III_API Logger {
 public:
