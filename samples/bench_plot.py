@@ -73,13 +73,17 @@ class Collected:
                 for side in ("cxx", "node"):
                     side_prov = r[side].get("provenance")
                     self.roundtrip(r[side], describe(side_prov, f"{name} {side}") + suffix)
+                if "floor" in r["cxx"]:  # bench_roundtrip's SDK-less three-process path
+                    self.roundtrip(r["cxx"], f"floor: websocketpp relay ({name}){suffix}", "floor")
             for side in ("cxx", "node"):
                 f = footer_of(data["rounds"][0][side].get("provenance"))
                 if f:
                     self.footers.append(f)
             return
-        if "baseline" in data:  # bench_roundtrip (C++): SDK and raw websocketpp
+        if "baseline" in data:  # bench_roundtrip (C++): SDK, the floor, raw websocketpp
             self.roundtrip(data, label)
+            if "floor" in data:
+                self.roundtrip(data, f"floor: websocketpp relay ({name})", "floor")
             self.roundtrip(data, f"raw websocketpp ({name})", "baseline")
         elif "sdk" in data and isinstance(data["sdk"], dict) and any(p in data["sdk"] for p in PHASES):
             self.roundtrip(data, label)  # the Node bench
