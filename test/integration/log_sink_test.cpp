@@ -172,3 +172,25 @@ TEST_CASE("iii::Logger's local lines go to the application's sink when it set on
     CHECK(lines[0].first == iii::LogLevel::Info);
     CHECK(lines[0].second == "order accepted {\"id\":7}");
 }
+
+TEST_CASE("the application's sink gets the redacted line: no URL token reaches it", "[integration][log][redact]") {
+    SinkReset reset;
+    Collector collector;
+    const std::string token = "sink-secret-4711";
+    iii::set_log_level(iii::LogLevel::Info);
+    iii::set_log_sink([&](iii::LogLevel level, std::string_view text) { collector.add(level, text); });
+    {
+        iii::testing::Engine engine;
+        auto client = iii::register_worker(engine.url() + "/?token=" + token, fast_options());
+        REQUIRE(collector.wait_for_line("connected to " + engine.url()));
+        client->shutdown();
+        client.reset();
+    }
+    bool saw_redacted = false;
+    for (const auto& [level, text] : collector.snapshot()) {
+        INFO(text);
+        CHECK(text.find(token) == std::string::npos);
+        if (text.find("token=***") != std::string::npos) saw_redacted = true;
+    }
+    CHECK(saw_redacted);
+}
