@@ -2,35 +2,26 @@
 
 #include "redact.hpp"
 
-#include <cstdlib>
-#include <cstring>
 #include <string>
+
+// Redacts, then forwards to the public functions of log_sink.cpp. Kept apart so that the
+// testing library, which links this object statically, resolves those functions to
+// libiii-sdk.so and shares its sink instead of owning a second one.
 
 namespace iii::detail {
 
-LogLevel log_threshold() noexcept {
-    static const LogLevel threshold = [] {
-        const char* env = std::getenv("III_LOG");
-        if (!env) return LogLevel::Warn;
-        if (std::strcmp(env, "error") == 0) return LogLevel::Error;
-        if (std::strcmp(env, "info") == 0) return LogLevel::Info;
-        if (std::strcmp(env, "debug") == 0) return LogLevel::Debug;
-        return LogLevel::Warn;
-    }();
-    return threshold;
-}
+LogLevel log_threshold() noexcept { return iii::log_level(); }
 
 void log_line(LogLevel level, std::string_view text) noexcept {
-    static constexpr const char* names[] = {"error", "warn", "info", "debug"};
-    // Every line, whoever formatted it: a URL token or channel key must never reach a log.
+    // Every line, whoever formatted it: a URL token or channel key must never reach a log,
+    // the application's sink included.
     std::string safe;
     try {
         safe = redact_text(text);
     } catch (...) {
         safe = "(log line dropped: out of memory while redacting it)";
     }
-    std::fprintf(stderr, "[iii %s] %.*s\n", names[static_cast<int>(level)],
-                 static_cast<int>(safe.size()), safe.data());
+    iii::log_message(level, safe);
 }
 
 }  // namespace iii::detail

@@ -1,14 +1,16 @@
 #pragma once
-// Internal diagnostics on stderr. Level from $III_LOG (error, warn, info, debug); default warn.
+// Internal diagnostics: formatted here, emitted through the public sink of iii/log.hpp
+// (stderr by default, level from $III_LOG).
+
+#include "iii/log.hpp"
 
 #include <fmt/core.h>
 
-#include <cstdio>
 #include <string_view>
 
 namespace iii::detail {
 
-enum class LogLevel { Error = 0, Warn = 1, Info = 2, Debug = 3 };
+using iii::LogLevel;
 
 LogLevel log_threshold() noexcept;
 void log_line(LogLevel level, std::string_view text) noexcept;

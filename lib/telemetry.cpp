@@ -8,6 +8,7 @@
 #include "protocol.hpp"
 #include "redact.hpp"
 #include "transport/ws_transport.hpp"
+#include "iii/version.hpp"
 
 #include <asio/async_result.hpp>
 #include <asio/dispatch.hpp>
@@ -43,7 +44,7 @@ namespace detail::telemetry {
 namespace {
 
 constexpr const char* sdk_name = "iii-cpp-sdk";
-constexpr const char* sdk_version = "0.1.0";
+constexpr const char* sdk_version = III_VERSION_STRING;
 
 std::atomic<std::uint64_t> g_dropped{0};
 
@@ -993,6 +994,11 @@ void Span::end() {
                                     std::move(state_->attributes), std::move(state_->events)));
 }
 
+// Defined in log_sink.cpp: hands a line to the application's iii::set_log_sink sink, if any.
+namespace detail {
+bool log_to_user_sink(LogLevel level, std::string_view message) noexcept;
+}  // namespace detail
+
 namespace {
 
 template <class T>
@@ -1039,10 +1045,16 @@ asio::awaitable<T> with_span_impl(std::string name, asio::awaitable<T> work) {
 
 void stderr_line(const char* level, std::string_view message, const std::optional<Value>& data) {
     const SpanContext ctx = current_span_context();
-    std::string line = fmt::format("[iii {}] {}", level, message);
-    if (data) line += " " + data->dump();
-    if (ctx.valid()) line += fmt::format(" trace_id={} span_id={}", ctx.trace_id, ctx.span_id);
-    line.push_back('\n');
+    std::string text(message);
+    if (data) text += " " + data->dump();
+    if (ctx.valid()) text += fmt::format(" trace_id={} span_id={}", ctx.trace_id, ctx.span_id);
+    // An application that routes the SDK's output (iii::set_log_sink) gets these lines there.
+    const LogLevel as_level = level[0] == 'd' ? LogLevel::Debug
+                              : level[0] == 'i' ? LogLevel::Info
+                              : level[0] == 'w' ? LogLevel::Warn
+                                                : LogLevel::Error;
+    if (detail::log_to_user_sink(as_level, text)) return;
+    std::string line = fmt::format("[iii {}] {}\n", level, text);
     std::fwrite(line.data(), 1, line.size(), stderr);
 }
 

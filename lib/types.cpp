@@ -1,4 +1,5 @@
 #include "iii/types.hpp"
+#include "iii/version.hpp"
 
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -63,11 +64,7 @@ std::optional<std::string> non_blank_env(const char* name) {
 WorkerMetadata WorkerMetadata::detect() {
     WorkerMetadata m;
     m.runtime = "cpp";
-#ifdef III_SDK_VERSION
-    m.version = III_SDK_VERSION;
-#else
-    m.version = "0.1.0";
-#endif
+    m.version = III_VERSION_STRING;
     const auto pid = static_cast<std::uint32_t>(::getpid());
     m.pid = pid;
 

@@ -470,6 +470,7 @@ struct Report {
     std::vector<Result> sdk, raw;
     std::optional<std::size_t> engine_peak;
     bool peak_reset = false;
+    bench::Provenance provenance{};  // constructed before the rounds: the load before them
 };
 
 iii::Value result_json(const Result& r) {
@@ -499,6 +500,7 @@ void print_json(const Report& rep) {
     out.set("sdk_to_raw", round2(sdk.mb_per_s / raw.mb_per_s));
     out.set("engine_peak_rss_bytes", rep.engine_peak ? iii::Value(*rep.engine_peak) : iii::Value());
     out.set("peak_rss_reset_per_path", rep.peak_reset).set("note", hops_note);
+    out.set("provenance", rep.provenance.to_value());
     std::printf("%s\n", out.dump().c_str());
 }
 
@@ -507,8 +509,9 @@ void print_table(const Report& rep) {
     const Result& raw = best(rep.raw);
     std::printf("bench_channels: %zu MiB per path in %zu KiB binary frames, best of %zu round%s\n",
                 rep.options.mib, frame_bytes / 1024, rep.options.rounds, rep.options.rounds == 1 ? "" : "s");
-    std::printf("engine: %s (%s), %u hardware threads\n\n", rep.url.c_str(), rep.engine_kind.c_str(),
+    std::printf("engine: %s (%s), %u hardware threads\n", rep.url.c_str(), rep.engine_kind.c_str(),
                 std::thread::hardware_concurrency());
+    std::printf("%s\n\n", bench::describe(rep.provenance.to_value()).c_str());
     std::printf("%-34s %9s %9s %14s %12s\n", "", "MB/s", "seconds", "peak RSS MiB", "RSS before");
     auto row = [](const char* label, const Result& r) {
         std::printf("%-34s %9.1f %9.3f %14.1f %12.1f\n", label, r.mb_per_s, r.seconds,

@@ -21,6 +21,7 @@ Python 3 standard library only.
 """
 
 import argparse
+import datetime
 import json
 import os
 import select
@@ -218,12 +219,59 @@ def median_ratios(rounds, a, b):
 
 def load_average():
     try:
-        return os.getloadavg()
+        return list(os.getloadavg())
     except OSError:
         return None
 
 
-def print_table(args, url, rounds, med, ratios, cxx_label, node_label, load_before, load_after):
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def git_revision():
+    try:
+        return subprocess.run(["git", "-C", HERE, "describe", "--always", "--dirty", "--abbrev=12"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(rounds, load_before, load_after, started):
+    """The fields of bench::Provenance (samples/bench_support.hpp) for the whole comparison,
+    with the two benches' own records under "cxx" and "node"."""
+    cxx = rounds[0]["cxx"].get("provenance", {})
+    node = rounds[0]["node"].get("provenance", {})
+    u = os.uname()
+    return {
+        "sdk": "bench_compare (iii-cpp against iii-sdk for Node)",
+        "sdk_version": f"iii-cpp {cxx.get('sdk_version', '?')}, iii-sdk (Node) {node.get('sdk_version', '?')}",
+        "git_revision": git_revision(),
+        "compiler": f"{cxx.get('compiler', '?')}; {node.get('compiler', '?')}",
+        "build_type": cxx.get("build_type", "?"),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "os": f"{u.sysname} {u.release} {u.machine}",
+        "load_before": load_before,
+        "load_after": load_after,
+        "started_utc": started,
+        "finished_utc": utc_now(),
+        "cxx": cxx,
+        "node": node,
+    }
+
+
+def print_table(args, url, rounds, med, ratios, cxx_label, node_label, load_before, load_after, prov):
     first_cxx = rounds[0]["cxx"]["config"]
     warmup = first_cxx["warmup"]
     payload = first_cxx["payload_bytes"]
@@ -234,6 +282,8 @@ def print_table(args, url, rounds, med, ratios, cxx_label, node_label, load_befo
     if load_before and load_after:
         print(f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(f"C++: {cxx_label}; Node: {node_label}")
+    print(f"{prov['sdk_version']}; revision {prov['git_revision']}; {prov['compiler']}; "
+          f"build {prov['build_type']}")
     print()
     columns = ["calls/s", "p50 µs", "p99 µs", "CPU µs/call caller", "echo", "engine"]
     keys = ["calls_per_s", "p50_us", "p99_us", "cpu_caller_us", "cpu_echo_us", "cpu_engine_us"]
@@ -290,6 +340,7 @@ def main():
         common += ["--warmup", str(args.warmup)]
 
     load_before = load_average()
+    started = utc_now()
     engine = Engine(engine_bin)
     rounds = []
     try:
@@ -311,12 +362,14 @@ def main():
     ratios = {pair: median_ratios(rounds, *pair) for pair in (("cxx", "node"), ("cxx", "floor"), ("node", "floor"))}
     node_label = rounds[0]["node"]["config"].get("sdk", "iii-sdk")
     cxx_label = "iii-cpp (samples/bench_roundtrip" + (", --inline-handlers)" if args.inline_handlers else ")")
+    prov = provenance(rounds, load_before, load_after, started)
     if args.json:
         print(json.dumps({"engine_url": engine.url, "rounds": rounds, "medians": med,
                           "ratios": {f"{a}_to_{b}": v for (a, b), v in ratios.items()},
-                          "load_average": {"before": load_before, "after": load_after}}))
+                          "load_average": {"before": load_before, "after": load_after},
+                          "provenance": prov}))
     else:
-        print_table(args, engine.url, rounds, med, ratios, cxx_label, node_label, load_before, load_after)
+        print_table(args, engine.url, rounds, med, ratios, cxx_label, node_label, load_before, load_after, prov)
     return 0
 
 

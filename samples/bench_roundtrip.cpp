@@ -282,6 +282,7 @@ struct Phase {
     double seconds = 0;
     double calls_per_s = 0;
     double p50_us = 0, p99_us = 0, p999_us = 0, mean_us = 0, max_us = 0;
+    std::vector<std::pair<double, double>> cdf;  // (quantile, µs): the latency distribution
     std::vector<std::pair<std::string, double>> cpu_us_per_call;
 
     std::optional<double> cpu(const std::string& who) const {
@@ -309,6 +310,10 @@ Phase summarize(std::string mode, std::size_t inflight, std::vector<std::int64_t
     p.p50_us = percentile(0.50);
     p.p99_us = percentile(0.99);
     p.p999_us = percentile(0.999);
+    // Enough points for bench_plot.py to draw the CDF, denser in the tail.
+    for (int i = 0; i <= 100; ++i) p.cdf.emplace_back(i / 100.0, percentile(i / 100.0));
+    for (double q : {0.995, 0.999, 0.9995, 0.9999}) p.cdf.emplace_back(q, percentile(q));
+    std::sort(p.cdf.begin(), p.cdf.end());
     double sum = 0;
     for (auto ns : latency_ns) sum += static_cast<double>(ns);
     p.mean_us = sum / static_cast<double>(latency_ns.size()) / 1000.0;
@@ -347,6 +352,13 @@ Phase median_phase(const std::vector<Phase>& rounds) {
         for (const auto& p : rounds)
             if (auto c = p.cpu(who)) v.push_back(*c);
         us = median(std::move(v));
+    }
+    // The distribution point by point: each quantile's median over the rounds.
+    for (std::size_t i = 0; i < m.cdf.size(); ++i) {
+        std::vector<double> v;
+        for (const auto& p : rounds)
+            if (i < p.cdf.size()) v.push_back(p.cdf[i].second);
+        m.cdf[i].second = median(std::move(v));
     }
     return m;
 }
@@ -900,6 +912,14 @@ iii::Value phase_json(const Phase& p) {
     v.set("calls", p.calls).set("inflight", p.inflight).set("seconds", round2(p.seconds));
     v.set("calls_per_s", std::round(p.calls_per_s)).set("latency_us", std::move(latency));
     v.set("cpu_us_per_call", std::move(cpu));
+    iii::Value q = iii::Value::array(), us = iii::Value::array();
+    for (const auto& [quantile, micros] : p.cdf) {
+        q.push_back(quantile);
+        us.push_back(round2(micros));
+    }
+    iii::Value cdf = iii::Value::object();
+    cdf.set("q", std::move(q)).set("us", std::move(us));
+    v.set("latency_cdf_us", std::move(cdf));
     return v;
 }
 
@@ -926,6 +946,7 @@ struct Report {
     std::string url;
     bool spawned;
     std::vector<Round> rounds;
+    const bench::Provenance& provenance;
 };
 
 std::map<std::string, std::map<std::string, Phase>> medians(const Report& rep) {
@@ -979,6 +1000,7 @@ void print_json(const Report& rep) {
         per_round.push_back(std::move(r));
     }
     out.set("rounds", std::move(per_round)).set("note", paths_note);
+    out.set("provenance", rep.provenance.to_value());
     std::printf("%s\n", out.dump().c_str());
 }
 
@@ -988,9 +1010,10 @@ void print_table(const Report& rep) {
                 "warm-up each), payload %zu B of JSON%s\n",
                 o.rounds, o.rounds == 1 ? "" : "s", o.calls, *o.warmup, rep.payload_size,
                 o.inline_handlers ? ", echo handler on its io thread" : "");
-    std::printf("engine: %s (%s), %u hardware threads; floor frames %zu B out, %zu B back\n\n", rep.url.c_str(),
+    std::printf("engine: %s (%s), %u hardware threads; floor frames %zu B out, %zu B back\n", rep.url.c_str(),
                 rep.spawned ? "iii-test-engine, spawned" : "external", std::thread::hardware_concurrency(),
                 rep.frames.request.size(), rep.frames.reply.size());
+    std::printf("%s\n\n", bench::describe(rep.provenance.to_value()).c_str());
     // (Widths count bytes: each "µ" takes two.)
     std::printf("%-24s %10s %9s %9s %10s    %s\n", "", "calls/s", "p50 µs", "p99 µs", "p99.9 µs",
                 "CPU µs per call");
@@ -1057,6 +1080,7 @@ void print_table(const Report& rep) {
 // ---- main ------------------------------------------------------------------------------------
 
 int run_bench(const Options& o) {
+    const bench::Provenance provenance;  // load before; to_value() adds the load after
     const iii::Value payload = make_payload(o.payload_bytes);
     const std::string payload_text = payload.dump();
     const FloorFrames frames = floor_frames(o.payload_bytes);
@@ -1098,7 +1122,7 @@ int run_bench(const Options& o) {
         tls_echo.spawn(args, true);
     }
 
-    Report report{o, payload_text.size(), frames, url, spawned, {}};
+    Report report{o, payload_text.size(), frames, url, spawned, {}, provenance};
     {
         LocalEchoServer raw_server;
         RawDriver raw(raw_server.url(), payload_text, payload_text.size());

@@ -9,12 +9,16 @@
 //            struct pays
 //
 // Prints ns per message for each step (best of 5 rounds) and the dynamic/typed ratios. Plain
-// std::chrono loop; run a release build (-O2) on an idle machine. Usage: bench_typed [iterations]
+// std::chrono loop; run a release build (-O2) on an idle machine.
+// Usage: bench_typed [iterations] [--json]   (--json: one JSON object, with provenance)
 
 #include <iii/describe.hpp>
 #include <iii/json.hpp>
 
+#include "bench_support.hpp"
+
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -115,7 +119,20 @@ double ns_per_op(std::size_t iterations, F&& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const std::size_t iterations = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 200000;
+    const bench::Provenance provenance;  // load before; to_value() adds the load after
+    std::size_t iterations = 200000;
+    bool json = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--json") {
+            json = true;
+        } else if (!arg.empty() && arg.find_first_not_of("0123456789") == std::string::npos) {
+            iterations = std::strtoull(arg.c_str(), nullptr, 10);
+        } else {
+            std::fprintf(stderr, "usage: bench_typed [iterations] [--json]\n");
+            return 2;
+        }
+    }
 
     const bench::Order order = bench::sample();
     const std::string text = iii::to_json(order);
@@ -165,6 +182,24 @@ int main(int argc, char** argv) {
          dynamic_decode + map_in + dynamic_encode + map_out},
     };
 
+    if (json) {
+        iii::Value steps = iii::Value::object();
+        for (const Row& r : rows) {
+            iii::Value step = iii::Value::object();
+            step.set("typed_ns", std::round(r.typed)).set("dynamic_ns", std::round(r.dynamic));
+            step.set("dynamic_mapped_ns", std::round(r.mapped));
+            steps.set(r.step, std::move(step));
+        }
+        iii::Value config = iii::Value::object();
+        config.set("iterations", iterations).set("payload_bytes", text.size());
+        iii::Value result = iii::Value::object();
+        result.set("config", std::move(config)).set("steps_ns_per_msg", std::move(steps));
+        result.set("typed_decode_mb_per_s", std::round(static_cast<double>(text.size()) / typed_decode * 1e3));
+        result.set("provenance", provenance.to_value());
+        std::printf("%s\n", result.dump().c_str());
+        return sink == 0 ? 1 : 0;
+    }
+    std::printf("%s\n", bench::describe(provenance.to_value()).c_str());
     std::printf("payload: %zu bytes (nested: customer.address, %zu items with tags, map, enum, "
                 "optionals), %zu iterations\n\n",
                 text.size(), order.items.size(), iterations);

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages the build, tests and samples need, when any is missing.
 set -euo pipefail
 packages=(g++ meson ninja-build pkg-config python3 libasio-dev libwebsocketpp-dev libsimdjson-dev
-          rapidjson-dev libfmt-dev catch2 libssl-dev openssl)
+          rapidjson-dev libfmt-dev catch2 libssl-dev openssl cmake doxygen python3-matplotlib)
 if [[ "${1:-}" == "--with-node" ]]; then packages+=(nodejs npm); fi
 missing=()
 for p in "${packages[@]}"; do

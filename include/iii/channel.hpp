@@ -38,6 +38,7 @@
 // - close(): the Close frame may already be out; the end counts as closed locally either way.
 
 #include <iii/error.hpp>
+#include <iii/export.hpp>
 #include <iii/json.hpp>
 
 #include <asio/awaitable.hpp>
@@ -67,14 +68,18 @@ enum class ChannelDirection { Read, Write };
 
 /// A channel end as it travels in payloads:
 /// `{"channel_id":"…","access_key":"…","direction":"read"|"write"}` (spec 6.5).
-struct StreamChannelRef {
+struct III_API StreamChannelRef {
     StreamChannelRef() = default;
+    /// A ref from its three parts.
     StreamChannelRef(std::string channel_id, std::string access_key, ChannelDirection direction)
         : channel_id(std::move(channel_id)), access_key(std::move(access_key)),
           direction(direction) {}
 
+    /// The channel id the engine assigned.
     std::string channel_id;
+    /// The key that opens this end.
     std::string access_key;
+    /// Which end it opens.
     ChannelDirection direction = ChannelDirection::Read;
 
     /// The JSON object above.
@@ -85,16 +90,17 @@ struct StreamChannelRef {
     /// True when `value` has the shape of a ref (as from_value accepts).
     static bool is_ref(const Value& value) noexcept;
 
+    /// Equal when all three parts are.
     friend bool operator==(const StreamChannelRef&, const StreamChannelRef&) = default;
 };
 
 /// Every ref inside `data`, depth first, with its path: `a.b[2].c` (Rust SDK style; "" for
 /// `data` itself). A ref's own members are not searched further.
-std::vector<std::pair<std::string, StreamChannelRef>> extract_channel_refs(const Value& data);
+III_API std::vector<std::pair<std::string, StreamChannelRef>> extract_channel_refs(const Value& data);
 
 /// `<address>/ws/channels/<id>?key=<key>&dir=read|write` (spec 6.2), id and key
 /// percent-encoded; `<address>` is `engine_address` without its query and trailing "/".
-std::string channel_url(std::string_view engine_address, const StreamChannelRef& ref);
+III_API std::string channel_url(std::string_view engine_address, const StreamChannelRef& ref);
 
 /// The writing end of a channel. Connects lazily (first write, send_message or close).
 ///
@@ -103,7 +109,7 @@ std::string channel_url(std::string_view engine_address, const StreamChannelRef&
 /// the memory a writer holds stays bounded. Errors: iii::Error(Errc::WebSocket) when the
 /// channel cannot be opened (HTTP 404: unknown channel or wrong key) or the engine closes or
 /// drops the socket (e.g. the reader left); Errc::NotConnected when the client is gone.
-class ChannelWriter {
+class III_API ChannelWriter {
 public:
     /// Bytes per binary frame (as the reference SDKs).
     static constexpr std::size_t frame_size = 64 * 1024;
@@ -115,10 +121,12 @@ public:
     /// Opens the end `ref` names through `client`'s engine (the ref's direction is not checked:
     /// the engine does not care who holds which ref, spec 6.1).
     ChannelWriter(Client& client, StreamChannelRef ref);
+    /// As above, from the client's connection (for SDK extensions).
     ChannelWriter(std::shared_ptr<detail::Connection> connection, StreamChannelRef ref);
 
     /// Sends `data` as binary frames of at most frame_size bytes.
     asio::awaitable<void> write(std::span<const std::uint8_t> data);
+    /// As above, for text or bytes in a string.
     asio::awaitable<void> write(std::string_view data);
     /// Sends one text frame (an out-of-band message, in order with the data).
     asio::awaitable<void> send_message(std::string text);
@@ -132,7 +140,9 @@ public:
     const StreamChannelRef& ref() const;
     /// Bytes queued on the socket now, and the most ever seen right after a send.
     std::size_t buffered_amount() const;
+    /// See buffered_amount().
     std::size_t peak_buffered() const;
+    /// False for a default-constructed writer.
     explicit operator bool() const noexcept { return state_ != nullptr; }
 
 private:
@@ -142,10 +152,12 @@ private:
 /// The reading end of a channel. Connects lazily (first read). Pull-based: frames are read from
 /// the socket only while fewer than a few are waiting locally, so an idle reader makes the
 /// engine and then the writer wait.
-class ChannelReader {
+class III_API ChannelReader {
 public:
     ChannelReader() = default;
+    /// Opens the end `ref` names through `client`'s engine (lazily, on the first read).
     ChannelReader(Client& client, StreamChannelRef ref);
+    /// As above, from the client's connection (for SDK extensions).
     ChannelReader(std::shared_ptr<detail::Connection> connection, StreamChannelRef ref);
 
     /// The next binary frame's bytes; nullopt at the end of the stream (the engine closed the
@@ -160,7 +172,9 @@ public:
     /// Stops reading: sends Close and drops what is buffered. Idempotent.
     asio::awaitable<void> close();
 
+    /// The ref this reader was made from.
     const StreamChannelRef& ref() const;
+    /// False for a default-constructed reader.
     explicit operator bool() const noexcept { return state_ != nullptr; }
 
 private:
@@ -172,16 +186,20 @@ private:
 /// A new channel: a local writer and reader plus both refs, either of which may be passed to
 /// another function.
 struct Channel {
+    /// Writes into the channel.
     ChannelWriter writer;
+    /// Reads from it.
     ChannelReader reader;
+    /// The writing end, to hand to another function.
     StreamChannelRef writer_ref;
+    /// The reading end, to hand to another function.
     StreamChannelRef reader_ref;
 };
 
 /// Creates a channel through `engine::channels::create` with a queue of `buffer_size` frames
 /// (engine default 64, clamped to 1..1024). Throws as Client::trigger, and Errc::Serde when the
 /// response lacks `writer` or `reader`.
-asio::awaitable<Channel> create_channel(Client& client,
+III_API asio::awaitable<Channel> create_channel(Client& client,
                                         std::optional<std::size_t> buffer_size = std::nullopt);
 
 }  // namespace iii

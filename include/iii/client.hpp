@@ -2,6 +2,7 @@
 // iii::Client: a worker's connection to one iii engine (the reference's `III`).
 
 #include <iii/error.hpp>
+#include <iii/export.hpp>
 #include <iii/json.hpp>
 #include <iii/options.hpp>
 #include <iii/trigger.hpp>
@@ -28,7 +29,7 @@ namespace detail {
 class Connection;
 /// What the engine behind the current connection offers for discovery (lib/client.cpp).
 struct DiscoveryMemo;
-std::shared_ptr<DiscoveryMemo> make_discovery_memo();
+III_API std::shared_ptr<DiscoveryMemo> make_discovery_memo();  // used by Client's member initializer
 }
 struct Channel;          // iii/channel.hpp
 class RegisterFunction;  // iii/typed.hpp
@@ -68,9 +69,10 @@ inline InvocationContext current_invocation_copy() {
 
 /// Handle of a registered function (the reference's FunctionRef). Copyable; dropping it does
 /// not unregister.
-class FunctionRef {
+class III_API FunctionRef {
 public:
     FunctionRef() = default;
+    /// Made by register_function().
     FunctionRef(std::string id, std::weak_ptr<detail::Connection> connection)
         : id(std::move(id)), connection_(std::move(connection)) {}
     /// The function id.
@@ -96,11 +98,14 @@ struct TriggerStatus;  // lib/trigger_status.hpp
 
 /// Handle of a registered trigger (the reference's Trigger). Dropping it does not unregister.
 /// Copies share one registration status.
-class Trigger {
+class III_API Trigger {
 public:
     Trigger() = default;
+    /// Made by register_trigger().
     Trigger(std::string id, std::string trigger_type, std::weak_ptr<detail::Connection> connection);
+    /// The trigger id (a UUID).
     std::string id;
+    /// Its trigger type.
     std::string trigger_type;
     /// Removes the trigger locally and sends `unregistertrigger`. Idempotent.
     void unregister() const;
@@ -129,11 +134,13 @@ private:
 };
 
 /// Handle of a trigger type this worker provides (the reference's TriggerTypeRef).
-class TriggerTypeRef {
+class III_API TriggerTypeRef {
 public:
     TriggerTypeRef() = default;
+    /// Made by register_trigger_type().
     TriggerTypeRef(std::string id, std::weak_ptr<detail::Connection> connection)
         : id(std::move(id)), connection_(std::move(connection)) {}
+    /// The trigger type id.
     std::string id;
     /// As Client::unregister_trigger_type(id).
     void unregister() const;
@@ -146,13 +153,16 @@ struct FunctionsAvailableState;
 
 /// Subscription of Client::on_functions_available. Destroying it (or reset()) unsubscribes;
 /// the last subscription's end removes the hidden callback function and its trigger.
-class FunctionsAvailableGuard {
+class III_API FunctionsAvailableGuard {
 public:
     FunctionsAvailableGuard() = default;
+    /// Made by Client::on_functions_available().
     FunctionsAvailableGuard(std::weak_ptr<FunctionsAvailableState> state, std::uint64_t token)
         : state_(std::move(state)), token_(token) {}
+    /// Takes over the subscription of `other`.
     FunctionsAvailableGuard(FunctionsAvailableGuard&& other) noexcept
         : state_(std::move(other.state_)), token_(std::exchange(other.token_, 0)) {}
+    /// Ends this subscription, then takes over that of `other`.
     FunctionsAvailableGuard& operator=(FunctionsAvailableGuard&& other) noexcept {
         if (this != &other) {
             reset();
@@ -195,7 +205,7 @@ private:
 ///
 /// Lifetime: destroying the last reference shuts the client down (as shutdown()) and, when it
 /// owns its io thread, joins it. Call shutdown_async() first for a graceful close.
-class Client : public std::enable_shared_from_this<Client> {
+class III_API Client : public std::enable_shared_from_this<Client> {
 public:
     struct PrivateTag {};
     /// Use register_worker().
@@ -430,17 +440,17 @@ using III = Client;
 /// Creates a client that connects to `url` (e.g. "ws://localhost:49134") in the background,
 /// on an io thread the client owns (the reference's behaviour). Returns at once.
 /// Throws Error(Errc::Runtime) for a URL that is not ws://host[:port][/path].
-std::shared_ptr<Client> register_worker(std::string url, InitOptions options = {});
+III_API std::shared_ptr<Client> register_worker(std::string url, InitOptions options = {});
 
 /// As above, but the connection runs on `executor` (e.g. a coroutine service's own
 /// io_context), which the caller must run; the client starts no thread of its own for it.
 /// Coroutine handlers run on `executor`; blocking handlers on a pool created at the first
 /// blocking registration (InitOptions::handler_threads). `executor` must belong to an
 /// asio::io_context (Error(Errc::Runtime) otherwise).
-std::shared_ptr<Client> register_worker(asio::any_io_executor executor, std::string url,
-                                        InitOptions options = {});
+III_API std::shared_ptr<Client> register_worker(asio::any_io_executor executor, std::string url,
+                                                InitOptions options = {});
 /// register_worker(io.get_executor(), url, options).
-std::shared_ptr<Client> register_worker(asio::io_context& io, std::string url,
-                                        InitOptions options = {});
+III_API std::shared_ptr<Client> register_worker(asio::io_context& io, std::string url,
+                                                InitOptions options = {});
 
 }  // namespace iii

@@ -136,6 +136,7 @@
 // - The name of a struct or enum is the name given to the macro without namespace qualifiers.
 
 #include <iii/error.hpp>
+#include <iii/export.hpp>
 #include <iii/json.hpp>
 
 #include <array>
@@ -173,7 +174,7 @@ namespace iii {
 /// Lifetime: string views returned by read_string() and next_key() stay valid until the
 /// from_json()/from_value() call that created the reader returns. Threading: a reader belongs
 /// to the one call (and thread) that created it; from_json() and friends are thread-safe.
-class JsonReader {
+class III_API JsonReader {
 public:
     /// Kinds of JSON values as peek() reports them.
     enum class Type { Null, Bool, Number, String, Array, Object };
@@ -187,6 +188,7 @@ public:
     /// Consumes the current value and returns true if it is null; false (nothing consumed)
     /// otherwise.
     bool read_null() { return do_read_null(); }
+    /// Consumes the current value, which must be true or false.
     bool read_bool() {
         bool b = false;
         if (!do_read_bool(b)) fail("expected boolean");
@@ -203,6 +205,7 @@ public:
         if (!do_read_double(d)) fail("expected number");
         return d;
     }
+    /// Consumes the current value, which must be a string (unescaped; see the lifetime above).
     std::string_view read_string() {
         std::string_view s;
         if (!do_read_string(s)) fail("expected string");
@@ -211,6 +214,7 @@ public:
     /// The current value as a dynamic iii::Value (any kind).
     void read_value(Value& out) { do_read_value(out); }
 
+    /// Opens the current value, which must be an object; iterate it with next_key().
     void begin_object() {
         check_depth();
         if (!do_begin_object()) fail("expected object");
@@ -226,6 +230,7 @@ public:
         path_.back().key = key;
         return true;
     }
+    /// Opens the current value, which must be an array; iterate it with next_element().
     void begin_array() {
         check_depth();
         if (!do_begin_array()) fail("expected array");
@@ -266,20 +271,36 @@ protected:
     /// Nesting depth of the current value (0 at the root).
     std::size_t depth() const noexcept { return path_.size(); }
 
-    // The backend. do_read_*() return false, consuming nothing, when the current value is of
-    // another kind, and throw (through fail()) when the document is malformed.
+    // The backend: what a reader implements (the SDK has one over simdjson and one over
+    // iii::Value); the public member of the same name without `do_` calls it. do_read_*()
+    // return false, consuming nothing, when the current value is of another kind, and throw
+    // (through fail()) when the document is malformed.
+
+    /// Backend of peek().
     virtual Type do_peek() = 0;
+    /// Backend of read_null().
     virtual bool do_read_null() = 0;
+    /// Backend of read_bool().
     virtual bool do_read_bool(bool& out) = 0;
+    /// Backend of try_int64().
     virtual bool do_read_int64(std::int64_t& out) = 0;
+    /// Backend of try_uint64().
     virtual bool do_read_uint64(std::uint64_t& out) = 0;
+    /// Backend of read_double().
     virtual bool do_read_double(double& out) = 0;
+    /// Backend of read_string().
     virtual bool do_read_string(std::string_view& out) = 0;
+    /// Backend of read_value().
     virtual void do_read_value(Value& out) = 0;
+    /// Backend of begin_object(): false when the current value is not an object.
     virtual bool do_begin_object() = 0;
+    /// Backend of next_key().
     virtual bool do_next_key(std::string_view& key) = 0;
+    /// Backend of begin_array(): false when the current value is not an array.
     virtual bool do_begin_array() = 0;
+    /// Backend of next_element().
     virtual bool do_next_element() = 0;
+    /// Backend of skip().
     virtual void do_skip() = 0;
 
 private:
@@ -299,20 +320,30 @@ private:
 /// missing end_object()) makes to_json() throw Error(Errc::Serde); other misuse (a key outside
 /// an object) is a programming error that RapidJSON's assertions catch in debug builds. Like a
 /// reader, a writer belongs to the one call that created it.
-class JsonWriter {
+class III_API JsonWriter {
 public:
     virtual ~JsonWriter();
+    /// null.
     virtual void write_null() = 0;
+    /// true or false.
     virtual void write_bool(bool b) = 0;
+    /// A signed integer.
     virtual void write_int64(std::int64_t i) = 0;
+    /// An unsigned integer.
     virtual void write_uint64(std::uint64_t u) = 0;
-    /// NaN and infinities, which JSON cannot express, are written as null.
+    /// A number; NaN and infinities, which JSON cannot express, are written as null.
     virtual void write_double(double d) = 0;
+    /// A string (escaped as JSON needs).
     virtual void write_string(std::string_view s) = 0;
+    /// Opens an object: then key() and one value per member, then end_object().
     virtual void begin_object() = 0;
+    /// The key of the next member of the innermost open object.
     virtual void key(std::string_view k) = 0;
+    /// Closes the innermost open object.
     virtual void end_object() = 0;
+    /// Opens an array: then its values.
     virtual void begin_array() = 0;
+    /// Closes the innermost open array.
     virtual void end_array() = 0;
     /// A dynamic value, written as is.
     virtual void write_value(const Value& v) = 0;
@@ -359,7 +390,7 @@ concept traits_optional = requires {
 };
 
 /// {"$schema": draft-07, "title": title, ...schema, "definitions": definitions}.
-Value root_schema(std::string title, Value schema, std::map<std::string, Value> definitions);
+III_API Value root_schema(std::string title, Value schema, std::map<std::string, Value> definitions);
 }  // namespace detail
 
 /// The schema name of T (schemars' schema_name): "int32", "String", "Array_of_Item", ...
@@ -401,7 +432,9 @@ public:
         else
             return Value(true);
     }
+    /// The definitions collected so far, by name.
     const std::map<std::string, Value>& definitions() const noexcept { return definitions_; }
+    /// Moves the collected definitions out (for the root schema's "definitions").
     std::map<std::string, Value> take_definitions() noexcept { return std::move(definitions_); }
 
 private:
@@ -423,11 +456,11 @@ using ReadFn = void (*)(JsonReader&, void*);
 using WriteFn = void (*)(JsonWriter&, const void*);
 /// Parses `json` with simdjson on-demand and calls read on its root; fails if anything but
 /// whitespace follows the root value.
-void read_json(std::string_view json, ReadFn read, void* out);
+III_API void read_json(std::string_view json, ReadFn read, void* out);
 /// Writes with RapidJSON's Writer into `out` (replacing its content).
-void write_json(std::string& out, WriteFn write, const void* in);
-void read_tree(const Value& tree, ReadFn read, void* out);
-Value write_tree(WriteFn write, const void* in);
+III_API void write_json(std::string& out, WriteFn write, const void* in);
+III_API void read_tree(const Value& tree, ReadFn read, void* out);
+III_API Value write_tree(WriteFn write, const void* in);
 
 template <class T>
 void read_erased(JsonReader& r, void* out) {
@@ -501,20 +534,27 @@ template <class T>
 std::string integer_format() {
     return std::string(std::is_signed_v<T> ? "int" : "uint") + std::to_string(sizeof(T) * 8);
 }
-[[noreturn]] void fail_integer_range(JsonReader& r, std::string_view value, std::string_view type);
-[[noreturn]] void fail_not_integer(JsonReader& r, std::string_view type);
+[[noreturn]] III_API void fail_integer_range(JsonReader& r, std::string_view value, std::string_view type);
+[[noreturn]] III_API void fail_not_integer(JsonReader& r, std::string_view type);
 }  // namespace detail
 
+/// json_traits of `bool`: see the supported types in @ref described-types.
 template <>
 struct json_traits<bool> {
+    /// Decodes the reader's current value into `v` (throws Error(Errc::Serde) naming the path).
     static void read(JsonReader& r, bool& v) { v = r.read_bool(); }
+    /// Encodes `v` as one JSON value.
     static void write(JsonWriter& w, bool v) { w.write_bool(v); }
+    /// The schema name (the "title", and the key in "definitions").
     static std::string name() { return "Boolean"; }
+    /// The inline draft-07 schema.
     static Value schema(SchemaBuilder&) { return Value::object({{"type", "boolean"}}); }
 };
 
+/// json_traits of `T`: see the supported types in @ref described-types.
 template <detail::json_integer T>
 struct json_traits<T> {
+    /// Decodes the reader's current value into `v` (throws Error(Errc::Serde) naming the path).
     static void read(JsonReader& r, T& v) {
         if constexpr (std::is_signed_v<T>) {
             std::int64_t i = 0;
@@ -536,13 +576,16 @@ struct json_traits<T> {
         }
         detail::fail_not_integer(r, name());
     }
+    /// Encodes `v` as one JSON value.
     static void write(JsonWriter& w, T v) {
         if constexpr (std::is_signed_v<T>)
             w.write_int64(static_cast<std::int64_t>(v));
         else
             w.write_uint64(static_cast<std::uint64_t>(v));
     }
+    /// The schema name (the "title", and the key in "definitions").
     static std::string name() { return detail::integer_format<T>(); }
+    /// The inline draft-07 schema.
     static Value schema(SchemaBuilder&) {
         Value s = Value::object({{"type", "integer"}, {"format", name()}});
         if constexpr (std::is_unsigned_v<T>) s.set("minimum", 0.0);
@@ -550,9 +593,11 @@ struct json_traits<T> {
     }
 };
 
+/// json_traits of `T`: see the supported types in @ref described-types.
 template <std::floating_point T>
     requires(!std::is_same_v<T, long double>)
 struct json_traits<T> {
+    /// Decodes the reader's current value into `v` (throws Error(Errc::Serde) naming the path).
     static void read(JsonReader& r, T& v) {
         double d = r.read_double();
         if constexpr (std::is_same_v<T, float>) {
@@ -561,48 +606,69 @@ struct json_traits<T> {
         }
         v = static_cast<T>(d);
     }
+    /// Encodes `v` as one JSON value.
     static void write(JsonWriter& w, T v) { w.write_double(static_cast<double>(v)); }
+    /// The schema name (the "title", and the key in "definitions").
     static std::string name() { return std::is_same_v<T, float> ? "float" : "double"; }
+    /// The inline draft-07 schema.
     static Value schema(SchemaBuilder&) {
         return Value::object({{"type", "number"}, {"format", name()}});
     }
 };
 
+/// json_traits of `std::string`: see the supported types in @ref described-types.
 template <>
 struct json_traits<std::string> {
+    /// Decodes the reader's current value into `v` (throws Error(Errc::Serde) naming the path).
     static void read(JsonReader& r, std::string& v) { v.assign(r.read_string()); }
+    /// Encodes `v` as one JSON value.
     static void write(JsonWriter& w, const std::string& v) { w.write_string(v); }
+    /// The schema name (the "title", and the key in "definitions").
     static std::string name() { return "String"; }
+    /// The inline draft-07 schema.
     static Value schema(SchemaBuilder&) { return Value::object({{"type", "string"}}); }
 };
 
+/// json_traits of `std::nullptr_t`: see the supported types in @ref described-types.
 template <>
 struct json_traits<std::nullptr_t> {
+    /// Decodes the reader's current value into `v` (throws Error(Errc::Serde) naming the path).
     static void read(JsonReader& r, std::nullptr_t&) {
         if (!r.read_null()) r.fail("expected null");
     }
+    /// Encodes `v` as one JSON value.
     static void write(JsonWriter& w, std::nullptr_t) { w.write_null(); }
+    /// The schema name (the "title", and the key in "definitions").
     static std::string name() { return "null"; }
+    /// The inline draft-07 schema.
     static Value schema(SchemaBuilder&) { return Value::object({{"type", "null"}}); }
 };
 
+/// json_traits of `Value`: see the supported types in @ref described-types.
 template <>
 struct json_traits<Value> {
+    /// Decodes the reader's current value into `v` (throws Error(Errc::Serde) naming the path).
     static void read(JsonReader& r, Value& v) { r.read_value(v); }
+    /// Encodes `v` as one JSON value.
     static void write(JsonWriter& w, const Value& v) { w.write_value(v); }
+    /// The schema name (the "title", and the key in "definitions").
     static std::string name() { return "AnyValue"; }
+    /// The inline draft-07 schema.
     static Value schema(SchemaBuilder&) { return Value(true); }
 };
 
 namespace detail {
 /// schemars' Option<T> rule: add "null" to "type"; `true` stays `true`; anything without a
 /// "type" (a $ref) becomes {"anyOf":[schema, {"type":"null"}]}.
-Value add_null_type(Value schema);
+III_API Value add_null_type(Value schema);
 }  // namespace detail
 
+/// json_traits of `std::optional<T>`: see the supported types in @ref described-types.
 template <class T>
 struct json_traits<std::optional<T>> {
+    /// A struct field of this type may be absent (it is then empty) and is not "required".
     static constexpr bool required = false;
+    /// Decodes the reader's current value into `v` (throws Error(Errc::Serde) naming the path).
     static void read(JsonReader& r, std::optional<T>& v) {
         if (r.read_null()) {
             v.reset();
@@ -611,18 +677,23 @@ struct json_traits<std::optional<T>> {
         if (!v) v.emplace();
         json_traits<T>::read(r, *v);
     }
+    /// Encodes `v` as one JSON value.
     static void write(JsonWriter& w, const std::optional<T>& v) {
         if (v)
             json_traits<T>::write(w, *v);
         else
             w.write_null();
     }
+    /// The schema name (the "title", and the key in "definitions").
     static std::string name() { return "Nullable_" + schema_name<T>(); }
+    /// The inline draft-07 schema.
     static Value schema(SchemaBuilder& b) { return detail::add_null_type(b.subschema<T>()); }
 };
 
+/// json_traits of `std::vector<T, A>`: see the supported types in @ref described-types.
 template <class T, class A>
 struct json_traits<std::vector<T, A>> {
+    /// Decodes the reader's current value into `v` (throws Error(Errc::Serde) naming the path).
     static void read(JsonReader& r, std::vector<T, A>& v) {
         v.clear();
         r.begin_array();
@@ -636,19 +707,24 @@ struct json_traits<std::vector<T, A>> {
             }
         }
     }
+    /// Encodes `v` as one JSON value.
     static void write(JsonWriter& w, const std::vector<T, A>& v) {
         w.begin_array();
         for (const auto& e : v) json_traits<T>::write(w, e);
         w.end_array();
     }
+    /// The schema name (the "title", and the key in "definitions").
     static std::string name() { return "Array_of_" + schema_name<T>(); }
+    /// The inline draft-07 schema.
     static Value schema(SchemaBuilder& b) {
         return Value::object({{"type", "array"}, {"items", b.subschema<T>()}});
     }
 };
 
+/// json_traits of `std::array<T, N>`: see the supported types in @ref described-types.
 template <class T, std::size_t N>
 struct json_traits<std::array<T, N>> {
+    /// Decodes the reader's current value into `v` (throws Error(Errc::Serde) naming the path).
     static void read(JsonReader& r, std::array<T, N>& v) {
         r.begin_array();
         for (std::size_t i = 0; i < N; ++i) {
@@ -657,14 +733,17 @@ struct json_traits<std::array<T, N>> {
         }
         if (r.next_element()) r.fail_container(length_error());
     }
+    /// Encodes `v` as one JSON value.
     static void write(JsonWriter& w, const std::array<T, N>& v) {
         w.begin_array();
         for (const auto& e : v) json_traits<T>::write(w, e);
         w.end_array();
     }
+    /// The schema name (the "title", and the key in "definitions").
     static std::string name() {
         return "Array_size_" + std::to_string(N) + "_of_" + schema_name<T>();
     }
+    /// The inline draft-07 schema.
     static Value schema(SchemaBuilder& b) {
         return Value::object({{"type", "array"},
                               {"items", b.subschema<T>()},
@@ -676,8 +755,10 @@ private:
     static std::string length_error() { return "expected array of length " + std::to_string(N); }
 };
 
+/// json_traits of `std::tuple<Ts...>`: see the supported types in @ref described-types.
 template <class... Ts>
 struct json_traits<std::tuple<Ts...>> {
+    /// Decodes the reader's current value into `v` (throws Error(Errc::Serde) naming the path).
     static void read(JsonReader& r, std::tuple<Ts...>& v) {
         r.begin_array();
         std::apply(
@@ -687,17 +768,20 @@ struct json_traits<std::tuple<Ts...>> {
             v);
         if (r.next_element()) r.fail_container(length_error());
     }
+    /// Encodes `v` as one JSON value.
     static void write(JsonWriter& w, const std::tuple<Ts...>& v) {
         w.begin_array();
         std::apply([&](const auto&... elems) { (json_traits<Ts>::write(w, elems), ...); }, v);
         w.end_array();
     }
+    /// The schema name (the "title", and the key in "definitions").
     static std::string name() {
         std::string n = "Tuple_of";
         std::string sep = "_";
         ((n += sep + schema_name<Ts>(), sep = "_and_"), ...);
         return n;
     }
+    /// The inline draft-07 schema.
     static Value schema(SchemaBuilder& b) {
         return Value::object({{"type", "array"},
                               {"items", Value::array({b.subschema<Ts>()...})},
@@ -720,6 +804,7 @@ namespace detail {
 template <class M>
 struct string_map_traits {
     using T = typename M::mapped_type;
+    /// Decodes the reader's current value into `v` (throws Error(Errc::Serde) naming the path).
     static void read(JsonReader& r, M& v) {
         v.clear();
         r.begin_object();
@@ -730,6 +815,7 @@ struct string_map_traits {
             v.insert_or_assign(std::string(key), std::move(value));
         }
     }
+    /// Encodes `v` as one JSON value.
     static void write(JsonWriter& w, const M& v) {
         w.begin_object();
         for (const auto& [k, e] : v) {
@@ -738,7 +824,9 @@ struct string_map_traits {
         }
         w.end_object();
     }
+    /// The schema name (the "title", and the key in "definitions").
     static std::string name() { return "Map_of_" + schema_name<T>(); }
+    /// The inline draft-07 schema.
     static Value schema(SchemaBuilder& b) {
         return Value::object({{"type", "object"}, {"additionalProperties", b.subschema<T>()}});
     }
@@ -792,18 +880,22 @@ concept described_enum = std::is_enum_v<T> && requires(const T* p) {
     { iii_describe_name(p) } -> std::convertible_to<std::string_view>;
 };
 
-[[noreturn]] void fail_enum(JsonReader& r, const std::string_view* names, std::size_t count);
-[[noreturn]] void fail_enum_write(std::string_view type, long long value);
+[[noreturn]] III_API void fail_enum(JsonReader& r, const std::string_view* names, std::size_t count);
+[[noreturn]] III_API void fail_enum_write(std::string_view type, long long value);
 }  // namespace detail
 
 /// json_traits of a struct declared with III_DESCRIBE: a JSON object with one member per
 /// declared field, in declaration order.
 template <detail::described_struct T>
 struct json_traits<T> {
+    /// The declared fields (name and member pointer), in declaration order.
     static constexpr auto fields = iii_describe_fields(static_cast<const T*>(nullptr));
+    /// How many fields.
     static constexpr std::size_t size = std::tuple_size_v<std::remove_cv_t<decltype(fields)>>;
+    /// The schema lives in "definitions" and is referred to with "$ref".
     static constexpr bool referenceable = true;
 
+    /// Decodes the reader's current value into `v` (throws Error(Errc::Serde) naming the path).
     static void read(JsonReader& r, T& v) {
         r.begin_object();
         std::array<bool, size> seen{};
@@ -823,6 +915,7 @@ struct json_traits<T> {
         }
         absent_fields(r, v, seen, std::make_index_sequence<size>{});
     }
+    /// Encodes `v` as one JSON value.
     static void write(JsonWriter& w, const T& v) {
         w.begin_object();
         std::apply(
@@ -834,9 +927,11 @@ struct json_traits<T> {
             fields);
         w.end_object();
     }
+    /// The schema name (the "title", and the key in "definitions").
     static std::string name() {
         return std::string(iii_describe_name(static_cast<const T*>(nullptr)));
     }
+    /// The inline draft-07 schema.
     static Value schema(SchemaBuilder& b) {
         Value required = Value::array();
         Value properties = Value::object();
@@ -903,9 +998,12 @@ private:
 /// json_traits of an enum declared with III_DESCRIBE_ENUM: a JSON string.
 template <detail::described_enum E>
 struct json_traits<E> {
+    /// The declared enumerators and their JSON names.
     static constexpr auto entries = iii_describe_enum(static_cast<const E*>(nullptr));
+    /// The schema lives in "definitions" and is referred to with "$ref".
     static constexpr bool referenceable = true;
 
+    /// Decodes the reader's current value into `v` (throws Error(Errc::Serde) naming the path).
     static void read(JsonReader& r, E& v) {
         std::string_view s = r.read_string();
         for (const auto& e : entries) {
@@ -916,6 +1014,7 @@ struct json_traits<E> {
         }
         detail::fail_enum(r, names.data(), names.size());
     }
+    /// Encodes `v` as one JSON value.
     static void write(JsonWriter& w, E v) {
         for (const auto& e : entries) {
             if (e.value == v) {
@@ -925,9 +1024,11 @@ struct json_traits<E> {
         }
         detail::fail_enum_write(name(), static_cast<long long>(v));
     }
+    /// The schema name (the "title", and the key in "definitions").
     static std::string name() {
         return std::string(iii_describe_name(static_cast<const E*>(nullptr)));
     }
+    /// The inline draft-07 schema.
     static Value schema(SchemaBuilder&) {
         Value values = Value::array();
         for (const auto& e : entries) values.push_back(Value(e.name));

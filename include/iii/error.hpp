@@ -1,6 +1,8 @@
 #pragma once
 // One exception type for every failure a public call reports (the reference's IIIError).
 
+#include <iii/export.hpp>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,7 +51,8 @@ inline constexpr std::string_view deserialization_error = "deserialization_error
 inline constexpr std::string_view timeout = "TIMEOUT";
 /// RBAC refused the call (0.22+ name the remedy in the message).
 inline constexpr std::string_view forbidden = "FORBIDDEN";
-/// From the 0.22+ `::info` built-ins: no such function, worker or trigger.
+/// From the 0.22+ info built-ins (`engine::functions::info`, ...): no such function, worker or
+/// trigger.
 inline constexpr std::string_view not_found = "NOT_FOUND";
 /// From the 0.22+ built-ins: the input was not acceptable.
 inline constexpr std::string_view invalid_arguments = "INVALID_ARGUMENTS";
@@ -64,22 +67,26 @@ inline constexpr std::string_view worker_namespace_conflict = "WORKER_NAMESPACE_
 }  // namespace codes
 
 /// The error category of Errc ("iii").
-const std::error_category& error_category() noexcept;
+III_API const std::error_category& error_category() noexcept;
 inline std::error_code make_error_code(Errc e) noexcept {
     return {static_cast<int>(e), error_category()};
 }
 
 /// The body of an error reply: `{"code","message","stacktrace"?}` on the wire.
 struct RemoteError {
+    /// The error code, e.g. "function_not_found", "invocation_failed".
     std::string code;
+    /// The human-readable message.
     std::string message;
+    /// The remote stack trace, when the remote side sent one.
     std::optional<std::string> stacktrace;
 };
 
 /// The exception every awaitable of the SDK throws (besides asio's operation_aborted when the
 /// awaiting coroutine is cancelled). `code().category() == iii::error_category()`.
-class Error : public std::system_error {
+class III_API Error : public std::system_error {
 public:
+    /// An error of kind `errc` with message `what`.
     Error(Errc errc, const std::string& what);
     /// Errc::Remote with the reply's code, message and stacktrace.
     explicit Error(RemoteError remote);
@@ -89,6 +96,7 @@ public:
     /// (Errc::RegistrationRejected). what() is "<code>: <message>".
     Error(Errc errc, RemoteError detail);
 
+    /// The kind of failure.
     Errc errc() const noexcept { return static_cast<Errc>(code().value()); }
     /// Non-null for Errc::Remote, and for errors built with a RemoteError detail
     /// (Errc::RegistrationRejected).

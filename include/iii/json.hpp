@@ -7,6 +7,8 @@
 // Value (no intermediate DOM); outgoing frames are written by RapidJSON's Writer straight from
 // it. Integers keep their full 64-bit range (signed and unsigned), like serde_json.
 
+#include <iii/export.hpp>
+
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -34,17 +36,22 @@ namespace iii {
 ///
 /// Objects keep insertion order and allow lookup by key (linear: payload objects are small).
 /// Thread safety: a Value is a plain value type; distinct objects are independent.
-class Value {
+class III_API Value {
 public:
+    /// The elements of an array.
     using Array = std::vector<Value>;
+    /// One member of an object: key and value.
     using Member = std::pair<std::string, Value>;
+    /// The members of an object, in insertion order.
     using Object = std::vector<Member>;
     /// The kinds of JSON values, in the order of the internal variant.
     enum class Kind { Null, Bool, Int, Uint, Double, String, Array, Object };
 
     /// null.
     Value() noexcept = default;
+    /// null.
     Value(std::nullptr_t) noexcept {}
+    /// true or false.
     Value(bool b) noexcept : v_(b) {}
     /// Any signed integer type is stored as int64, any unsigned one as uint64.
     template <class T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool> &&
@@ -54,13 +61,21 @@ public:
     template <class T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool> &&
                                             std::is_unsigned_v<T>,
                                         int> = 0>
+    /// An unsigned integer, stored as uint64.
     Value(T u) noexcept : v_(static_cast<std::uint64_t>(u)) {}
+    /// A number (NaN and infinities are written as null).
     Value(double d) noexcept : v_(d) {}
+    /// A number, stored as double.
     Value(float d) noexcept : v_(static_cast<double>(d)) {}
+    /// A string (UTF-8).
     Value(std::string s) noexcept : v_(std::move(s)) {}
+    /// A string, copied.
     Value(std::string_view s) : v_(std::string(s)) {}
+    /// A string, copied (not a bool: string literals stay strings).
     Value(const char* s) : v_(std::string(s)) {}
+    /// An array.
     Value(Array a) noexcept : v_(std::move(a)) {}
+    /// An object (duplicate keys are kept as given; lookups find the first).
     Value(Object o) noexcept : v_(std::move(o)) {}
     /// Object or array from a braced list; see the class comment.
     Value(std::initializer_list<Value> list);
@@ -78,34 +93,50 @@ public:
     /// valid UTF-8: JSON text must be UTF-8, and nothing is replaced silently.
     std::string dump() const;
 
+    /// The kind of the value.
     Kind kind() const noexcept { return static_cast<Kind>(v_.index()); }
+    /// True for null.
     bool is_null() const noexcept { return kind() == Kind::Null; }
+    /// True for true and false.
     bool is_bool() const noexcept { return kind() == Kind::Bool; }
     /// True for Int and Uint.
     bool is_integer() const noexcept { return kind() == Kind::Int || kind() == Kind::Uint; }
     /// True for Int, Uint and Double.
     bool is_number() const noexcept { return is_integer() || kind() == Kind::Double; }
+    /// True for a string.
     bool is_string() const noexcept { return kind() == Kind::String; }
+    /// True for an array.
     bool is_array() const noexcept { return kind() == Kind::Array; }
+    /// True for an object.
     bool is_object() const noexcept { return kind() == Kind::Object; }
 
     /// Typed access. Each throws iii::Error (Errc::Serde) naming the expected and actual kind
     /// when the value is of another kind (as_int: also when a uint64 does not fit).
     bool as_bool() const;
+    /// An Int, or a Uint that fits int64.
     std::int64_t as_int() const;
+    /// A Uint, or a non-negative Int.
     std::uint64_t as_uint() const;
     /// Any number, converted to double.
     double as_double() const;
+    /// The string.
     const std::string& as_string() const;
+    /// The string, modifiable.
     std::string& as_string();
+    /// The elements.
     const Array& as_array() const;
+    /// The elements, modifiable.
     Array& as_array();
+    /// The members, in insertion order.
     const Object& as_object() const;
+    /// The members, modifiable.
     Object& as_object();
 
     /// Member lookup; nullptr when this is not an object or has no such key.
     const Value* find(std::string_view key) const noexcept;
+    /// As the const find(), modifiable.
     Value* find(std::string_view key) noexcept;
+    /// True when this is an object with member `key`.
     bool contains(std::string_view key) const noexcept { return find(key) != nullptr; }
     /// Member access that throws iii::Error (Errc::Serde) when absent or not an object.
     const Value& at(std::string_view key) const;
@@ -115,10 +146,13 @@ public:
     Value& operator[](std::string_view key);
     /// Read-only member access; a shared null when absent.
     const Value& operator[](std::string_view key) const noexcept;
+    /// As operator[](std::string_view).
     Value& operator[](const char* key) { return (*this)[std::string_view(key)]; }
+    /// As the const operator[](std::string_view).
     const Value& operator[](const char* key) const noexcept { return (*this)[std::string_view(key)]; }
     /// Array element access (unchecked, like std::vector).
     Value& operator[](std::size_t index) { return as_array()[index]; }
+    /// Read-only array element access (unchecked).
     const Value& operator[](std::size_t index) const { return as_array()[index]; }
     /// The same for any other integer type, so that `v[0]` is an index and not a null key
     /// (a literal 0 would otherwise also convert to `const char*`).
@@ -126,6 +160,7 @@ public:
     Value& operator[](I index) {
         return as_array()[static_cast<std::size_t>(index)];
     }
+    /// Read-only, likewise.
     template <class I, std::enable_if_t<std::is_integral_v<I> && !std::is_same_v<I, bool>, int> = 0>
     const Value& operator[](I index) const {
         return as_array()[static_cast<std::size_t>(index)];
@@ -148,7 +183,10 @@ private:
         v_;
 };
 
+/// Exported declaration of Value's friend operator== (a friend declaration cannot carry it).
+III_API bool operator==(const Value& a, const Value& b) noexcept;
+
 /// The name of a kind ("null", "bool", "integer", "number", "string", "array", "object").
-std::string_view kind_name(Value::Kind kind) noexcept;
+III_API std::string_view kind_name(Value::Kind kind) noexcept;
 
 }  // namespace iii

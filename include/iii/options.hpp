@@ -18,7 +18,9 @@ struct OtelConfig {
     std::optional<bool> enabled{};
     /// Unset: $OTEL_SERVICE_NAME, else "iii-cpp-sdk".
     std::optional<std::string> service_name{};
+    /// Unset: $OTEL_SERVICE_VERSION, else the SDK version.
     std::optional<std::string> service_version{};
+    /// Unset: $OTEL_SERVICE_NAMESPACE, else none.
     std::optional<std::string> service_namespace{};
     /// Unset: a random UUID per client.
     std::optional<std::string> service_instance_id{};
@@ -32,6 +34,7 @@ struct OtelConfig {
     std::optional<bool> metrics_enabled{};
     /// Default 60000.
     std::optional<std::uint64_t> metrics_export_interval_ms{};
+    /// Back-off of the telemetry connection; unset: the defaults.
     std::optional<ReconnectionConfig> reconnection_config{};
     /// Default 10000: how long shutdown_async() waits for telemetry to flush.
     std::optional<std::uint64_t> shutdown_timeout_ms{};

@@ -13,6 +13,7 @@
 //  - coroutines: `co_await iii::with_span("work", some_awaitable())` runs the awaitable with the
 //    new span current across all of its co_awaits, and ends the span (error status on throw).
 
+#include <iii/export.hpp>
 #include <iii/json.hpp>
 
 #include <asio/awaitable.hpp>
@@ -31,15 +32,17 @@ class Telemetry;
 }  // namespace detail::telemetry
 
 /// A W3C trace context.
-struct SpanContext {
+struct III_API SpanContext {
     /// 32 lower-case hex digits; empty when there is no active span.
     std::string trace_id{};
     /// 16 lower-case hex digits.
     std::string span_id{};
+    /// W3C trace flags; bit 0 is "sampled" (the SDK samples everything).
     std::uint8_t trace_flags = 1;
     /// W3C baggage header value (may be empty).
     std::string baggage{};
 
+    /// True when both ids have their full length (a real span).
     bool valid() const noexcept { return trace_id.size() == 32 && span_id.size() == 16; }
     /// "00-<trace_id>-<span_id>-<flags>", empty when !valid().
     std::string traceparent() const;
@@ -48,13 +51,14 @@ struct SpanContext {
 };
 
 /// The current span context on this thread (invalid when there is none).
-SpanContext current_span_context();
+III_API SpanContext current_span_context();
 
 /// A span around synchronous user code (kind INTERNAL), child of the current context (a new
 /// trace when there is none). While alive it is the current context on the constructing thread.
 /// Not copyable or movable; destroy it on the thread that created it.
-class Span {
+class III_API Span {
 public:
+    /// Starts the span and makes it current on this thread.
     explicit Span(std::string name);
     ~Span();
     Span(const Span&) = delete;
@@ -62,6 +66,7 @@ public:
 
     /// The span's own context.
     SpanContext context() const;
+    /// Adds or replaces an attribute (exported as an OTLP attribute).
     void set_attribute(std::string key, Value value);
     /// Marks the span failed (status code 2) and records an `exception` event.
     void record_error(std::string_view type, std::string_view message);
@@ -75,25 +80,30 @@ private:
 
 /// Runs `work` inside a new INTERNAL span named `name` that stays current across the work's
 /// co_awaits. A throw marks the span failed and is rethrown.
-asio::awaitable<Value> with_span(std::string name, asio::awaitable<Value> work);
-asio::awaitable<void> with_span(std::string name, asio::awaitable<void> work);
+III_API asio::awaitable<Value> with_span(std::string name, asio::awaitable<Value> work);
+III_API asio::awaitable<void> with_span(std::string name, asio::awaitable<void> work);
 
 /// The reference's Logger. Records go to the engine as OTLP log records (body, severity,
 /// attribute `log.data`, trace and span id of the current context) through the telemetry of
 /// the client serving the current invocation, else the most recently started client with
-/// telemetry enabled. With telemetry off or logs disabled, lines go to stderr, data included.
+/// telemetry enabled. With telemetry off or logs disabled, lines go to stderr, data included
+/// (or to the sink of iii::set_log_sink() when the application set one).
 /// Never blocks: when the telemetry queue is full the record is dropped and counted.
-class Logger {
+class III_API Logger {
 public:
     Logger() = default;
+    /// A record of severity DEBUG; `data` becomes the attribute `log.data`.
     void debug(std::string_view message, std::optional<Value> data = std::nullopt) const;
+    /// A record of severity INFO.
     void info(std::string_view message, std::optional<Value> data = std::nullopt) const;
+    /// A record of severity WARN.
     void warn(std::string_view message, std::optional<Value> data = std::nullopt) const;
+    /// A record of severity ERROR.
     void error(std::string_view message, std::optional<Value> data = std::nullopt) const;
 };
 
 /// Telemetry records (logs, spans) dropped by all clients of this process because a queue was
 /// full (channel_capacity, or max_pending_messages while the engine is away).
-std::uint64_t telemetry_dropped_count() noexcept;
+III_API std::uint64_t telemetry_dropped_count() noexcept;
 
 }  // namespace iii

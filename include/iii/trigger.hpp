@@ -1,6 +1,7 @@
 #pragma once
 // Custom trigger types (the reference's TriggerHandler and TriggerConfig).
 
+#include <iii/export.hpp>
 #include <iii/json.hpp>
 
 #include <asio/awaitable.hpp>
@@ -13,9 +14,13 @@ namespace iii {
 
 /// A trigger bound to a function, as handed to a TriggerHandler.
 struct TriggerConfig {
+    /// The trigger id.
     std::string id{};
+    /// The function it fires (with Client::trigger).
     std::string function_id{};
+    /// The configuration its owner registered it with.
     Value config{};
+    /// Its metadata.
     std::optional<Value> metadata{};
 };
 
@@ -23,7 +28,7 @@ struct TriggerConfig {
 /// its handler, which fires the bound function itself (with Client::trigger) when its event
 /// source fires. Both members run on the client's executor (like coroutine function handlers),
 /// one coroutine per forwarded frame.
-class TriggerHandler {
+class III_API TriggerHandler {
 public:
     virtual ~TriggerHandler() = default;
     /// A trigger of this type was bound. Throwing rejects it: the engine is told

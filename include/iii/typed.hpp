@@ -346,18 +346,22 @@ public:
         handler_.fill_formats(message_);
     }
 
+    /// Sets the description sent with the registration. Chains.
     RegisterFunction& description(std::string text) & {
         message_.description = std::move(text);
         return *this;
     }
+    /// As above, on a temporary.
     RegisterFunction&& description(std::string text) && {
         message_.description = std::move(text);
         return std::move(*this);
     }
+    /// Sets the metadata sent with the registration. Chains.
     RegisterFunction& metadata(Value meta) & {
         message_.metadata = std::move(meta);
         return *this;
     }
+    /// As above, on a temporary.
     RegisterFunction&& metadata(Value meta) && {
         message_.metadata = std::move(meta);
         return std::move(*this);
@@ -365,9 +369,11 @@ public:
 
     /// The message to send: id, description, metadata and the generated formats.
     const RegisterFunctionMessage& message() const& noexcept { return message_; }
+    /// The message, moved out.
     RegisterFunctionMessage message() && noexcept { return std::move(message_); }
     /// The handler on JSON text.
     const RawHandler& handler() const& noexcept { return handler_.handler; }
+    /// The handler, moved out.
     RawHandler handler() && noexcept { return std::move(handler_.handler); }
 
 private:

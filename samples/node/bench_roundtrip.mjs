@@ -19,9 +19,9 @@
 //
 // No raw baseline here: the comparison is SDK against SDK through the same engine.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, cpus, loadavg, machine, release, type } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -29,6 +29,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { registerWorker } from 'iii-sdk';
 
 const SDK_NAME = 'iii-sdk 0.11.2';
+const HERE = fileURLToPath(new URL('.', import.meta.url));
 const FUNCTION_ID = 'echo';
 
 // ---- options ---------------------------------------------------------------------------------
@@ -205,7 +206,44 @@ function summarize(mode, inflight, latencyNs, elapsedNs) {
     p999: percentile(0.999),
     mean: sum / calls / 1000,
     max: sorted[calls - 1] / 1000,
+    // The distribution for bench_plot.py: the quantiles the C++ bench writes.
+    cdf: [...Array.from({ length: 101 }, (_, i) => i / 100), 0.995, 0.999, 0.9995, 0.9999]
+      .sort((a, b) => a - b)
+      .map((q) => [q, percentile(q)]),
     cpu: {},
+  };
+}
+
+// ---- provenance ------------------------------------------------------------------------------
+
+// The fields samples/bench_support.hpp (bench::Provenance) records for the C++ benches.
+function provenance(loadBefore, startedUtc) {
+  let revision = 'unknown';
+  try {
+    revision = execFileSync('git', ['-C', HERE, 'describe', '--always', '--dirty', '--abbrev=12'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    // not a git checkout
+  }
+  let sdkVersion = 'unknown';
+  try {
+    sdkVersion = JSON.parse(readFileSync(new URL('./node_modules/iii-sdk/package.json', import.meta.url), 'utf8')).version;
+  } catch {
+    // node_modules not installed the usual way
+  }
+  return {
+    sdk: 'iii-sdk (Node)',
+    sdk_version: sdkVersion,
+    git_revision: revision,
+    compiler: `node ${process.version} (V8 ${process.versions.v8})`,
+    build_type: 'JavaScript',
+    cpu_count: availableParallelism(),
+    cpu_model: cpus()[0]?.model ?? 'unknown',
+    os: `${type()} ${release()} ${machine()}`,
+    load_before: loadBefore,
+    load_after: loadavg(),
+    started_utc: startedUtc,
+    finished_utc: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
   };
 }
 
@@ -250,6 +288,8 @@ async function cpuSnapshot(echo, enginePid) {
 }
 
 async function runBench(o) {
+  const loadBefore = loadavg();
+  const startedUtc = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   quietStdout();
   const payload = makePayload(o.payloadBytes);
   const payloadSize = JSON.stringify(payload).length;
@@ -279,15 +319,16 @@ async function runBench(o) {
     await caller.shutdown();
     if (!(await echo.stop())) console.error('bench_roundtrip.mjs: the echo worker did not exit cleanly');
   }
-  if (o.json) printJson(o, payloadSize, phases);
-  else printTable(o, payloadSize, phases);
+  const prov = provenance(loadBefore, startedUtc);
+  if (o.json) printJson(o, payloadSize, phases, prov);
+  else printTable(o, payloadSize, phases, prov);
 }
 
 // ---- output ----------------------------------------------------------------------------------
 
 const round2 = (x) => Math.round(x * 100) / 100;
 
-function printJson(o, payloadSize, phases) {
+function printJson(o, payloadSize, phases, prov) {
   const sdk = {};
   for (const p of phases) {
     const cpu = {};
@@ -299,6 +340,7 @@ function printJson(o, payloadSize, phases) {
       calls_per_s: Math.round(p.callsPerS),
       latency_us: { p50: round2(p.p50), p99: round2(p.p99), p999: round2(p.p999), mean: round2(p.mean), max: round2(p.max) },
       cpu_us_per_call: cpu,
+      latency_cdf_us: { q: p.cdf.map(([q]) => q), us: p.cdf.map(([, us]) => round2(us)) },
     };
   }
   const config = {
@@ -311,14 +353,16 @@ function printJson(o, payloadSize, phases) {
     hardware_threads: availableParallelism(),
     sdk: `${SDK_NAME}, node ${process.version}`,
   };
-  process.stdout.write(`${JSON.stringify({ config, sdk })}\n`);
+  process.stdout.write(`${JSON.stringify({ config, sdk, provenance: prov })}\n`);
 }
 
-function printTable(o, payloadSize, phases) {
+function printTable(o, payloadSize, phases, prov) {
   const out = [];
   out.push(`bench_roundtrip.mjs (${SDK_NAME}, node ${process.version}): \`echo\` round trips, ${o.calls} calls per phase ` +
     `(after ${o.warmup} warm-up), payload ${payloadSize} B of JSON`);
-  out.push(`engine: ${o.url} (external), ${availableParallelism()} hardware threads`, '');
+  out.push(`engine: ${o.url} (external), ${availableParallelism()} hardware threads`);
+  out.push(`${prov.sdk} ${prov.sdk_version} (${prov.git_revision}), ${prov.compiler}, ` +
+    `load average ${prov.load_before[0].toFixed(2)} before, ${prov.load_after[0].toFixed(2)} after`, '');
   out.push(`${''.padEnd(22)} ${'calls/s'.padStart(10)} ${'p50 µs'.padStart(8)} ${'p99 µs'.padStart(8)} ${'p99.9 µs'.padStart(9)}    CPU µs per call`);
   for (const p of phases) {
     const label = `SDK ${p.mode}${p.inflight > 1 ? ` (${p.inflight})` : ''}`;

@@ -13,7 +13,15 @@ root=$(cd "${1:-$here/../..}" && pwd)
     exit 2
 }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/iii-consumer.XXXXXX")
+# $CONSUMER_WORK (the suite passes one in its build directory): a fixed path, so that ccache
+# finds this build's objects again on the next run (it hashes the working directory).
+if [[ -n "${CONSUMER_WORK:-}" ]]; then
+    work=$CONSUMER_WORK
+    rm -rf "$work"
+    mkdir -p "$work"
+else
+    work=$(mktemp -d "${TMPDIR:-/tmp}/iii-consumer.XXXXXX")
+fi
 cleanup() {
     local rc=$?
     if [[ $rc -eq 0 && -z "${CONSUMER_KEEP:-}" ]]; then
@@ -33,4 +41,16 @@ meson setup "$work/build" "$work" --wrap-mode=nodownload --force-fallback-for=ii
     ${CONSUMER_MESON_ARGS:-}
 meson compile -C "$work/build"
 "$work/build/consumer"
-echo "run.sh: consumer OK"
+
+# Installing the consumer installs only our libraries, headers, .pc and CMake files: no
+# iii-test-engine (that takes -Diii-sdk:test_engine=enabled), nothing of our tests or samples.
+meson install -C "$work/build" --destdir "$work/stage" --quiet >/dev/null
+installed=$(cd "$work/stage" && find . -type f -o -type l | sort)
+unexpected=$(grep -vE '/lib(/[^/]+)?/(libiii-sdk(-testing)?\.so[.0-9]*|libiii-sdk(-testing)?\.a|pkgconfig/iii-sdk(-testing)?\.pc|cmake/iii-sdk/iii-sdkConfig(Version)?\.cmake)$|/include/iii/' <<<"$installed" || true)
+if [[ -n "$unexpected" ]]; then
+    echo "run.sh: the subproject installed more than the SDK:" >&2
+    echo "$unexpected" >&2
+    exit 1
+fi
+grep -q '/libiii-sdk\.so' <<<"$installed" || { echo "run.sh: libiii-sdk was not installed" >&2; exit 1; }
+echo "run.sh: consumer OK ($(wc -l <<<"$installed") files installed, all of them the SDK's)"

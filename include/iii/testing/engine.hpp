@@ -2,6 +2,7 @@
 // iii::testing::Engine: an in-process implementation of the engine side of the iii protocol
 // (spec section 9) for tests and benchmarks. Never a production engine: it binds 127.0.0.1 only.
 
+#include <iii/export.hpp>
 #include <iii/json.hpp>
 
 #include <chrono>
@@ -18,7 +19,9 @@ namespace iii::testing {
 
 /// A named queue for enqueue invocations (spec 9.7).
 struct QueueConfig {
+    /// Standard: any order; Fifo: ordered per message group.
     enum class Kind { Standard, Fifo };
+    /// The queue's kind.
     Kind kind = Kind::Standard;
     /// Fifo only: the payload field that must be present and non-null.
     std::string message_group_field{};
@@ -51,9 +54,9 @@ enum class Generation {
     V0_23,
 };
 /// "0.10", "0.22", "0.23".
-const char* to_string(Generation generation) noexcept;
+III_API const char* to_string(Generation generation) noexcept;
 /// Parses "0.10", "0.22", "0.23" (also "0.22.1" and "0.23.0-rc.4"); nullopt otherwise.
-std::optional<Generation> parse_generation(std::string_view text) noexcept;
+III_API std::optional<Generation> parse_generation(std::string_view text) noexcept;
 
 /// TLS of the test engine: it then serves `wss://` only (worker, channel and `/otel` sockets).
 struct EngineTls {
@@ -111,8 +114,10 @@ struct EngineOptions {
 
 /// One frame seen by the engine on a worker connection.
 struct RecordedFrame {
+    /// The worker connection the frame belongs to.
     std::string worker_id{};
     bool inbound = true;  ///< true: worker to engine; false: engine to worker
+    /// A binary frame (telemetry) rather than a text one.
     bool binary = false;
     std::string text;  ///< the frame's bytes
 };
@@ -129,7 +134,7 @@ struct RecordedFrame {
 /// `engine::log::*`, and the trigger types `engine::functions-available` and
 /// `engine::workers-available`. The built-in types `http`, `cron`, `durable:subscriber`,
 /// `subscribe`, `state`, `stream`, `stream:join`, `stream:leave` and `log` accept and list
-/// triggers but never fire. Undecodable frames are logged on stderr (see `III_LOG`) and dropped.
+/// triggers but never fire. Undecodable frames are logged (iii/log.hpp: stderr, `III_LOG`) and dropped.
 /// Telemetry frames (binary, `OTLP`/`MTRC`/`LOGS` prefix, spec 7.1) are decoded and kept for
 /// telemetry(), on worker connections and on telemetry-only connections to `/otel` (the HEAD
 /// engine's route, which the Node SDK 0.11 uses): those get no `workerregistered`, are not
@@ -144,7 +149,7 @@ struct RecordedFrame {
 ///
 /// Thread safety: the engine runs on its own thread and keeps its state there; every method
 /// may be called from any thread. Fault-injection methods return once the engine has acted.
-class Engine {
+class III_API Engine {
 public:
     /// Starts listening on 127.0.0.1 at once. Throws std::system_error if the port is taken.
     explicit Engine(EngineOptions options = {});
@@ -153,6 +158,7 @@ public:
     Engine(const Engine&) = delete;
     Engine& operator=(const Engine&) = delete;
 
+    /// The port it listens on (127.0.0.1).
     std::uint16_t port() const;
     /// The generation it reproduces (EngineOptions::generation).
     Generation generation() const;
