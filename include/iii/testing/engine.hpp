@@ -60,8 +60,9 @@ III_API std::optional<Generation> parse_generation(std::string_view text) noexce
 
 /// TLS of the test engine: it then serves `wss://` only (worker, channel and `/otel` sockets).
 struct EngineTls {
-    /// PEM certificate chain (leaf first) and its unencrypted PEM private key.
+    /// PEM certificate chain (leaf first).
     std::string cert_file{};
+    /// The unencrypted PEM private key of cert_file.
     std::string key_file{};
     /// Non-empty: mutual TLS. Clients must present a certificate signed by a CA of this PEM
     /// file; a client without one is refused during the handshake.
