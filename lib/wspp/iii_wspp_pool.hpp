@@ -66,19 +66,16 @@ private:
 
     std::shared_ptr<Message> take() {
         std::lock_guard lock(mutex_);
-        std::shared_ptr<Message> found;
         for (const auto& m : messages_) {
             // Only the pool owns it, and only the pool (under mutex_) hands out new owners, so
             // it stays free. The last other owner's release happens-before this read (release
             // decrement, then this acquire fence): its last uses of the message are over.
-            if (m.use_count() != 1) continue;
-            std::atomic_thread_fence(std::memory_order_acquire);
-            // A free message whose payload grew past the bound while in use (a long read)
-            // gives its buffer back now rather than when it is next handed out.
-            if (m->get_raw_payload().capacity() > max_kept_capacity) std::string().swap(m->get_raw_payload());
-            if (!found) found = m;
+            if (m.use_count() == 1) {
+                std::atomic_thread_fence(std::memory_order_acquire);
+                return m;
+            }
         }
-        return found;
+        return nullptr;
     }
 
     std::mutex mutex_;
