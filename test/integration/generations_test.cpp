@@ -190,10 +190,13 @@ TEST_CASE("telemetry goes to /otel, and falls back to the worker endpoint on a 4
 TEST_CASE("a handler reads the invocation metadata of the caller and of trigger bindings",
           "[integration][generations][metadata]") {
     iii::testing::Engine engine(engine_options(Generation::V0_22));
-    auto callee = iii::register_worker(engine.url(), fast_options());
+    // Declared before the callee: its handlers (the binding fires again on every worker
+    // change) may run until the callee is destroyed, which must happen first.
     std::mutex mutex;
     std::vector<iii::Value> seen;
+    std::vector<iii::Value> fired;
     bool current_matches = false;
+    auto callee = iii::register_worker(engine.url(), fast_options());
     callee->register_function(iii::RegisterFunctionMessage::with_id("meta::fn"),
                               [&](iii::Value, const iii::InvocationContext& context) -> iii::Value {
                                   std::lock_guard lock(mutex);
@@ -220,7 +223,6 @@ TEST_CASE("a handler reads the invocation metadata of the caller and of trigger 
                                           {"leaked", leaked_before || leaked_after}});
         });
     // A trigger binding's metadata reaches the bound function at every fire (0.22+).
-    std::vector<iii::Value> fired;
     callee->register_function(iii::RegisterFunctionMessage::with_id("meta::bound"),
                               [&](iii::Value, const iii::InvocationContext& context) -> iii::Value {
                                   std::lock_guard lock(mutex);
