@@ -52,6 +52,11 @@
 // | 1          | any, e.g. {"name":"World"} | the whole payload as the parameter's type        |
 // | N >= 2     | positional array, [3, 4]   | element i as parameter i; exactly N elements     |
 //
+// A last parameter of type iii::InvocationContext (by value or const&) is not decoded and does
+// not count here: it receives the invocation's context (function and invocation ids, the
+// metadata a 0.22+ engine forwards, trace context), e.g.
+// `std::string greet(const GreetInput& in, const iii::InvocationContext& context)`.
+//
 // Parameters may be taken by value, const& or && (decoded values are moved in). Results: any
 // serializable R, void (the result is null), or asio::awaitable of either. request_format is the
 // schema of the parameter type (N >= 2: of std::tuple<params...>, "Tuple_of_int32_and_int32");
@@ -68,9 +73,11 @@
 //
 // ## Threading
 //
-// A plain function runs on the client's handler pool (it may block that pool thread); a
-// coroutine runs there too and may co_await. Concurrent invocations call the same function
-// object concurrently: a stateful functor must synchronize itself.
+// Typed functions, plain or coroutine, run on the client's executor like every coroutine handler
+// (a plain function is called inside the coroutine that decodes its input), so a plain function
+// that blocks holds that executor's thread: put blocking work in a `Value(Value)` handler, which
+// runs on the blocking-handler pool (README, "Who runs where"). Concurrent invocations call the
+// same function object concurrently: a stateful functor must synchronize itself.
 
 #include <iii/client.hpp>
 #include <iii/describe.hpp>
@@ -122,11 +129,32 @@ struct awaitable_traits<asio::awaitable<T, Executor>> : std::true_type {
 
 /// The signature of a callable with exactly one call operator: function, function pointer,
 /// or a class with a non-template operator() (a lambda without auto parameters).
+template <class Tuple, class Seq>
+struct tuple_prefix;
+template <class Tuple, std::size_t... I>
+struct tuple_prefix<Tuple, std::index_sequence<I...>> {
+    using type = std::tuple<std::tuple_element_t<I, Tuple>...>;
+};
+
+/// True when the last of `Args` is an InvocationContext (by value or reference): that
+/// parameter receives the invocation's context and is not decoded from the payload.
+template <class... Args>
+constexpr bool ends_with_context() {
+    if constexpr (sizeof...(Args) == 0) {
+        return false;
+    } else {
+        using last = std::tuple_element_t<sizeof...(Args) - 1, std::tuple<Args...>>;
+        return std::is_same_v<std::remove_cvref_t<last>, InvocationContext>;
+    }
+}
+
 template <class R, class... Args>
 struct signature_base {
     using result = R;
-    using args = std::tuple<Args...>;
-    static constexpr std::size_t arity = sizeof...(Args);
+    static constexpr bool takes_context = ends_with_context<Args...>();
+    /// The decoded parameters (a trailing InvocationContext excluded).
+    static constexpr std::size_t arity = sizeof...(Args) - (takes_context ? 1 : 0);
+    using args = typename tuple_prefix<std::tuple<Args...>, std::make_index_sequence<arity>>::type;
 };
 template <class F, class = void>
 struct signature {
@@ -191,6 +219,7 @@ struct typed_function {
     using result = typename awaitable_traits<raw_result>::value_type;  // R (maybe void)
     using args = typename sig::args;
     static constexpr std::size_t arity = sig::arity;
+    static constexpr bool takes_context = sig::takes_context;
     using input = typename input_of<args>::type;
 
     static_assert(std::is_void_v<input> || Serializable<input>,
@@ -218,76 +247,56 @@ struct typed_function {
     /// Calls f with the decoded input, forwarding each value as its parameter type wants it
     /// (moved into by-value and && parameters, bound to const& ones).
     template <class Tuple, std::size_t... I>
-    static decltype(auto) call_positional(F& f, Tuple& in, std::index_sequence<I...>) {
-        return f(static_cast<std::tuple_element_t<I, args>&&>(std::get<I>(in))...);
+    static decltype(auto) call_positional(F& f, Tuple& in, std::index_sequence<I...>,
+                                          const InvocationContext& context) {
+        if constexpr (takes_context)
+            return f(static_cast<std::tuple_element_t<I, args>&&>(std::get<I>(in))..., context);
+        else
+            return f(static_cast<std::tuple_element_t<I, args>&&>(std::get<I>(in))...);
+    }
+    /// Calls f with the decoded input `in` (ignored without parameters) and, when it takes
+    /// one, the invocation's context.
+    template <class In>
+    static decltype(auto) call(F& f, In& in, const InvocationContext& context) {
+        if constexpr (arity == 0) {
+            if constexpr (takes_context) return f(context);
+            else return f();
+        } else if constexpr (arity == 1) {
+            using A = std::tuple_element_t<0, args>;
+            if constexpr (takes_context) return f(static_cast<A&&>(in), context);
+            else return f(static_cast<A&&>(in));
+        } else {
+            return call_positional(f, in, std::make_index_sequence<arity>{}, context);
+        }
     }
 };
 
 /// Runs one invocation. A free coroutine (not a lambda coroutine) so that its frame owns copies
 /// of everything it uses: the shared function and the payload outlive any handler object.
 template <class F>
-asio::awaitable<std::string> invoke_typed(std::shared_ptr<F> fn, std::string payload) {
+asio::awaitable<std::string> invoke_typed(std::shared_ptr<F> fn, std::string payload,
+                                          InvocationContext context) {
     using T = typed_function<F>;
-    using args = typename T::args;
     using input = typename T::input;
     using result = typename T::result;
     F& f = *fn;
-
-    if constexpr (T::arity == 0) {
-        if constexpr (T::is_async) {
-            if constexpr (std::is_void_v<result>) {
-                co_await f();
-                co_return std::string("null");
-            } else {
-                co_return iii::to_json(co_await f());
-            }
+    // The decoded input (and the context) live in this frame until the function (maybe a
+    // coroutine holding references into them) has finished.
+    std::conditional_t<std::is_void_v<input>, std::nullptr_t, input> in{};
+    if constexpr (!std::is_void_v<input>) iii::from_json(payload, in);
+    if constexpr (T::is_async) {
+        if constexpr (std::is_void_v<result>) {
+            co_await T::call(f, in, context);
+            co_return std::string("null");
         } else {
-            if constexpr (std::is_void_v<result>) {
-                f();
-                co_return std::string("null");
-            } else {
-                co_return iii::to_json(f());
-            }
+            co_return iii::to_json(co_await T::call(f, in, context));
         }
     } else {
-        // The decoded input lives in this frame until the function (maybe a coroutine holding
-        // references into it) has finished.
-        input in{};
-        iii::from_json(payload, in);
-        if constexpr (T::arity == 1) {
-            using A = std::tuple_element_t<0, args>;
-            if constexpr (T::is_async) {
-                if constexpr (std::is_void_v<result>) {
-                    co_await f(static_cast<A&&>(in));
-                    co_return std::string("null");
-                } else {
-                    co_return iii::to_json(co_await f(static_cast<A&&>(in)));
-                }
-            } else {
-                if constexpr (std::is_void_v<result>) {
-                    f(static_cast<A&&>(in));
-                    co_return std::string("null");
-                } else {
-                    co_return iii::to_json(f(static_cast<A&&>(in)));
-                }
-            }
+        if constexpr (std::is_void_v<result>) {
+            T::call(f, in, context);
+            co_return std::string("null");
         } else {
-            constexpr auto seq = std::make_index_sequence<T::arity>{};
-            if constexpr (T::is_async) {
-                if constexpr (std::is_void_v<result>) {
-                    co_await T::call_positional(f, in, seq);
-                    co_return std::string("null");
-                } else {
-                    co_return iii::to_json(co_await T::call_positional(f, in, seq));
-                }
-            } else {
-                if constexpr (std::is_void_v<result>) {
-                    T::call_positional(f, in, seq);
-                    co_return std::string("null");
-                } else {
-                    co_return iii::to_json(T::call_positional(f, in, seq));
-                }
-            }
+            co_return iii::to_json(T::call(f, in, context));
         }
     }
 }
@@ -299,7 +308,13 @@ TypedHandler make_typed_handler(F f) {
     TypedHandler h;
     // Not a coroutine lambda: a lambda coroutine would reach its captures through the
     // std::function, which may be destroyed (unregister) while an invocation still runs.
-    h.handler = [fn](std::string payload) { return invoke_typed<F>(fn, std::move(payload)); };
+    // Called while the invocation's scope is current: a function that takes the context gets
+    // a copy of it (the others pay nothing).
+    h.handler = [fn](std::string payload) {
+        InvocationContext context;
+        if constexpr (T::takes_context) context = current_invocation_copy();
+        return invoke_typed<F>(fn, std::move(payload), std::move(context));
+    };
     h.request_format = T::request_format();
     h.response_format = T::response_format();
     return h;

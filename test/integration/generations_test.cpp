@@ -564,3 +564,46 @@ TEST_CASE("the handshake headers go on the telemetry socket too", "[integration]
     CHECK(request.rfind("get /otel ", 0) == 0);
     CHECK(request.find("\r\nx-iii-test-auth: secret-token\r\n") != std::string::npos);
 }
+
+namespace {
+struct Order {
+    std::string item;
+};
+III_DESCRIBE(Order, item);
+
+std::string describe_order(const Order& order, const iii::InvocationContext& context) {
+    return order.item + " for " + context.metadata.value_or(iii::Value())["tenant"].as_string() + " via " +
+           context.function_id;
+}
+
+asio::awaitable<std::string> tenant_of(iii::InvocationContext context) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
+    co_await timer.async_wait(asio::use_awaitable);  // the copy outlives the suspension
+    co_return context.metadata.value_or(iii::Value())["tenant"].as_string();
+}
+}  // namespace
+
+TEST_CASE("typed functions read the invocation context through a last InvocationContext parameter",
+          "[integration][generations][metadata][typed]") {
+    iii::testing::Engine engine(engine_options(Generation::V0_22));
+    auto callee = iii::register_worker(engine.url(), fast_options());
+    iii::register_function(*callee, iii::RegisterFunction("typed::order", describe_order));
+    iii::register_function(*callee, iii::RegisterFunction("typed::tenant", tenant_of));
+    REQUIRE(wait_function(engine, "typed::order"));
+    REQUIRE(wait_function(engine, "typed::tenant"));
+    // The context parameter is not part of the schema: one decoded parameter, an object.
+    bool order_schema_ok = false;
+    for (const auto& frame : engine.received("registerfunction"))
+        if (frame["id"] == iii::Value("typed::order"))
+            order_schema_ok = frame["request_format"]["type"] == iii::Value("object");
+    CHECK(order_schema_ok);
+
+    auto caller = iii::register_worker(engine.url(), fast_options());
+    asio::io_context ioc;
+    iii::TriggerRequest request("typed::order", iii::Value::object({{"item", "tea"}}));
+    request.metadata = iii::Value::object({{"tenant", "acme"}});
+    CHECK(run_sync(ioc, caller->trigger(std::move(request))) == iii::Value("tea for acme via typed::order"));
+    iii::TriggerRequest co_request("typed::tenant", iii::Value::object());
+    co_request.metadata = iii::Value::object({{"tenant", "co"}});
+    CHECK(run_sync(ioc, caller->trigger(std::move(co_request))) == iii::Value("co"));
+}
