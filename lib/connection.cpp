@@ -262,7 +262,9 @@ void Connection::open_socket() {
     callbacks.on_close = [enter](std::error_code ec, std::uint16_t code, std::string reason) {
         enter([ec, code, reason = std::move(reason)](Connection& c, Link&) {
             c.release_link();
-            c.core_.on_closed(Clock::now(), ec, code, reason);
+            // The transport closed on its own: the engine broke the WebSocket protocol.
+            const bool by_us = ec.category() == transport::local_close_category();
+            c.core_.on_closed(Clock::now(), by_us ? std::error_code() : ec, code, reason, by_us);
         });
     };
     try {

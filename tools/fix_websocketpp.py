@@ -5,8 +5,9 @@
 
 meson.build runs this at configure time and puts <output root> ahead of the system headers on
 the include path of the one library that includes websocketpp (lib/transport), so no
-third-party source is committed. Two independent fix-ups, plus one race fix always applied
-(impl/connection_impl.hpp: get_buffered_amount() takes the write lock):
+third-party source is committed. Two independent fix-ups, plus two always applied: a race fix
+(impl/connection_impl.hpp: get_buffered_amount() takes the write lock) and a record of who
+closed (connection.hpp: iii_closed_first()):
 
 --cxx20        websocketpp declares constructors and destructors with template-ids
                (`basic<concurrency,names>(...)`, `~endpoint<connection,config>()`), which C++20
@@ -65,6 +66,46 @@ size_t connection<config>::get_buffered_amount() const {
     scoped_lock_type lock(const_cast<mutex_type &>(m_write_lock));
     return m_send_buffer_size;
 }
+"""),
+]
+
+# Always applied: websocketpp does not tell whether it sent the first close frame (its own close()
+# or a protocol error it found in the peer's frames: 1007 invalid UTF-8, 1009 too big, 1002) or
+# acknowledged the peer's. The transport needs that to say who closed the connection.
+CLOSE_PATCHES = [
+    ("connection.hpp",
+     """\
+    close::status::value get_local_close_code() const {
+        return m_local_close_code;
+    }
+""",
+     """\
+    close::status::value get_local_close_code() const {
+        return m_local_close_code;
+    }
+
+    /// iii: whether this endpoint sent the first close frame (not an acknowledgement).
+    bool iii_closed_first() const {
+        return m_iii_closed_first;
+    }
+"""),
+    ("connection.hpp",
+     """\
+    bool m_was_clean;
+};
+""",
+     """\
+    bool m_was_clean;
+    bool m_iii_closed_first = false; // iii: set by send_close_frame
+};
+"""),
+    ("impl/connection_impl.hpp",
+     """\
+    m_alog->write(log::alevel::devel,"send_close_frame");
+""",
+     """\
+    m_alog->write(log::alevel::devel,"send_close_frame");
+    if (!ack) m_iii_closed_first = true; // iii
 """),
 ]
 
@@ -267,7 +308,7 @@ def main(argv):
     out_root = args.out_root / "websocketpp"
 
     patches = {}
-    for rel, original, replacement in RACE_PATCHES:
+    for rel, original, replacement in RACE_PATCHES + CLOSE_PATCHES:
         patches.setdefault(rel, []).append((original, replacement))
     if args.fast_frames:
         for rel, original, replacement in FAST_FRAME_PATCHES:

@@ -143,12 +143,29 @@ void ConnectionCore::send_metadata() {
 // ---- socket gone ------------------------------------------------------------------------------
 
 void ConnectionCore::on_closed(TimePoint now, std::error_code ec, std::uint16_t code,
-                               std::string_view reason) {
+                               std::string_view reason, bool by_us) {
     if (phase_ != Phase::Connecting && phase_ != Phase::Open && phase_ != Phase::Closing) return;
+    const auto code_and_reason = [](std::uint16_t c, std::string_view r) {
+        return std::to_string(c) + (r.empty() ? "" : " " + std::string(r));
+    };
+    if (by_us) {
+        socket_gone(now,
+                    "closed by the SDK (" + code_and_reason(code, reason) +
+                        "): the engine broke the WebSocket protocol",
+                    true);
+        return;
+    }
+    if (!ec && phase_ == Phase::Closing) {
+        // The engine's close frame answers the one the core sent (or crossed it).
+        socket_gone(now,
+                    "closed by the SDK (" + code_and_reason(closing_code_, closing_reason_) +
+                        "; the engine answered " + code_and_reason(code, reason) + ")",
+                    false);
+        return;
+    }
     // A TLS failure's reason (OpenSSL's) is more telling than the error code's message.
     std::string why = ec ? (reason.empty() ? ec.message() : std::string(reason))
-                         : "closed by the engine (" + std::to_string(code) +
-                               (reason.empty() ? "" : " " + std::string(reason)) + ")";
+                         : "closed by the engine (" + code_and_reason(code, reason) + ")";
     // A failure with the transport's own reason (a TLS handshake: OpenSSL's) is a setup
     // problem the user must see; a refused TCP connect while the engine restarts is not.
     socket_gone(now, why, ec && !reason.empty());
@@ -431,9 +448,7 @@ void ConnectionCore::fatal(TimePoint now, RemoteError error) {
     fail_all(Error(Errc::RegistrationRejected, error));
     if (phase_ == Phase::Open) {
         // The engine closes after a worker-level rejection; close from here too, bounded.
-        emit(action::Close{1000, "rejected"});
-        phase_ = Phase::Closing;
-        close_deadline_ = now + config_.close_handshake_limit;
+        start_close(now, 1000, "rejected");
     } else if (phase_ != Phase::Closing) {
         stop();
     }
@@ -616,6 +631,14 @@ void ConnectionCore::shutdown(TimePoint now, bool graceful) {
     finish_shutdown(now);
 }
 
+void ConnectionCore::start_close(TimePoint now, std::uint16_t code, std::string reason) {
+    closing_code_ = code;
+    closing_reason_ = reason;
+    emit(action::Close{code, std::move(reason)});
+    phase_ = Phase::Closing;
+    close_deadline_ = now + config_.close_handshake_limit;
+}
+
 void ConnectionCore::finish_shutdown(TimePoint now) {
     if (close_requested_) return;
     close_requested_ = true;
@@ -624,9 +647,7 @@ void ConnectionCore::finish_shutdown(TimePoint now) {
     fail_all(not_connected("iii is shut down"));
     switch (phase_) {
     case Phase::Open:
-        emit(action::Close{1000, "shutdown"});
-        phase_ = Phase::Closing;
-        close_deadline_ = now + config_.close_handshake_limit;
+        start_close(now, 1000, "shutdown");
         break;
     case Phase::Connecting:
         emit(action::Abort{});

@@ -198,8 +198,12 @@ public:
     void on_frame(TimePoint now, std::string_view text);
     /// A WebSocket pong (or any sign of life that is not a frame).
     void on_pong(TimePoint now);
-    /// The socket is gone (after a close handshake, a failed connect or an I/O error).
-    void on_closed(TimePoint now, std::error_code ec, std::uint16_t code, std::string_view reason);
+    /// The socket is gone (after a close handshake, a failed connect or an I/O error). `ec`
+    /// empty: a close handshake, `code` and `reason` the engine's. `by_us`: the SDK's WebSocket
+    /// layer closed on its own with `code` and `reason` because the engine broke the protocol
+    /// (e.g. 1007 after invalid UTF-8).
+    void on_closed(TimePoint now, std::error_code ec, std::uint16_t code, std::string_view reason,
+                   bool by_us = false);
     /// The timer armed by the last ArmTimer fired (or any time: early calls do nothing).
     void on_timer(TimePoint now);
 
@@ -281,6 +285,8 @@ private:
     void fail_all(const Error& error);
     void expire_calls(TimePoint now);
     void finish_shutdown(TimePoint now);
+    /// Sends Close and waits (bounded) for the engine's answer; remembers what it sent.
+    void start_close(TimePoint now, std::uint16_t code, std::string reason);
     void stop();
     void fatal(TimePoint now, RemoteError error);
     void handle_invoke(protocol::InvokeFunction&& invoke);
@@ -306,6 +312,8 @@ private:
     bool draining_ = false;         // graceful: waiting for handlers
     bool reading_paused_ = false;
     bool close_requested_ = false;  // shutdown's close has begun
+    std::uint16_t closing_code_ = 0;  // the Close the core sent, for the log
+    std::string closing_reason_;
     std::optional<RemoteError> fatal_;  // a worker-level rejection: no more reconnects
     std::string failure_reason_;
     std::string connect_error_;  // why the latest attempt failed; empty once one opened

@@ -804,7 +804,13 @@ public:
                 auto code = self->con_->get_remote_close_code();
                 std::error_code ec;
                 std::string reason = self->con_->get_remote_close_reason();
-                if (code == websocketpp::close::status::abnormal_close) {
+                if (self->con_->iii_closed_first() && !self->close_requested_) {
+                    // websocketpp itself closed: the peer broke the protocol (1007, 1009, 1002).
+                    // It stops reading then, so the peer's answer is never seen (code 1006).
+                    code = self->con_->get_local_close_code();
+                    ec = std::error_code(code, local_close_category());
+                    reason = self->con_->get_local_close_reason();
+                } else if (code == websocketpp::close::status::abnormal_close) {
                     ec = to_std(self->con_->get_ec());
                     reason = self->failure_reason();
                 }
@@ -867,6 +873,7 @@ public:
         return to_std(ec);
     }
     void close(std::uint16_t code, std::string reason) override {
+        close_requested_ = true;
         websocketpp::lib::error_code ec;
         con_->close(code, reason, ec);
     }
@@ -912,6 +919,7 @@ private:
     typename Endpoint::transport_con_type::timer_ptr open_timer_;
     std::atomic<bool> detached_{false};
     std::atomic<bool> opened_{false};
+    std::atomic<bool> close_requested_{false};  // close() was called (any thread)
     bool closed_ = false;
 };
 
@@ -954,6 +962,17 @@ const std::error_category& http_status_category() noexcept {
         const char* name() const noexcept override { return "http"; }
         std::string message(int status) const override {
             return "the server answered the upgrade with HTTP " + std::to_string(status);
+        }
+    };
+    static const Category category;
+    return category;
+}
+
+const std::error_category& local_close_category() noexcept {
+    struct Category final : std::error_category {
+        const char* name() const noexcept override { return "websocket-local-close"; }
+        std::string message(int code) const override {
+            return "closed with " + std::to_string(code) + " after a protocol error from the peer";
         }
     };
     static const Category category;

@@ -37,7 +37,9 @@ struct Callbacks {
     /// `ec.message()` (TLS: OpenSSL's reason and the certificate check's result, e.g.
     /// "TLS handshake failed: certificate verify failed: self-signed certificate"); otherwise
     /// empty. A connect that outlives ConnectOptions::open_timeout fails with
-    /// std::errc::timed_out.
+    /// std::errc::timed_out. When this side closed on its own because the peer broke the
+    /// protocol (invalid UTF-8: 1007, too big: 1009, a bad frame: 1002), `ec` is in
+    /// local_close_category(), `close_code` is the code this side sent and `reason` its reason.
     std::function<void(std::error_code ec, std::uint16_t close_code, std::string reason)> on_close;
 };
 
@@ -70,6 +72,10 @@ const std::error_category& http_status_category() noexcept;
 inline int http_status_of(const std::error_code& ec) noexcept {
     return ec.category() == http_status_category() ? ec.value() : 0;
 }
+
+/// The on_close error when this side closed the WebSocket without being asked to (Socket::close),
+/// because the peer broke the protocol: value = the close code this side sent.
+const std::error_category& local_close_category() noexcept;
 
 /// How a client socket connects. Without it (the default argument of connect()): no TLS
 /// settings beyond the defaults, 10 s for the whole attempt, 5 s for the close handshake.

@@ -1,8 +1,8 @@
 // lib/transport's WebSocket frames over real sockets against a peer that frames, masks and
 // unmasks byte by byte (RFC 6455 §5), so that a masking bug cannot cancel itself out on both
 // ends: the transport's server unmasks what the raw client masked, the transport's client masks
-// what the raw server unmasks, both byte-exact; an invalid UTF-8 text frame gets close 1007;
-// valid UTF-8 cut inside a code point across fragments arrives whole.
+// what the raw server unmasks, both byte-exact; an invalid UTF-8 text frame gets close 1007, and
+// the transport client reports that close as its own (who closed); valid UTF-8 cut inside a code point across fragments arrives whole.
 
 #include <cstddef>  // first: see lib/transport/ws_transport.hpp
 
@@ -239,6 +239,113 @@ Bytes random_payload(std::mt19937& rng, std::size_t n, bool text) {
     return b;
 }
 
+// A transport client (on its own io thread) connected to a raw server peer that did the
+// opening handshake by hand: what the client sends is read byte by byte, and what the peer
+// sends reaches the client's callbacks, which the test waits on.
+class ClientAtRawServer {
+public:
+    struct Closed {
+        std::error_code ec;
+        std::uint16_t code = 0;
+        std::string reason;
+    };
+
+    ClientAtRawServer() : listener_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)), work_(io_.get_executor()) {
+        REQUIRE(listener_ >= 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        REQUIRE(bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(listen(listener_, 1) == 0);
+        REQUIRE(getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+        const std::uint16_t port = ntohs(addr.sin_port);
+
+        transport::Callbacks cb;
+        cb.on_open = [this] { update([this] { open_ = true; }); };
+        cb.on_message = [this](std::string&& data, bool binary) {
+            update([&] { received_.emplace_back(std::move(data), binary); });
+        };
+        cb.on_close = [this](std::error_code ec, std::uint16_t code, std::string reason) {
+            update([&] { closed_ = Closed{ec, code, std::move(reason)}; });
+        };
+        transport::ConnectOptions options;
+        options.close_timeout = std::chrono::milliseconds(500);  // bounds the unanswered closes
+        client_ = transport::connect(io_, "ws://127.0.0.1:" + std::to_string(port) + "/", {}, std::move(cb),
+                                     options);
+        thread_ = std::thread([this] { io_.run(); });
+    }
+    ~ClientAtRawServer() {
+        client_->detach();
+        client_->abort();
+        work_.reset();
+        io_.stop();
+        thread_.join();
+        if (listener_ >= 0) close(listener_);
+    }
+
+    /// Accepts the client's connection and answers its upgrade; returns once the client is open.
+    RawPeer accept() {
+        pollfd p{listener_, POLLIN, 0};
+        REQUIRE(poll(&p, 1, 10000) == 1);
+        RawPeer peer(accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC));
+        const std::string request = peer.read_until("\r\n\r\n");
+        const std::string marker = "Sec-WebSocket-Key: ";
+        const auto at = request.find(marker);
+        REQUIRE(at != std::string::npos);
+        const std::string key = request.substr(at + marker.size(), request.find("\r\n", at) - at - marker.size());
+        peer.send_all("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Accept: " + accept_key(key) + "\r\n\r\n");
+        std::unique_lock lock(mutex_);
+        REQUIRE(changed_.wait_for(lock, deadline_after, [&] { return open_; }));
+        return peer;
+    }
+    transport::Socket& client() { return *client_; }
+    /// The oldest message the client received and the test has not taken yet.
+    std::pair<std::string, bool> take_message() {
+        std::unique_lock lock(mutex_);
+        REQUIRE(changed_.wait_for(lock, deadline_after, [&] { return !received_.empty(); }));
+        auto message = std::move(received_.front());
+        received_.pop_front();
+        return message;
+    }
+    Closed wait_closed() {
+        std::unique_lock lock(mutex_);
+        REQUIRE(changed_.wait_for(lock, deadline_after, [&] { return closed_.has_value(); }));
+        return *closed_;
+    }
+
+private:
+    template <class F>
+    void update(F&& f) {
+        std::lock_guard lock(mutex_);
+        f();
+        changed_.notify_all();
+    }
+
+    int listener_;
+    asio::io_context io_;
+    asio::executor_work_guard<asio::io_context::executor_type> work_;
+    std::shared_ptr<transport::Socket> client_;
+    std::thread thread_;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    bool open_ = false;
+    std::deque<std::pair<std::string, bool>> received_;
+    std::optional<Closed> closed_;
+};
+
+std::uint16_t close_code_of(const Frame& close) {
+    REQUIRE(close.opcode == 0x8);
+    REQUIRE(close.payload.size() >= 2);
+    return static_cast<std::uint16_t>((static_cast<std::uint8_t>(close.payload[0]) << 8) |
+                                      static_cast<std::uint8_t>(close.payload[1]));
+}
+
+Bytes close_payload(std::uint16_t code, const std::string& reason) {
+    return Bytes{static_cast<char>(code >> 8), static_cast<char>(code & 0xff)} + reason;
+}
+
 }  // namespace
 
 TEST_CASE("frames a raw client masks come back byte-exact from a transport echo server", "[integration][wspp]") {
@@ -261,69 +368,13 @@ TEST_CASE("frames a raw client masks come back byte-exact from a transport echo 
 }
 
 TEST_CASE("frames the transport client masks unmask byte-exact at a raw server", "[integration][wspp]") {
-    const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(listener >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(listen(listener, 1) == 0);
-    REQUIRE(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    const std::uint16_t port = ntohs(addr.sin_port);
-
-    std::mutex mutex;
-    std::condition_variable changed;
-    bool open = false;
-    std::deque<std::pair<std::string, bool>> received;
-    asio::io_context io;
-    auto work = asio::make_work_guard(io);
-    transport::Callbacks cb;
-    cb.on_open = [&] {
-        std::lock_guard lock(mutex);
-        open = true;
-        changed.notify_all();
-    };
-    cb.on_message = [&](std::string&& data, bool binary) {
-        std::lock_guard lock(mutex);
-        received.emplace_back(std::move(data), binary);
-        changed.notify_all();
-    };
-    auto client = transport::connect(io, "ws://127.0.0.1:" + std::to_string(port) + "/", {}, std::move(cb));
-    std::thread io_thread([&io] { io.run(); });
-    struct Join {
-        asio::io_context& io;
-        std::shared_ptr<transport::Socket>& client;
-        std::thread& thread;
-        ~Join() {
-            client->detach();
-            client->abort();
-            io.stop();
-            thread.join();
-        }
-    } join{io, client, io_thread};
-
-    pollfd p{listener, POLLIN, 0};
-    REQUIRE(poll(&p, 1, 10000) == 1);
-    RawPeer peer(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
-    close(listener);
-    const std::string request = peer.read_until("\r\n\r\n");
-    const std::string marker = "Sec-WebSocket-Key: ";
-    const auto at = request.find(marker);
-    REQUIRE(at != std::string::npos);
-    const std::string key = request.substr(at + marker.size(), request.find("\r\n", at) - at - marker.size());
-    peer.send_all("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Accept: " + accept_key(key) + "\r\n\r\n");
-    {
-        std::unique_lock lock(mutex);
-        REQUIRE(changed.wait_for(lock, deadline_after, [&] { return open; }));
-    }
-
+    ClientAtRawServer side;
+    RawPeer peer = side.accept();
     std::mt19937 rng(13);
     for (const std::size_t n : sizes()) {
         for (const bool text : {false, true}) {
             const Bytes payload = random_payload(rng, n, text);
-            REQUIRE_FALSE(client->send(payload, !text));
+            REQUIRE_FALSE(side.client().send(payload, !text));
             const Frame f = peer.read_frame();
             CHECK(f.masked);  // clients always mask
             CHECK(f.fin);
@@ -331,12 +382,48 @@ TEST_CASE("frames the transport client masks unmask byte-exact at a raw server",
             REQUIRE(f.payload == payload);
             // And back, unmasked, to the transport's reader.
             peer.send_all(encode_frame(text ? 0x1 : 0x2, true, payload, nullptr));
-            std::unique_lock lock(mutex);
-            REQUIRE(changed.wait_for(lock, deadline_after, [&] { return !received.empty(); }));
-            CHECK(received.front().first == payload);
-            CHECK(received.front().second == !text);
-            received.pop_front();
+            const auto received = side.take_message();
+            CHECK(received.first == payload);
+            CHECK(received.second == !text);
         }
+    }
+}
+
+TEST_CASE("the client reports who closed: the peer, itself on request, itself after a protocol error",
+          "[integration][wspp]") {
+    SECTION("the peer starts the close handshake") {
+        ClientAtRawServer side;
+        RawPeer peer = side.accept();
+        peer.send_all(encode_frame(0x8, true, close_payload(1001, "going away"), nullptr));
+        CHECK(close_code_of(peer.read_frame()) == 1001);  // the client's acknowledgement
+        const auto closed = side.wait_closed();
+        CHECK_FALSE(closed.ec);
+        CHECK(closed.code == 1001);
+        CHECK(closed.reason == "going away");
+    }
+    SECTION("Socket::close") {
+        ClientAtRawServer side;
+        RawPeer peer = side.accept();
+        side.client().close(1000, "bye");
+        const Frame close = peer.read_frame();
+        CHECK(close_code_of(close) == 1000);
+        peer.send_all(encode_frame(0x8, true, close.payload, nullptr));
+        const auto closed = side.wait_closed();
+        CHECK_FALSE(closed.ec);
+        CHECK(closed.code == 1000);
+    }
+    SECTION("invalid UTF-8 from the peer: the client closes with 1007 on its own") {
+        ClientAtRawServer side;
+        RawPeer peer = side.accept();
+        peer.send_all(encode_frame(0x1, true, "{\"a\":\"\xc3\x28\"}", nullptr));
+        const Frame close = peer.read_frame();
+        CHECK(close_code_of(close) == 1007);
+        // websocketpp reads nothing after a protocol error: the close handshake ends by its timeout.
+        const auto closed = side.wait_closed();
+        CHECK(closed.ec.category() == transport::local_close_category());
+        CHECK(closed.ec.value() == 1007);
+        CHECK(closed.code == 1007);
+        CHECK_FALSE(closed.reason.empty());
     }
 }
 
@@ -348,11 +435,7 @@ TEST_CASE("an invalid UTF-8 text frame from a peer gets close 1007", "[integrati
         RawPeer peer = handshake_client(server.port());
         const std::uint8_t key[4] = {0xde, 0xad, 0xbe, 0xef};
         peer.send_all(encode_frame(0x1, true, text, key));
-        const Frame close = peer.read_frame();
-        REQUIRE(close.opcode == 0x8);
-        REQUIRE(close.payload.size() >= 2);
-        const int code = (static_cast<std::uint8_t>(close.payload[0]) << 8) | static_cast<std::uint8_t>(close.payload[1]);
-        CHECK(code == 1007);
+        CHECK(close_code_of(peer.read_frame()) == 1007);
     }
 }
 

@@ -928,3 +928,41 @@ TEST_CASE("a void call is queued while disconnected and dropped after shutdown",
     h.step();
     CHECK(h.sent().empty());
 }
+
+TEST_CASE("the log says who closed the connection, with code and reason", "[unit][core]") {
+    const auto closed_line = [](const Harness& h) {
+        for (const auto& a : h.last)
+            if (auto* l = std::get_if<act::Log>(&a); l && l->text.rfind("connection closed: ", 0) == 0)
+                return *l;
+        return act::Log{-1, ""};
+    };
+    SECTION("the engine") {
+        Harness h;
+        h.connect(t0);
+        h.core.on_closed(t0 + 1ms, {}, 1001, "going away");
+        h.step();
+        CHECK(closed_line(h).text == "connection closed: closed by the engine (1001 going away)");
+    }
+    SECTION("the SDK's WebSocket layer, after a protocol error from the engine") {
+        Harness h;
+        h.connect(t0);
+        h.core.on_closed(t0 + 1ms, {}, 1007, "Invalid UTF8", true);
+        h.step();
+        const auto line = closed_line(h);
+        CHECK(line.text ==
+              "connection closed: closed by the SDK (1007 Invalid UTF8): the engine broke the WebSocket protocol");
+        CHECK(line.level == 2);  // warn: the engine misbehaves
+        CHECK(h.states() == std::vector{ConnectionState::Reconnecting});
+    }
+    SECTION("the SDK's shutdown, answered by the engine") {
+        Harness h;
+        h.connect(t0);
+        h.core.shutdown(t0 + 1ms, false);
+        h.step();
+        REQUIRE(h.first<act::Close>());
+        h.core.on_closed(t0 + 2ms, {}, 1000, "shutdown");
+        h.step();
+        CHECK(closed_line(h).text ==
+              "connection closed: closed by the SDK (1000 shutdown; the engine answered 1000 shutdown)");
+    }
+}
