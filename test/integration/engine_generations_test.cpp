@@ -6,18 +6,12 @@
 
 #include "protocol.hpp"
 #include "raw_worker.hpp"
+#include "value_printer.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <optional>
 #include <string>
-
-namespace Catch {
-template <>
-struct StringMaker<iii::Value> {
-    static std::string convert(const iii::Value& v) { return v.dump(); }
-};
-}  // namespace Catch
 
 namespace {
 

@@ -5,6 +5,7 @@
 
 #include "protocol.hpp"
 #include "raw_worker.hpp"
+#include "value_printer.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -15,13 +16,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-
-namespace Catch {
-template <>
-struct StringMaker<iii::Value> {
-    static std::string convert(const iii::Value& v) { return v.dump(); }
-};
-}  // namespace Catch
 
 namespace {
 

@@ -4,6 +4,7 @@
 
 #include "invocation.hpp"
 #include "protocol.hpp"
+#include "scoped_env.hpp"
 #include "telemetry_internal.hpp"
 #include "trigger_status.hpp"
 
@@ -22,6 +23,7 @@
 
 namespace p = iii::detail::protocol;
 using iii::Value;
+using test_support::ScopedEnv;
 
 namespace {
 
@@ -42,25 +44,6 @@ Value encoded(const p::Message& m) {
     p::Encoder encoder;
     return Value::parse(encoder.encode(m));
 }
-
-/// Sets (or unsets, with nullptr) an environment variable for one scope.
-struct ScopedEnv {
-    std::string name;
-    std::optional<std::string> saved;
-    ScopedEnv(const char* n, const char* value) : name(n) {
-        if (const char* old = std::getenv(n)) saved = old;
-        if (value)
-            ::setenv(n, value, 1);
-        else
-            ::unsetenv(n);
-    }
-    ~ScopedEnv() {
-        if (saved)
-            ::setenv(name.c_str(), saved->c_str(), 1);
-        else
-            ::unsetenv(name.c_str());
-    }
-};
 
 }  // namespace
 

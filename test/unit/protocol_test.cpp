@@ -1,4 +1,5 @@
 #include "protocol.hpp"
+#include "scoped_env.hpp"
 
 #include "iii/types.hpp"
 
@@ -852,33 +853,7 @@ TEST_CASE("connection states and HTTP methods have their wire names", "[unit][ty
     CHECK(std::string(iii::to_string(iii::HttpMethod::Delete)) == "DELETE");
 }
 
-namespace {
-
-// Sets or unsets an environment variable for the scope of a test.
-class ScopedEnv {
-public:
-    ScopedEnv(const char* name, const char* value) : name_(name) {
-        if (const char* old = std::getenv(name)) old_ = old;
-        if (value)
-            ::setenv(name, value, 1);
-        else
-            ::unsetenv(name);
-    }
-    ~ScopedEnv() {
-        if (old_)
-            ::setenv(name_, old_->c_str(), 1);
-        else
-            ::unsetenv(name_);
-    }
-    ScopedEnv(const ScopedEnv&) = delete;
-    ScopedEnv& operator=(const ScopedEnv&) = delete;
-
-private:
-    const char* name_;
-    std::optional<std::string> old_;
-};
-
-}  // namespace
+using test_support::ScopedEnv;
 
 TEST_CASE("detected worker metadata describes this process", "[unit][types]") {
     ScopedEnv lang("LANG", "de_DE.UTF-8");

@@ -4,6 +4,8 @@
 #include <iii/describe.hpp>
 #include <iii/typed.hpp>
 
+#include "serde_expect.hpp"
+
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -703,26 +705,17 @@ struct Order {
 III_DESCRIBE(Order, id, lines, counts);
 }  // namespace utf8_test
 
+using test_support::serde_message;
 namespace {
-const std::string bad = "ab\xff" "cd";  // 0xFF never occurs in UTF-8
-std::string utf8_serde_message(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const iii::Error& e) {
-        CHECK(e.errc() == iii::Errc::Serde);
-        return e.what();
-    }
-    FAIL("no iii::Error thrown");
-    return {};
-}
+const std::string& bad = test_support::not_utf8;
 }  // namespace
 
 TEST_CASE("the typed writer refuses an invalid string and names its path", "[unit][utf8]") {
     utf8_test::Order order{"o1", {{"a", {}}, {"b", {"fine", bad}}}, {}};
-    CHECK(utf8_serde_message([&] { (void)iii::to_json(order); }) ==
+    CHECK(serde_message([&] { (void)iii::to_json(order); }) ==
           "$.lines[1].notes[1]: string is not valid UTF-8 (invalid byte at offset 2)");
     utf8_test::Order keyed{"o2", {}, {{"\xc3\xa9", 1}, {"x\xff", 2}}};
-    CHECK(utf8_serde_message([&] { (void)iii::to_json(keyed); }) ==
+    CHECK(serde_message([&] { (void)iii::to_json(keyed); }) ==
           "$.counts[\"x\\xFF\"]: key is not valid UTF-8 (invalid byte at offset 1)");
     // Valid multi-byte text is untouched, and the per-thread writer recovered.
     utf8_test::Order fine{"\xc3\xa9", {}, {}};

@@ -5,6 +5,7 @@
 
 #include "json_internal.hpp"
 #include "protocol.hpp"
+#include "serde_expect.hpp"
 
 #include <iii/error.hpp>
 #include <iii/json.hpp>
@@ -20,21 +21,10 @@ namespace p = iii::detail::protocol;
 using iii::Value;
 
 
+using test_support::serde_message;
+
 namespace {
-
-const std::string bad = "ab\xff" "cd";  // 0xFF never occurs in UTF-8
-
-std::string serde_message(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const iii::Error& e) {
-        CHECK(e.errc() == iii::Errc::Serde);
-        return e.what();
-    }
-    FAIL("no iii::Error thrown");
-    return {};
-}
-
+const std::string& bad = test_support::not_utf8;
 }  // namespace
 
 TEST_CASE("invalid UTF-8 is found exactly: overlongs, surrogates, truncation, > U+10FFFF", "[unit][utf8]") {
