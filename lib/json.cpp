@@ -64,14 +64,7 @@ error_code read_number(Source& src, Value& out) {
     ondemand::number n;
     if (src.get_number().get(n) == simdjson::SUCCESS) {
         switch (n.get_number_type()) {
-            case ondemand::number_type::signed_integer:
-                // "-0" is the double -0.0, as serde_json reads it (and as the typed reader,
-                // which asks for a double, does): an integer 0 would lose the sign.
-                if (n.get_int64() == 0 && !token.empty() && token.front() == '-')
-                    out = Value(-0.0);
-                else
-                    out = Value(n.get_int64());
-                break;
+            case ondemand::number_type::signed_integer: out = Value(n.get_int64()); break;
             case ondemand::number_type::unsigned_integer: out = Value(n.get_uint64()); break;
             case ondemand::number_type::floating_point_number: {
                 // simdjson 3.0.1's get_number() reads a float whose integer part has more than

@@ -246,7 +246,23 @@ private:
         return get(out, [](auto& v) { return v.get_uint64(); });
     }
     bool do_read_double(double& out) override {
-        return get(out, [](auto& v) { return v.get_double(); });
+        // The token first: reading the double consumes it.
+        std::string_view token;
+        on_current([&](auto& v) {
+            if constexpr (requires { v.raw_json_token().get(token); }) {
+                if (v.raw_json_token().get(token)) token = {};
+            } else {
+                token = v.raw_json_token();
+            }
+        });
+        if (!get(out, [](auto& v) { return v.get_double(); })) return false;
+        // "-0" is an integer literal, the integer 0 in iii::Value: read through either path, a
+        // double gets +0.0 (only "-0.0" and the like are the negative zero).
+        if (out == 0 && std::signbit(out) && is_integer_literal(token)) out = 0.0;
+        return true;
+    }
+    static bool is_integer_literal(std::string_view token) noexcept {
+        return !token.empty() && token.find_first_of(".eE") == std::string_view::npos;
     }
     bool do_read_string(std::string_view& out) override {
         return get(out, [](auto& v) { return v.get_string(); });

@@ -730,3 +730,29 @@ TEST_CASE("an unknown member is validated, not skipped blind", "[unit][typed]") 
     auto line = iii::from_json<utf8_test::Line>(R"({"_caller_worker_id":"w1","sku":"a","x":{"y":[1,{}]},"notes":[]})");
     CHECK(line.sku == "a");
 }
+
+namespace zero_test {
+struct Reading {
+    double d = 1;
+    std::vector<std::int64_t> i;
+};
+III_DESCRIBE(Reading, d, i);
+}  // namespace zero_test
+
+TEST_CASE("-0 reads the same from the text and through iii::Value: +0.0 for a double, 0 for an integer",
+          "[unit][typed]") {
+    // Found by typed_fuzz (test/fuzz/corpus/typed/negative-zero*.json).
+    const std::string text = R"({"d":-0,"i":[1,-0]})";
+    const auto direct = iii::from_json<zero_test::Reading>(text);
+    const auto via_value = iii::from_value<zero_test::Reading>(iii::Value::parse(text));
+    for (const auto* r : {&direct, &via_value}) {
+        CHECK(r->d == 0.0);
+        CHECK_FALSE(std::signbit(r->d));
+        CHECK(r->i == std::vector<std::int64_t>{1, 0});
+    }
+    CHECK(iii::to_json(direct) == iii::to_json(via_value));
+    // -0.0 is the negative zero on both paths.
+    const std::string negative = R"({"d":-0.0,"i":[]})";
+    CHECK(std::signbit(iii::from_json<zero_test::Reading>(negative).d));
+    CHECK(std::signbit(iii::from_value<zero_test::Reading>(iii::Value::parse(negative)).d));
+}
