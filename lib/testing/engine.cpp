@@ -274,7 +274,7 @@ void Engine::Impl::send_text(Worker& worker, std::string_view text) {
 
 void Engine::Impl::send_text(Worker& worker, std::string&& text) {
     record(worker.id, false, false, text);
-    outbox.push_back(Outgoing{worker.socket, worker.id, std::move(text)});
+    outbox.push_back(Outgoing{worker.shared_from_this(), std::move(text)});
     if (event_depth == 0) flush_outbox();
 }
 
@@ -287,8 +287,8 @@ void Engine::Impl::flush_outbox() {
     for (auto& frame : frames) {
         // A socket that is already closing refuses the frame; its on_close is on its way
         // and cleans up (halting whatever was just routed to it).
-        if (auto ec = frame.socket->send(frame.text, false))
-            note(LogLevel::Info, "worker {}: send failed: {}", frame.worker_id, ec.message());
+        if (auto ec = frame.worker->socket->send(frame.text, false))
+            note(LogLevel::Info, "worker {}: send failed: {}", frame.worker->id, ec.message());
     }
     frames.clear();
     spare_outbox = std::move(frames);

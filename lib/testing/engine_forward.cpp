@@ -13,6 +13,7 @@
 
 #include "json_internal.hpp"
 
+#include <array>
 #include <bit>
 #include <charconv>
 #include <cstring>
@@ -27,6 +28,7 @@ constexpr std::size_t npos = std::string_view::npos;
 // Deeper payloads take the full path (which accepts up to iii::detail::max_json_depth).
 constexpr int max_fast_depth = 64;
 constexpr std::string_view caller_key = "_caller_worker_id";
+using namespace std::string_view_literals;
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -100,22 +102,23 @@ bool needs_no_escape(std::string_view s) {
 
 /// Already in the form proto::canonical_uuid() returns (lower-case, hyphenated).
 bool is_canonical_uuid(std::string_view s) {
-    if (s.size() != 36) return false;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-') return false;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return false;
-        }
-    }
-    return true;
+    static constexpr auto hex = [] {
+        std::array<bool, 256> t{};
+        for (char c : std::string_view("0123456789abcdef")) t[static_cast<unsigned char>(c)] = true;
+        return t;
+    }();
+    if (s.size() != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
+        return false;
+    bool ok = true;
+    for (std::size_t i = 0; i < s.size(); ++i)
+        ok &= hex[static_cast<unsigned char>(s[i])] || i == 8 || i == 13 || i == 18 || i == 23;
+    return ok;
 }
 
 void append_quoted(std::string& out, std::string_view s) {
-    out += '"';
-    out += s;
-    out += '"';
+    out.push_back('"');
+    out.append(s);
+    out.push_back('"');
 }
 
 }  // namespace
@@ -358,9 +361,9 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
 
     if (kind == Invoke) {
         if (!data) return false;
-        const std::string target_ns =
-            since_0_23() && ns ? std::string(*ns) : std::string("default");
-        auto it = functions.find(qualify(target_ns, std::string(*function_id)));
+        std::string id_in_ns(*function_id);  // qualify(ns, id) without temporaries
+        if (since_0_23() && ns && *ns != "default") id_in_ns = qualify(std::string(*ns), id_in_ns);
+        auto it = functions.find(id_in_ns);
         if (it == functions.end()) return false;
         const Function& function = it->second;
         if (function.builtin || function.invocation) return false;
@@ -379,11 +382,11 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
 
         std::string out;
         out.reserve(frame.size() + caller_key.size() + worker.id.size() + 64);
-        out += R"({"type":"invokefunction","invocation_id":")";
+        out.append(R"({"type":"invokefunction","invocation_id":")"sv);
         out += id_view;
-        out += R"(","function_id":)";
+        out.append(R"(","function_id":)"sv);
         append_quoted(out, *function_id);
-        out += R"(,"data":)";
+        out.append(R"(,"data":)"sv);
         if (data_object) {
             const std::string_view text = *data;
             // `"_caller_worker_id":"<id>"` at its sorted place (worker ids need no escaping).
@@ -392,7 +395,7 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
             if (splice.at == npos && !splice.empty) out += ',';
             out += '"';
             out += caller_key;
-            out += R"(":")";
+            out.append(R"(":")"sv);
             out += worker.id;
             out += '"';
             if (splice.at != npos) out += ',';
@@ -401,15 +404,15 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
             out += *data;  // not an object: forwarded unchanged
         }
         if (traceparent) {
-            out += R"(,"traceparent":)";
+            out.append(R"(,"traceparent":)"sv);
             append_quoted(out, *traceparent);
         }
         if (baggage) {
-            out += R"(,"baggage":)";
+            out.append(R"(,"baggage":)"sv);
             append_quoted(out, *baggage);
         }
         if (metadata && since_0_22()) {  // 0.10 drops it
-            out += R"(,"metadata":)";
+            out.append(R"(,"metadata":)"sv);
             out += *metadata;
         }
         out += '}';
@@ -432,20 +435,20 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
     // Taken: the same state changes as invocation_result.
     std::string out;
     out.reserve(frame.size() + 64);
-    out += R"({"type":"invocationresult","invocation_id":")";
+    out.append(R"({"type":"invocationresult","invocation_id":")"sv);
     out += id_view;
-    out += R"(","function_id":)";
+    out.append(R"(","function_id":)"sv);
     append_quoted(out, p.function_id);
     if (result) {  // a null result is no result (spec 9.10)
-        out += R"(,"result":)";
+        out.append(R"(,"result":)"sv);
         out += *result;
     }
     if (p.traceparent) {
-        out += R"(,"traceparent":)";
+        out.append(R"(,"traceparent":)"sv);
         append_quoted(out, *p.traceparent);
     }
     if (p.baggage) {
-        out += R"(,"baggage":)";
+        out.append(R"(,"baggage":)"sv);
         append_quoted(out, *p.baggage);
     }
     out += '}';

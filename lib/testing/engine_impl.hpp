@@ -36,7 +36,7 @@ using namespace engine_detail;
 struct Engine::Impl {
     // ---- engine state: touched only on the io thread -----------------------------------------
 
-    struct Worker {
+    struct Worker : std::enable_shared_from_this<Worker> {
         std::string id;
         std::shared_ptr<transport::Socket> socket;
         proto::Decoder decoder;
@@ -148,8 +148,8 @@ struct Engine::Impl {
     std::vector<RecordedFrame> batch;
     std::vector<std::pair<std::string, Value>> telemetry_batch;  // prefix, parsed body
     struct Outgoing {
-        std::shared_ptr<transport::Socket> socket;
-        std::string worker_id;
+        // The worker (not a copy of its id and socket): kept alive until its frame is written.
+        std::shared_ptr<Worker> worker;
         std::string text;
     };
     std::vector<Outgoing> outbox;  // frames of the current event, written when it ends
