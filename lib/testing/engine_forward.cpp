@@ -72,7 +72,7 @@ std::size_t string_token(const char* p, bool& escaped) {
                     escaped = true;
                     q += 2;
                     continue;
-                default: return npos;  // \u and \/ read back as something RapidJSON writes otherwise
+                default: return npos;  // \u, \/: RapidJSON writes those characters otherwise
             }
         }
         if (static_cast<unsigned char>(c) < 0x20) return npos;

@@ -69,8 +69,8 @@ int main(int argc, char** argv) {
     // frames), so keeping it would only grow memory during benchmarks.
     options.record_frames = false;
     // For measurements through launchers that spawn the engine with fixed arguments (the bench).
-    if (const char* full = std::getenv("III_TEST_ENGINE_FULL_PATH"); full && std::string_view(full) == "1")
-        options.forward_as_text = false;
+    const char* full_path = std::getenv("III_TEST_ENGINE_FULL_PATH");
+    if (full_path && std::string_view(full_path) == "1") options.forward_as_text = false;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         if (arg == "--help" || arg == "-h") {
