@@ -269,20 +269,29 @@ void Engine::Impl::send(Worker& worker, const proto::Message& message) {
 }
 
 void Engine::Impl::send_text(Worker& worker, std::string_view text) {
+    send_text(worker, std::string(text));
+}
+
+void Engine::Impl::send_text(Worker& worker, std::string&& text) {
     record(worker.id, false, false, text);
-    outbox.push_back(Outgoing{worker.socket, worker.id, std::string(text)});
+    outbox.push_back(Outgoing{worker.shared_from_this(), std::move(text)});
     if (event_depth == 0) flush_outbox();
 }
 
 void Engine::Impl::flush_outbox() {
+    if (outbox.empty()) return;
     auto frames = std::move(outbox);
+    // The outbox gets the buffer of the previous flush back: no allocation per event.
+    outbox = std::move(spare_outbox);
     outbox.clear();
     for (auto& frame : frames) {
         // A socket that is already closing refuses the frame; its on_close is on its way
         // and cleans up (halting whatever was just routed to it).
-        if (auto ec = frame.socket->send(frame.text, false))
-            note(LogLevel::Info, "worker {}: send failed: {}", frame.worker_id, ec.message());
+        if (auto ec = frame.worker->socket->send(frame.text, false))
+            note(LogLevel::Info, "worker {}: send failed: {}", frame.worker->id, ec.message());
     }
+    frames.clear();
+    spare_outbox = std::move(frames);
 }
 
 // ---- inbound frames ------------------------------------------------------------------------
@@ -302,6 +311,9 @@ void Engine::Impl::process_frame(Worker& worker, const std::string& payload, boo
     // Telemetry exports (spec 7.1) are accepted on any `/` connection too.
     if (binary && ingest_telemetry(false, worker.id, payload)) return;
     if (is_blank(payload)) return;
+    // Calls and results between workers, the bulk of the traffic (a frame of another type
+    // costs a few tokens of scanning here).
+    if (options.forward_as_text && !binary && forward_fast(worker, payload)) return;
 
     // 0.22+: `reattach` is applied inline, before any frame after it. Recognised from the raw
     // JSON so that the engine does not depend on the SDK's decoder knowing the frame (the 0.10

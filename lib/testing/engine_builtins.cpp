@@ -15,17 +15,10 @@ void Engine::Impl::add_builtin(std::string id, std::string description,
     functions[std::move(id)] = std::move(f);
 }
 
-void Engine::Impl::register_builtins() {
+// The built-ins every generation has, with the same behaviour.
+void Engine::Impl::register_common_builtins() {
     add_builtin("engine::workers::register", "Register worker metadata",
                 [this](const Value& in) { return workers_register(in); });
-    add_builtin("engine::functions::list", "List registered functions",
-                [this](const Value& in) { return functions_list(in); });
-    add_builtin("engine::workers::list", "List connected workers",
-                [this](const Value& in) { return workers_list(in); });
-    add_builtin("engine::triggers::list", "List registered triggers",
-                [this](const Value& in) { return triggers_list(in); });
-    add_builtin("engine::trigger-types::list", "List trigger types",
-                [this](const Value& in) { return trigger_types_list(in); });
     add_builtin("engine::channels::create", "Create a data channel",
                 [this](const Value& in) { return channels_create(in); });
     for (const char* level : {"info", "warn", "error", "debug", "trace"}) {
@@ -37,6 +30,18 @@ void Engine::Impl::register_builtins() {
                         return Outcome::nothing();
                     });
     }
+}
+
+void Engine::Impl::register_builtins() {
+    add_builtin("engine::functions::list", "List registered functions",
+                [this](const Value& in) { return functions_list(in); });
+    add_builtin("engine::workers::list", "List connected workers",
+                [this](const Value& in) { return workers_list(in); });
+    add_builtin("engine::triggers::list", "List registered triggers",
+                [this](const Value& in) { return triggers_list(in); });
+    add_builtin("engine::trigger-types::list", "List trigger types",
+                [this](const Value& in) { return trigger_types_list(in); });
+    register_common_builtins();
 }
 
 Outcome Engine::Impl::workers_register(const Value& in) {
@@ -221,8 +226,6 @@ std::string summarize(const Value& config) {
 }  // namespace
 
 void Engine::Impl::register_builtins_0_22() {
-    add_builtin("engine::workers::register", "Register worker metadata",
-                [this](const Value& in) { return workers_register(in); });
     add_builtin("engine::functions::list", "List registered functions",
                 [this](const Value& in) { return functions_list_0_22(in); });
     add_builtin("engine::functions::info", "Describe functions",
@@ -243,17 +246,7 @@ void Engine::Impl::register_builtins_0_22() {
                 [this](const Value& in) { return register_trigger_builtin(in); });
     add_builtin("engine::unregister_trigger", "Unregister a trigger",
                 [this](const Value& in) { return unregister_trigger_builtin(in); });
-    add_builtin("engine::channels::create", "Create a data channel",
-                [this](const Value& in) { return channels_create(in); });
-    for (const char* level : {"info", "warn", "error", "debug", "trace"}) {
-        add_builtin(fmt::format("engine::log::{}", level), fmt::format("Log at {} level", level),
-                    [level](const Value& in) {
-                        expect_object(in);
-                        const auto message = opt_string(in, "message");
-                        note(LogLevel::Debug, "engine::log::{}: {}", level, message.value_or(""));
-                        return Outcome::nothing();
-                    });
-    }
+    register_common_builtins();
     if (options.queue_worker)
         add_builtin(std::string(queue_provider_id), "Enqueue a message (queue worker)",
                     [this](const Value& in) { return queue_enqueue_builtin(in); });

@@ -7,6 +7,7 @@
 //   engine_registry.cpp  functions, trigger types, triggers, disconnect cleanup
 //   engine_router.cpp    invocations, enqueue, engine-origin calls, engine trigger types
 //   engine_builtins.cpp  the engine::* built-in functions of each generation
+//   engine_forward.cpp   the hot path: calls and results between workers forwarded as text
 
 #include <iii/testing/engine.hpp>
 
@@ -35,7 +36,7 @@ using namespace engine_detail;
 struct Engine::Impl {
     // ---- engine state: touched only on the io thread -----------------------------------------
 
-    struct Worker {
+    struct Worker : std::enable_shared_from_this<Worker> {
         std::string id;
         std::shared_ptr<transport::Socket> socket;
         proto::Decoder decoder;
@@ -147,11 +148,12 @@ struct Engine::Impl {
     std::vector<RecordedFrame> batch;
     std::vector<std::pair<std::string, Value>> telemetry_batch;  // prefix, parsed body
     struct Outgoing {
-        std::shared_ptr<transport::Socket> socket;
-        std::string worker_id;
+        // The worker (not a copy of its id and socket): kept alive until its frame is written.
+        std::shared_ptr<Worker> worker;
         std::string text;
     };
     std::vector<Outgoing> outbox;  // frames of the current event, written when it ends
+    std::vector<Outgoing> spare_outbox;  // the last flush's (empty) buffer, reused
     bool workers_dirty = false;
     bool functions_dirty = false;
     int event_depth = 0;
@@ -229,11 +231,21 @@ struct Engine::Impl {
     // that has seen a frame arrive can rely on the engine's observable state (worker_ids(),
     // function_ids(), frames()) including everything the event did.
     void send_text(Worker& worker, std::string_view text);
+    void send_text(Worker& worker, std::string&& text);
     void flush_outbox();
 
     // ---- inbound frames --------------------------------------------------------------------
 
     void on_frame(const std::shared_ptr<Worker>& worker, std::string&& payload, bool binary);
+    /// The hot path (engine_forward.cpp): an invokefunction from one worker to another's
+    /// function, or its invocationresult, forwarded as spliced text when it can be exactly what
+    /// the full path would send. Returns false, having changed nothing, for any other frame.
+    bool forward_fast(Worker& worker, std::string_view frame);
+    struct FastPath;
+    struct FastPathDeleter {
+        void operator()(FastPath* p) const;
+    };
+    std::unique_ptr<FastPath, FastPathDeleter> fast;  // created on first use
     void process_frame(Worker& worker, const std::string& payload, bool binary);
     /// Applies one decoded frame (0.23: a registration waits while the namespace is unknown).
     void apply_frame(Worker& worker, proto::Message& message);
@@ -312,6 +324,8 @@ struct Engine::Impl {
 
     void add_builtin(std::string id, std::string description,
                      std::function<Outcome(const Value&)> handler);
+    /// The built-ins of every generation (workers::register, channels::create, log::*).
+    void register_common_builtins();
     void register_builtins();
     Outcome workers_register(const Value& in);
     Outcome functions_list(const Value& in);

@@ -28,7 +28,7 @@ void usage(std::FILE* out) {
     std::fputs(
         "usage: iii-test-engine [--port N] [--log FILE] [--functions-available-ms N]\n"
         "                       [--generation 0.10|0.22|0.23] [--queue-worker] [--no-otel]\n"
-        "                       [--namespace-grace-ms N]\n"
+        "                       [--namespace-grace-ms N] [--full-path]\n"
         "                       [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
         "  --port N                    port on 127.0.0.1 (0, the default, picks a free one)\n"
         "  --log FILE                  append every frame in and out to FILE as JSON lines\n"
@@ -41,6 +41,9 @@ void usage(std::FILE* out) {
         "  --no-otel                   answer 404 on /otel, as the real 0.10 engine does\n"
         "  --namespace-grace-ms N      0.23: how long registrations wait for\n"
         "                              engine::workers::register (default 5000)\n"
+        "  --full-path                 decode and re-encode every frame, calls and results\n"
+        "                              too (what the text path saves; also set by the\n"
+        "                              environment variable III_TEST_ENGINE_FULL_PATH=1)\n"
         "  --tls-cert FILE             serve wss:// with this PEM certificate chain\n"
         "  --tls-key FILE              the PEM private key of --tls-cert\n"
         "  --tls-client-ca FILE        require client certificates signed by a CA of FILE\n",
@@ -65,6 +68,9 @@ int main(int argc, char** argv) {
     // Nothing in this process reads the in-memory frame record (--log is the way to see
     // frames), so keeping it would only grow memory during benchmarks.
     options.record_frames = false;
+    // For measurements through launchers that spawn the engine with fixed arguments (the bench).
+    const char* full_path = std::getenv("III_TEST_ENGINE_FULL_PATH");
+    if (full_path && std::string_view(full_path) == "1") options.forward_as_text = false;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         if (arg == "--help" || arg == "-h") {
@@ -73,6 +79,10 @@ int main(int argc, char** argv) {
         }
         if (arg == "--queue-worker") {
             options.queue_worker = true;
+            continue;
+        }
+        if (arg == "--full-path") {
+            options.forward_as_text = false;
             continue;
         }
         if (arg == "--no-otel") {

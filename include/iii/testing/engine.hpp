@@ -108,6 +108,12 @@ struct EngineOptions {
     /// telemetry there; the real 0.10 engine answers HTTP 404, which `otel_route = false`
     /// reproduces (the SDK then falls back to `/`).
     bool otel_route = true;
+    /// Forward calls and results between workers as text (routing fields peeked at, the caller's
+    /// id spliced in) whenever that gives exactly the frame the full path would send; the
+    /// other frames always take the full path (decode, sorted keys, re-encode). False: every
+    /// frame takes the full path, for comparing the two and for measuring what the text path
+    /// saves. What workers receive is the same either way.
+    bool forward_as_text = true;
     /// Set: serve `wss://` with these files (Engine's constructor throws std::invalid_argument
     /// naming a file that cannot be loaded); unset: plain `ws://`.
     std::optional<EngineTls> tls{};
@@ -129,7 +135,8 @@ struct RecordedFrame {
 /// frames handled in order, registrations applied inline, cleanup on disconnect in the engine's
 /// order), routing of sync, void and enqueue invocations with the real engine's quirks (same
 /// invocation id, `_caller_worker_id` injected, payloads re-encoded with sorted keys, a null
-/// result omitted), custom trigger types (forwarding, replay, orphans), the built-in functions
+/// result omitted; a call or result between workers whose payloads already are in that form is
+/// forwarded as text with the caller's id spliced in, see EngineOptions::forward_as_text), custom trigger types (forwarding, replay, orphans), the built-in functions
 /// `engine::workers::register`, `engine::functions::list`, `engine::workers::list`,
 /// `engine::triggers::list`, `engine::trigger-types::list`, `engine::channels::create` and
 /// `engine::log::*`, and the trigger types `engine::functions-available` and
