@@ -138,10 +138,16 @@ void write_nanos(detail::JsonWriter& w, std::uint64_t ns) {
     w.String(digits, static_cast<rapidjson::SizeType>(end - digits));
 }
 
+// Trace and span ids are hex digits (generated here or checked by parse_traceparent): no UTF-8
+// check needed.
+void write_id(detail::JsonWriter& w, const std::string& id) {
+    w.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
+}
+
 void write_string_attribute(detail::JsonWriter& w, std::string_view key, std::string_view value) {
     w.StartObject();
     w.Key("key", 3);
-    detail::write_string(w, key);
+    w.String(key.data(), static_cast<rapidjson::SizeType>(key.size()));  // our own constant
     w.Key("value", 5);
     w.StartObject();
     w.Key("stringValue", 11);
@@ -153,11 +159,11 @@ void write_string_attribute(detail::JsonWriter& w, std::string_view key, std::st
 void write_span(detail::JsonWriter& w, const SpanRecord& span) {
     w.StartObject();
     w.Key("traceId", 7);
-    detail::write_string(w, span.trace_id);
+    write_id(w, span.trace_id);
     w.Key("spanId", 6);
-    detail::write_string(w, span.span_id);
+    write_id(w, span.span_id);
     w.Key("parentSpanId", 12);
-    detail::write_string(w, span.parent_span_id);
+    write_id(w, span.parent_span_id);
     w.Key("name", 4);
     detail::write_string(w, span.name);
     w.Key("kind", 4);
@@ -363,6 +369,7 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
     std::vector<Value> log_batch;
     std::vector<Item> span_batch;
     rapidjson::StringBuffer span_buffer;  // reused: keeps its capacity across batches
+    std::string resource_json;            // resource() as JSON, made once (strand)
     std::deque<Frame> pending;
     std::shared_ptr<transport::Socket> socket;
     bool connected = false;
@@ -507,12 +514,14 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
             w.StartArray();
             w.StartObject();
             w.Key("resource", 8);
-            detail::write_value(w, resource());
+            if (resource_json.empty()) resource_json = resource().dump();  // fixed per client
+            w.RawValue(resource_json.data(), resource_json.size(), rapidjson::kObjectType);
             w.Key("scopeSpans", 10);
             w.StartArray();
             w.StartObject();
             w.Key("scope", 5);
-            detail::write_value(w, scope_value());
+            static const std::string scope_json = scope_value().dump();
+            w.RawValue(scope_json.data(), scope_json.size(), rapidjson::kObjectType);
             w.Key("spans", 5);
             w.StartArray();
             for (const Item& item : span_batch) {
