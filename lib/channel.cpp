@@ -28,8 +28,9 @@ namespace detail {
 namespace {
 constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 using Clock = std::chrono::steady_clock;
-/// How often a writer looks at a full socket send queue (the transport has no drain event).
-constexpr auto drain_poll = std::chrono::microseconds(500);
+/// A writer waits on a full socket send queue until the transport's on_drain (or a close)
+/// wakes it: no poll. The limit only bounds one wait; the loop then looks again.
+constexpr auto drain_wait = std::chrono::seconds(1);
 /// Frames a reader holds locally before it stops reading the socket, and where it resumes.
 constexpr std::size_t inbox_high = 4;
 constexpr std::size_t inbox_low = 1;
@@ -80,6 +81,9 @@ struct ChannelEndState : std::enable_shared_from_this<ChannelEndState> {
 
     // writer statistics (read from any thread)
     std::atomic<std::size_t> peak{0};
+    // A drain notification is posted to the strand and not yet run (io thread sets it, the
+    // strand clears it): one post per burst of transport signals.
+    std::atomic<bool> drain_posted{false};
 
     const char* end_name() const { return write ? "writer" : "reader"; }
 
@@ -141,6 +145,16 @@ struct ChannelEndState : std::enable_shared_from_this<ChannelEndState> {
                     s->on_frame(std::move(payload), binary);
                 });
         };
+        if (write)
+            callbacks.on_drain = [weak] {
+                auto s = weak.lock();
+                if (!s || s->drain_posted.exchange(true)) return;
+                asio::post(s->strand, [s] {
+                    // Cleared before waking: a signal from now on posts again.
+                    s->drain_posted = false;
+                    s->notify();
+                });
+            };
         callbacks.on_close = [weak](std::error_code ec, std::uint16_t code, std::string reason) {
             if (auto s = weak.lock())
                 asio::post(s->strand, [s, ec, code, reason = std::move(reason)]() mutable {
@@ -284,11 +298,11 @@ asio::awaitable<void> writer_send(State s, std::string_view data, bool binary) {
     do {
         const std::size_t len = binary ? std::min(ChannelWriter::frame_size, data.size() - offset)
                                        : data.size();
-        // Backpressure: hand the socket at most max_buffered bytes.
+        // Backpressure: hand the socket at most max_buffered bytes; on_drain wakes us.
         while (s->phase == ChannelEndState::Phase::Open &&
                s->socket->buffered_amount() + len > ChannelWriter::max_buffered &&
                s->socket->buffered_amount() > 0)
-            co_await s->wait_for(drain_poll);
+            co_await s->wait_for(drain_wait);
         if (s->phase != ChannelEndState::Phase::Open) throw s->failure();
         if (binary && len == 0) break;  // an empty write sends nothing (as the reference)
         if (auto ec = s->socket->send(data.substr(offset, len), binary))
@@ -317,7 +331,7 @@ asio::awaitable<void> writer_close(State s) {
     // Close never overtakes data: the Close frame is queued only once the socket's send
     // queue is empty (websocketpp keeps the order too, but this does not rely on it).
     while (s->phase == Phase::Open && s->socket->buffered_amount() > 0)
-        co_await s->wait_for(drain_poll);
+        co_await s->wait_for(drain_wait);
     if (s->phase != Phase::Open) {
         if (!s->error_reported && s->close_ec) throw s->failure();
         co_return;

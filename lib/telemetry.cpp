@@ -3,6 +3,7 @@
 #include "telemetry_internal.hpp"
 
 #include "backoff.hpp"
+#include "json_internal.hpp"
 #include "log.hpp"
 #include "otel_config.hpp"
 #include "protocol.hpp"
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -105,37 +107,105 @@ std::shared_ptr<Telemetry> sink_of(const ContextPtr& ctx) {
     return Telemetry::process_default();
 }
 
-Value span_json(const TraceContext& ctx, const std::string& parent_span_id, const std::string& name,
-                int kind, std::uint64_t start_ns, std::uint64_t end_ns, int status_code,
-                const std::string& status_message, Value attributes, Value events) {
-    Value span = Value::object();
-    span.set("traceId", ctx.trace_id);
-    span.set("spanId", ctx.span_id);
-    span.set("parentSpanId", parent_span_id);
-    span.set("name", name);
-    span.set("kind", kind);
-    span.set("startTimeUnixNano", std::to_string(start_ns));
-    span.set("endTimeUnixNano", std::to_string(end_ns));
-    Value status = Value::object();
-    status.set("code", status_code);
-    status.set("message", status_message);
-    span.set("status", std::move(status));
-    span.set("attributes", attributes.is_array() ? std::move(attributes) : Value::array());
-    span.set("events", events.is_array() ? std::move(events) : Value::array());
-    span.set("links", Value::array());
+SpanRecord span_record(const TraceContext& ctx, const std::string& parent_span_id, std::string name,
+                       int kind, std::uint64_t start_ns, std::uint64_t end_ns, int status_code,
+                       std::string status_message) {
+    SpanRecord span;
+    span.trace_id = ctx.trace_id;
+    span.span_id = ctx.span_id;
+    span.parent_span_id = parent_span_id;
+    span.name = std::move(name);
+    span.kind = kind;
+    span.start_ns = start_ns;
+    span.end_ns = end_ns;
+    span.status_code = status_code;
+    span.status_message = std::move(status_message);
     return span;
 }
 
-Value exception_event(std::string_view type, std::string_view message) {
-    Value attrs = Value::array();
-    attrs.push_back(kv("exception.type", string_value(std::string(type))));
-    attrs.push_back(kv("exception.message", string_value(std::string(message))));
-    attrs.push_back(kv("exception.stacktrace", string_value("")));
-    Value event = Value::object();
-    event.set("name", "exception");
-    event.set("timeUnixNano", std::to_string(now_unix_nano()));
-    event.set("attributes", std::move(attrs));
-    return event;
+SpanRecord::Exception exception_event(std::string_view type, std::string_view message) {
+    return SpanRecord::Exception{std::string(type), std::string(message), now_unix_nano()};
+}
+
+// ---- OTLP/JSON writing (the exporter's strand) ----
+//
+// The same members in the same order as the Value DOM the exporter used to build per span, so
+// the frames read exactly as before.
+
+void write_nanos(detail::JsonWriter& w, std::uint64_t ns) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, ns).ptr;
+    w.String(digits, static_cast<rapidjson::SizeType>(end - digits));
+}
+
+// Trace and span ids are hex digits (generated here or checked by parse_traceparent): no UTF-8
+// check needed.
+void write_id(detail::JsonWriter& w, const std::string& id) {
+    w.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
+}
+
+void write_string_attribute(detail::JsonWriter& w, std::string_view key, std::string_view value) {
+    w.StartObject();
+    w.Key("key", 3);
+    w.String(key.data(), static_cast<rapidjson::SizeType>(key.size()));  // our own constant
+    w.Key("value", 5);
+    w.StartObject();
+    w.Key("stringValue", 11);
+    detail::write_string(w, value);
+    w.EndObject();
+    w.EndObject();
+}
+
+void write_span(detail::JsonWriter& w, const SpanRecord& span) {
+    w.StartObject();
+    w.Key("traceId", 7);
+    write_id(w, span.trace_id);
+    w.Key("spanId", 6);
+    write_id(w, span.span_id);
+    w.Key("parentSpanId", 12);
+    write_id(w, span.parent_span_id);
+    w.Key("name", 4);
+    detail::write_string(w, span.name);
+    w.Key("kind", 4);
+    w.Int64(span.kind);
+    w.Key("startTimeUnixNano", 17);
+    write_nanos(w, span.start_ns);
+    w.Key("endTimeUnixNano", 15);
+    write_nanos(w, span.end_ns);
+    w.Key("status", 6);
+    w.StartObject();
+    w.Key("code", 4);
+    w.Int64(span.status_code);
+    w.Key("message", 7);
+    detail::write_string(w, span.status_message);
+    w.EndObject();
+    w.Key("attributes", 10);
+    w.StartArray();
+    if (!span.invoked_name.empty()) write_string_attribute(w, "faas.invoked_name", span.invoked_name);
+    if (span.attributes.is_array())
+        for (const Value& attribute : span.attributes.as_array()) detail::write_value(w, attribute);
+    w.EndArray();
+    w.Key("events", 6);
+    w.StartArray();
+    for (const auto& e : span.exceptions) {
+        w.StartObject();
+        w.Key("name", 4);
+        w.String("exception", 9);
+        w.Key("timeUnixNano", 12);
+        write_nanos(w, e.time_ns);
+        w.Key("attributes", 10);
+        w.StartArray();
+        write_string_attribute(w, "exception.type", e.type);
+        write_string_attribute(w, "exception.message", e.message);
+        write_string_attribute(w, "exception.stacktrace", "");
+        w.EndArray();
+        w.EndObject();
+    }
+    w.EndArray();
+    w.Key("links", 5);
+    w.StartArray();
+    w.EndArray();
+    w.EndObject();
 }
 
 // ---- process gauges ----------------------------------------------------------------------
@@ -238,11 +308,24 @@ void inject(const TraceContext& ctx, std::optional<std::string>& traceparent,
 
 // ---- the exporter -------------------------------------------------------------------------
 
+std::string encode_span(const SpanRecord& span) {
+    rapidjson::StringBuffer buffer;
+    detail::JsonWriter w(buffer);
+    try {
+        write_span(w, span);
+    } catch (const detail::InvalidUtf8& e) {
+        throw Error(Errc::Serde, e.describe("span"));
+    }
+    return std::string(buffer.GetString(), buffer.GetSize());
+}
+
 struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
     enum class Kind { Log, Span };
+    /// A log record or a span: a DOM (logs, submit_span(Value)) or a compact span record.
     struct Item {
         Kind kind;
         Value body;
+        std::optional<SpanRecord> record;
     };
     struct Frame {
         std::string bytes;
@@ -267,8 +350,14 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
 
     // Producer side.
     std::mutex channel_mutex;
-    std::deque<Item> channel;
+    // Swapped with `drained` by each drain, so that both keep their capacity: queueing a span
+    // allocates nothing in the steady state.
+    std::vector<Item> channel;
     bool drain_posted = false;
+    // Spans do not wake the exporter one by one (a post per call, across threads): the first
+    // one arms the span timer and the timer drains, or a full batch posts a drain.
+    std::size_t queued_spans = 0;
+    bool span_drain_scheduled = false;
 
     // Metrics (own mutex: written by handler threads).
     std::mutex metrics_mutex;
@@ -276,7 +365,11 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
     std::string worker_id;
 
     // Telemetry thread only.
-    std::vector<Value> log_batch, span_batch;
+    std::vector<Item> drained;  // empty between drains
+    std::vector<Value> log_batch;
+    std::vector<Item> span_batch;
+    rapidjson::StringBuffer span_buffer;  // reused: keeps its capacity across batches
+    std::string resource_json;            // resource() as JSON, made once (strand)
     std::deque<Frame> pending;
     std::shared_ptr<transport::Socket> socket;
     bool connected = false;
@@ -318,14 +411,21 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
         return r;
     }
 
-    bool submit(Kind kind, Value body) {
+    bool submit(Kind kind, Value body, std::optional<SpanRecord> record = std::nullopt) {
         std::lock_guard lock(channel_mutex);
         if (closing_requested.load() || channel.size() >= std::max<std::size_t>(s().channel_capacity, 1)) {
             dropped.fetch_add(1);
             g_dropped.fetch_add(1);
             return false;
         }
-        channel.push_back(Item{kind, std::move(body)});
+        channel.push_back(Item{kind, std::move(body), std::move(record)});
+        if (kind == Kind::Span && ++queued_spans < span_batch_limit) {
+            if (!drain_posted && !span_drain_scheduled) {
+                span_drain_scheduled = true;
+                asio::post(strand, [this, self = shared_from_this()] { arm_span_timer(); });
+            }
+            return true;
+        }
         if (!drain_posted) {
             drain_posted = true;
             asio::post(strand, [this, self = shared_from_this()] { drain(); });
@@ -335,22 +435,28 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
     std::atomic<bool> closing_requested{false};
     std::atomic<bool> engine_away{false};  // the last connect attempt failed or the link dropped
 
+    static constexpr std::size_t span_batch_limit = 512;  // spans per OTLP frame at most
+
     void drain() {
-        std::deque<Item> items;
+        std::vector<Item>& items = drained;
         {
             std::lock_guard lock(channel_mutex);
             items.swap(channel);
             drain_posted = false;
+            queued_spans = 0;
         }
         for (auto& item : items) {
             if (item.kind == Kind::Log) {
                 log_batch.push_back(std::move(item.body));
                 if (log_batch.size() >= std::max<std::size_t>(s().logs_batch_size, 1)) emit_logs();
             } else {
-                span_batch.push_back(std::move(item.body));
-                if (span_batch.size() >= 512) emit_spans();
+                span_batch.push_back(std::move(item));
+                if (span_batch.size() >= span_batch_limit) emit_spans();
             }
         }
+        items.clear();
+        // A burst should not pin its queue forever.
+        if (items.capacity() > 4 * span_batch_limit) std::vector<Item>().swap(items);
         if (!log_batch.empty() && !log_timer_armed) {
             log_timer_armed = true;
             log_timer.expires_after(s().logs_flush_interval);
@@ -359,14 +465,23 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
                 emit_logs();
             });
         }
-        if (!span_batch.empty() && !span_timer_armed) {
-            span_timer_armed = true;
-            span_timer.expires_after(std::max(s().logs_flush_interval, std::chrono::milliseconds(100)));
-            span_timer.async_wait([this, self = shared_from_this()](std::error_code) {
-                span_timer_armed = false;
-                emit_spans();
-            });
-        }
+        if (!span_batch.empty()) arm_span_timer();
+    }
+
+    // Exports the spans queued and batched so far once the flush interval has passed (strand).
+    void arm_span_timer() {
+        if (span_timer_armed) return;
+        span_timer_armed = true;
+        span_timer.expires_after(std::max(s().logs_flush_interval, std::chrono::milliseconds(100)));
+        span_timer.async_wait([this, self = shared_from_this()](std::error_code) {
+            {
+                std::lock_guard lock(channel_mutex);
+                span_drain_scheduled = false;
+            }
+            drain();  // spans submitted since: they did not post
+            span_timer_armed = false;
+            emit_spans();
+        });
     }
 
     void emit_logs() {
@@ -386,21 +501,55 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
         enqueue_frame("LOGS" + body.dump(), n);
     }
 
+    // One OTLP/JSON frame for the whole batch, written straight from the records.
     void emit_spans() {
         if (span_batch.empty()) return;
-        Value spans = Value::array();
-        for (auto& sp : span_batch) spans.push_back(std::move(sp));
         const std::size_t n = span_batch.size();
+        span_buffer.Clear();
+        for (char c : std::string_view("OTLP")) span_buffer.Put(c);
+        detail::JsonWriter w(span_buffer);
+        try {
+            w.StartObject();
+            w.Key("resourceSpans", 13);
+            w.StartArray();
+            w.StartObject();
+            w.Key("resource", 8);
+            if (resource_json.empty()) resource_json = resource().dump();  // fixed per client
+            w.RawValue(resource_json.data(), resource_json.size(), rapidjson::kObjectType);
+            w.Key("scopeSpans", 10);
+            w.StartArray();
+            w.StartObject();
+            w.Key("scope", 5);
+            static const std::string scope_json = scope_value().dump();
+            w.RawValue(scope_json.data(), scope_json.size(), rapidjson::kObjectType);
+            w.Key("spans", 5);
+            w.StartArray();
+            for (const Item& item : span_batch) {
+                if (item.record)
+                    write_span(w, *item.record);
+                else
+                    detail::write_value(w, item.body);
+            }
+            w.EndArray();
+            w.EndObject();
+            w.EndArray();
+            w.EndObject();
+            w.EndArray();
+            w.EndObject();
+        } catch (const detail::InvalidUtf8& e) {
+            // A span name or attribute that is not UTF-8 (Span's, from the application): the
+            // batch cannot be written as JSON. Counted as dropped rather than thrown on the
+            // exporter's strand.
+            span_batch.clear();
+            dropped.fetch_add(n);
+            g_dropped.fetch_add(n);
+            log(LogLevel::Warn, "telemetry: {} spans dropped: {}", n, e.describe("span"));
+            return;
+        }
         span_batch.clear();
-        Value scope_spans = Value::object();
-        scope_spans.set("scope", scope_value());
-        scope_spans.set("spans", std::move(spans));
-        Value rs = Value::object();
-        rs.set("resource", resource());
-        rs.set("scopeSpans", Value::array({std::move(scope_spans)}));
-        Value body = Value::object();
-        body.set("resourceSpans", Value::array({std::move(rs)}));
-        enqueue_frame("OTLP" + body.dump(), n);
+        enqueue_frame(std::string(span_buffer.GetString(), span_buffer.GetSize()), n);
+        // One huge batch should not pin its buffer forever.
+        if (span_buffer.GetSize() > (std::size_t{1} << 20)) span_buffer.ShrinkToFit();
     }
 
     static Value number_point(Value attributes, std::uint64_t start, std::uint64_t now, Value value,
@@ -802,12 +951,12 @@ void Telemetry::end_server_span(const ServerSpan& span, const RemoteError* error
             std::lower_bound(Impl::bounds.begin(), Impl::bounds.end(), ms) - Impl::bounds.begin());
         ++st.buckets[bucket];
     }
-    Value attrs = Value::array({kv("faas.invoked_name", string_value(span.function_id))});
-    Value events = Value::array();
-    if (error) events.push_back(exception_event(error->code, error->message));
-    submit_span(span_json(*span.context, span.parent_span_id, "call " + span.function_id, 2, span.start_ns,
-                          now_unix_nano(), error ? 2 : 0, error ? error->message : std::string(),
-                          std::move(attrs), std::move(events)));
+    SpanRecord record = span_record(*span.context, span.parent_span_id, "call " + span.function_id, 2,
+                                    span.start_ns, now_unix_nano(), error ? 2 : 0,
+                                    error ? error->message : std::string());
+    record.invoked_name = span.function_id;
+    if (error) record.exceptions.push_back(exception_event(error->code, error->message));
+    submit_span(std::move(record));
 }
 
 ClientSpan Telemetry::begin_client_span(const std::string& function_id) {
@@ -850,13 +999,13 @@ void Telemetry::end_client_span(const ClientSpan& span, const std::exception_ptr
             type = "unknown";
         }
     }
-    Value attrs = Value::array({kv("faas.invoked_name", string_value(span.function_id))});
-    Value events = Value::array();
-    if (error) events.push_back(exception_event(type, message));
     // Kind 3 (CLIENT). Named like the reference engine's caller-side span of an invocation
     // (`trigger <fid>` in fire_triggers), after the API call it wraps.
-    submit_span(span_json(*span.context, span.parent_span_id, "trigger " + span.function_id, 3, span.start_ns,
-                          now_unix_nano(), error ? 2 : 0, message, std::move(attrs), std::move(events)));
+    SpanRecord record = span_record(*span.context, span.parent_span_id, "trigger " + span.function_id, 3,
+                                    span.start_ns, now_unix_nano(), error ? 2 : 0, message);
+    record.invoked_name = span.function_id;
+    if (error) record.exceptions.push_back(exception_event(type, std::move(message)));
+    submit_span(std::move(record));
 }
 
 void Telemetry::set_worker_id(std::string id) {
@@ -868,6 +1017,9 @@ bool Telemetry::engine_away() const noexcept { return impl_->engine_away.load();
 
 bool Telemetry::submit_log(Value record) { return impl_->submit(Impl::Kind::Log, std::move(record)); }
 bool Telemetry::submit_span(Value span) { return impl_->submit(Impl::Kind::Span, std::move(span)); }
+bool Telemetry::submit_span(SpanRecord span) {
+    return impl_->submit(Impl::Kind::Span, Value(), std::move(span));
+}
 
 asio::awaitable<void> Telemetry::flush_and_close() {
     auto self = shared_from_this();
@@ -943,7 +1095,7 @@ struct Span::State {
     std::string name;
     std::uint64_t start_ns = 0;
     Value attributes = Value::array();
-    Value events = Value::array();
+    std::vector<SpanRecord::Exception> events;
     int status = 0;
     std::string status_message;
     bool ended = false;
@@ -988,10 +1140,14 @@ void Span::record_error(std::string_view type, std::string_view message) {
 void Span::end() {
     if (state_->ended) return;
     state_->ended = true;
-    if (auto sink = sink_of(state_->context))
-        sink->submit_span(span_json(*state_->context, state_->parent_span_id, state_->name, 1, state_->start_ns,
-                                    now_unix_nano(), state_->status, state_->status_message,
-                                    std::move(state_->attributes), std::move(state_->events)));
+    if (auto sink = sink_of(state_->context)) {
+        SpanRecord record = span_record(*state_->context, state_->parent_span_id, state_->name, 1,
+                                        state_->start_ns, now_unix_nano(), state_->status,
+                                        state_->status_message);
+        record.attributes = std::move(state_->attributes);
+        record.exceptions = std::move(state_->events);
+        sink->submit_span(std::move(record));
+    }
 }
 
 // Defined in log_sink.cpp: hands a line to the application's iii::set_log_sink sink, if any.
@@ -1012,11 +1168,12 @@ asio::awaitable<T> with_span_impl(std::string name, asio::awaitable<T> work) {
     std::optional<std::string> failure;
     std::exception_ptr error;
     auto finish = [&] {
-        Value events = Value::array();
-        if (failure) events.push_back(exception_event("exception", *failure));
-        if (auto sink = sink_of(ctx))
-            sink->submit_span(span_json(*ctx, parent_span_id, name, 1, start, now_unix_nano(), failure ? 2 : 0,
-                                        failure.value_or(""), Value::array(), std::move(events)));
+        if (auto sink = sink_of(ctx)) {
+            SpanRecord record = span_record(*ctx, parent_span_id, name, 1, start, now_unix_nano(),
+                                            failure ? 2 : 0, failure.value_or(""));
+            if (failure) record.exceptions.push_back(exception_event("exception", *failure));
+            sink->submit_span(std::move(record));
+        }
     };
     if constexpr (std::is_void_v<T>) {
         try {

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace iii::detail::telemetry {
 
@@ -128,12 +129,36 @@ std::uint64_t now_unix_nano() noexcept;
 /// OTLP AnyValue of a JSON value (spec 7.4).
 Value to_any_value(const Value& value);
 
-/// A finished span as OTLP JSON ("span" object of spec 7.2).
-struct SpanEvent {
+/// A finished span, recorded compactly: no JSON DOM per span. The exporter writes a batch of
+/// them straight into one OTLP/JSON frame ("span" objects of spec 7.2), on its own strand.
+struct SpanRecord {
+    /// An `exception` event: attributes exception.type, exception.message and an empty
+    /// exception.stacktrace.
+    struct Exception {
+        std::string type;
+        std::string message;
+        std::uint64_t time_ns = 0;
+    };
+    std::string trace_id;
+    std::string span_id;
+    std::string parent_span_id;
     std::string name;
-    std::uint64_t time_ns = 0;
-    Value attributes;  // OTLP attribute list (array)
+    int kind = 1;  ///< OTLP SpanKind: 1 INTERNAL, 2 SERVER, 3 CLIENT
+    std::uint64_t start_ns = 0;
+    std::uint64_t end_ns = 0;
+    int status_code = 0;  ///< 0 UNSET, 2 ERROR
+    std::string status_message;
+    /// The `faas.invoked_name` string attribute when not empty (the SDK's SERVER and CLIENT
+    /// spans), written first.
+    std::string invoked_name;
+    /// Further OTLP attributes (an array of key/value objects), or null: Span::set_attribute.
+    Value attributes;
+    std::vector<Exception> exceptions;
 };
+
+/// One span record as the OTLP/JSON span object the exporter writes into its frames (what
+/// tests compare). Throws Error(Errc::Serde) when a string in it is not UTF-8.
+std::string encode_span(const SpanRecord& span);
 
 /// The SERVER span of one served invocation (see Telemetry::begin_server_span).
 struct ServerSpan {
@@ -221,6 +246,8 @@ public:
     bool submit_log(Value record);
     /// Queues an OTLP span; false (and counted) when the queue is full.
     bool submit_span(Value span);
+    /// The same for a compact record (what the SDK's own spans use).
+    bool submit_span(SpanRecord span);
     std::uint64_t dropped() const noexcept;
     /// True while the telemetry socket is down after a failed connect or a drop.
     bool engine_away() const noexcept;

@@ -15,8 +15,9 @@
 // Baseline: one plain websocketpp connection (lib/transport) from a client on this thread to a
 // server thread of this process, the same N MiB in 64 KiB binary frames, checksummed by the
 // server. The client keeps at most 1 MiB queued in websocketpp (the SDK writer's bound) and,
-// like the SDK writer, rechecks a full queue every 0.5 ms (websocketpp has no write-completion
-// event). Timed from the first send to the server's end of the close handshake.
+// like the SDK writer, refills a full queue when the transport signals send progress
+// (transport::Callbacks::on_drain). Timed from the first send to the server's end of the close
+// handshake.
 //
 // Each round runs both paths (raw first); the table shows the best round of each. Memory: the
 // process's peak RSS (VmHWM, reset through /proc/self/clear_refs before each path), the
@@ -240,13 +241,23 @@ void finish(Result& r, std::size_t bytes, Clock::duration elapsed) {
 // The sending side, on the client io_context's thread.
 class RawSender {
 public:
-    RawSender(asio::io_context& io, Stream& stream) : io_(io), stream_(stream), timer_(io) {}
+    RawSender(asio::io_context& io, Stream& stream) : io_(io), stream_(stream) {}
 
     void start(const std::string& url) {
         transport::Callbacks cb;
         cb.on_open = [this] {
             started_ = Clock::now();
+            started_flag_ = true;
             pump();
+        };
+        // Send progress: refill, posted (not inside websocketpp's write path), once per burst.
+        cb.on_drain = [this] {
+            if (!started_flag_ || pump_posted_) return;
+            pump_posted_ = true;
+            asio::post(io_, [this] {
+                pump_posted_ = false;
+                pump();
+            });
         };
         cb.on_close = [this](std::error_code ec, std::uint16_t, std::string) {
             if (!closing_ && error_.empty())
@@ -261,6 +272,7 @@ public:
 
 private:
     void pump() {
+        if (closing_) return;
         const std::size_t frames_per_mib = mib / frame_bytes;
         const std::size_t total = stream_.count * frames_per_mib;
         while (next_ < total && socket_->buffered_amount() + frame_bytes <= queue_bound) {
@@ -280,18 +292,14 @@ private:
             socket_->close(1000, "stream_complete");
             return;
         }
-        // Over the bound: look again shortly (as the SDK writer does; a spinning re-check
-        // would take a core from the server thread).
-        timer_.expires_after(std::chrono::microseconds(500));
-        timer_.async_wait([this](std::error_code ec) {
-            if (!ec) pump();
-        });
+        // Over the bound (or the last frames still queued): on_drain calls again.
     }
 
     asio::io_context& io_;
     Stream& stream_;
-    asio::steady_timer timer_;
     std::shared_ptr<transport::Socket> socket_;
+    bool started_flag_ = false;  // all on the client io thread
+    bool pump_posted_ = false;
     std::size_t next_ = 0;
     bool closing_ = false;
     Clock::time_point started_;

@@ -183,8 +183,12 @@ iii::InitOptions worker_options(bool handlers_on_io_thread = false, const std::s
     iii::InitOptions init;
     init.handlers_on_io_thread = handlers_on_io_thread;
     init.tls.ca_file = ca;
+    // Nothing but the calls on the wire, unless III_BENCH_OTEL=1 (inherited by the echo worker):
+    // then telemetry at its defaults (a span per call, metrics), to measure what it costs.
+    const char* with_otel = std::getenv("III_BENCH_OTEL");
+    if (with_otel && std::string_view(with_otel) == "1") return init;
     iii::OtelConfig otel;
-    otel.enabled = false;  // nothing but the calls on the wire
+    otel.enabled = false;
     init.otel = otel;
     return init;
 }

@@ -5,9 +5,11 @@
 
 meson.build runs this at configure time and puts <output root> ahead of the system headers on
 the include path of the one library that includes websocketpp (lib/transport), so no
-third-party source is committed. Two independent fix-ups, plus two always applied: a race fix
-(impl/connection_impl.hpp: get_buffered_amount() takes the write lock) and a record of who
-closed (connection.hpp: iii_closed_first()):
+third-party source is committed. Two independent fix-ups, plus three always applied: a race fix
+(impl/connection_impl.hpp: get_buffered_amount() takes the write lock), a record of who closed
+(connection.hpp: iii_closed_first()) and a drain signal (connection.hpp: set_iii_drain_handler(),
+called when the send queue shrinks and when a socket write completes, so that a writer bounding
+the queue waits for it instead of polling):
 
 --cxx20        websocketpp declares constructors and destructors with template-ids
                (`basic<concurrency,names>(...)`, `~endpoint<connection,config>()`), which C++20
@@ -106,6 +108,84 @@ CLOSE_PATCHES = [
      """\
     m_alog->write(log::alevel::devel,"send_close_frame");
     if (!ack) m_iii_closed_first = true; // iii
+"""),
+]
+
+# Always applied: a drain signal. websocketpp tells nobody when its send queue shrinks, so a
+# writer bounding that queue (ChannelWriter) could only poll get_buffered_amount(). The copy of
+# connection.hpp gains set_iii_drain_handler(); the handler runs on the connection's strand
+# each time write_frame() takes queued messages for a socket write (get_buffered_amount()
+# dropped) and each time a socket write completed.
+DRAIN_PATCHES = [
+    ("connection.hpp",
+     """\
+    void set_close_handler(close_handler h) {
+        m_close_handler = h;
+    }
+""",
+     """\
+    void set_close_handler(close_handler h) {
+        m_close_handler = h;
+    }
+
+    /// iii: called on the connection's strand when queued messages were taken for a socket
+    /// write (get_buffered_amount() dropped) and when a socket write completed. Set it before
+    /// the connection starts; it must not block.
+    void set_iii_drain_handler(lib::function<void()> h) {
+        m_iii_drain_handler = h;
+    }
+"""),
+    ("connection.hpp",
+     "    write_frame_handler     m_write_frame_handler;\n",
+     "    write_frame_handler     m_write_frame_handler;\n"
+     "    lib::function<void()>   m_iii_drain_handler; // iii: see set_iii_drain_handler\n"),
+    ("impl/connection_impl.hpp",
+     """\
+            // successfully sent or there is some error
+            m_write_flag = true;
+        }
+    }
+""",
+     """\
+            // successfully sent or there is some error
+            m_write_flag = true;
+        }
+    }
+
+    // iii: the queue shrank (outside the write lock: the handler may read the amount)
+    if (m_iii_drain_handler) {
+        m_iii_drain_handler();
+    }
+"""),
+    ("impl/connection_impl.hpp",
+     """\
+    if (needs_writing) {
+        transport_con_type::dispatch(lib::bind(
+            &type::write_frame,
+            type::get_shared()
+        ));
+    }
+}
+
+template <typename config>
+std::vector<int> const & connection<config>::get_supported_versions() const
+""",
+     """\
+    if (needs_writing) {
+        transport_con_type::dispatch(lib::bind(
+            &type::write_frame,
+            type::get_shared()
+        ));
+    }
+
+    // iii: a socket write completed
+    if (m_iii_drain_handler) {
+        m_iii_drain_handler();
+    }
+}
+
+template <typename config>
+std::vector<int> const & connection<config>::get_supported_versions() const
 """),
 ]
 
@@ -308,7 +388,7 @@ def main(argv):
     out_root = args.out_root / "websocketpp"
 
     patches = {}
-    for rel, original, replacement in RACE_PATCHES + CLOSE_PATCHES:
+    for rel, original, replacement in RACE_PATCHES + CLOSE_PATCHES + DRAIN_PATCHES:
         patches.setdefault(rel, []).append((original, replacement))
     if args.fast_frames:
         for rel, original, replacement in FAST_FRAME_PATCHES:

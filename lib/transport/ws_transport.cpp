@@ -791,6 +791,13 @@ public:
             const bool binary = msg->get_opcode() == websocketpp::frame::opcode::binary;
             self->callbacks_.on_message(std::move(msg->get_raw_payload()), binary);
         });
+        // The corrected connection.hpp's send-progress hook (tools/fix_websocketpp.py); only
+        // for sockets that asked (it runs on every socket write).
+        if (callbacks_.on_drain)
+            con_->set_iii_drain_handler([weak] {
+                if (auto self = weak.lock(); self && !self->detached_ && self->callbacks_.on_drain)
+                    self->callbacks_.on_drain();
+            });
         con_->set_pong_handler([weak](websocketpp::connection_hdl, std::string) {
             if (auto self = weak.lock(); self && !self->detached_ && self->callbacks_.on_pong)
                 self->callbacks_.on_pong();
@@ -888,7 +895,7 @@ public:
     void pause_reading() override { con_->get_raw_socket().pause(); }
     void resume_reading() override { con_->get_raw_socket().resume(); }
     // Thread-safe: the corrected connection_impl.hpp takes the write lock there
-    // (tools/fix_websocketpp.py).
+    // (tools/fix_websocketpp.py). Callbacks::on_drain tells when it drops.
     std::size_t buffered_amount() const override { return con_->get_buffered_amount(); }
     std::string remote_ip() const override {
         asio::error_code ec;

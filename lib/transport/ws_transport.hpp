@@ -31,6 +31,12 @@ struct Callbacks {
     /// A complete message; `binary` tells a binary frame from a text frame.
     std::function<void(std::string&& payload, bool binary)> on_message;
     std::function<void()> on_pong;
+    /// Send progress: queued messages were taken for a socket write (buffered_amount()
+    /// dropped) or a socket write completed. A writer that bounds buffered_amount() waits for
+    /// this instead of polling. Must not block (it runs inside websocketpp's write path). Only
+    /// the callbacks given when the socket is created (connect(), Server::Handlers::on_accept)
+    /// are asked for it.
+    std::function<void()> on_drain;
     /// Called exactly once when the socket is gone: after a close handshake (`ec` empty,
     /// `close_code` the peer's code, 1005 when it sent none), a failed connect or an I/O error.
     /// On a failure (`ec` set) `reason` is a readable account when there is more to say than

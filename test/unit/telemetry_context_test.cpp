@@ -126,3 +126,45 @@ TEST_CASE("environment fallbacks of OtelConfig", "[unit][telemetry]") {
     CHECK_FALSE(tel::Telemetry::enabled(off));
     ::unsetenv("OTEL_ENABLED");
 }
+
+TEST_CASE("a span record is written as the OTLP span object, member for member", "[unit][telemetry]") {
+    using iii::Value;
+    tel::SpanRecord span;
+    span.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    span.span_id = "00f067aa0ba902b7";
+    span.parent_span_id = "a3ce929d0e0e4736";
+    span.name = "call greet";
+    span.kind = 2;
+    span.start_ns = 1700000000000000001u;
+    span.end_ns = 18446744073709551615u;  // the largest: written in full, as a string
+    span.status_code = 2;
+    span.status_message = "bad \"input\" \xc3\xa9";
+    span.invoked_name = "greet";
+    span.attributes = Value::array({Value{{"key", "n"}, {"value", tel::to_any_value(Value(3))}}});
+    span.exceptions.push_back({"invocation_failed", "bad \"input\" \xc3\xa9", 1700000000000000002u});
+    // The members and their order of the DOM the exporter used to build per span.
+    const std::string expected = Value::parse(R"({
+        "traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7",
+        "parentSpanId":"a3ce929d0e0e4736","name":"call greet","kind":2,
+        "startTimeUnixNano":"1700000000000000001","endTimeUnixNano":"18446744073709551615",
+        "status":{"code":2,"message":"bad \"input\" é"},
+        "attributes":[{"key":"faas.invoked_name","value":{"stringValue":"greet"}},
+                      {"key":"n","value":{"intValue":3}}],
+        "events":[{"name":"exception","timeUnixNano":"1700000000000000002","attributes":[
+            {"key":"exception.type","value":{"stringValue":"invocation_failed"}},
+            {"key":"exception.message","value":{"stringValue":"bad \"input\" é"}},
+            {"key":"exception.stacktrace","value":{"stringValue":""}}]}],
+        "links":[]})").dump();
+    CHECK(tel::encode_span(span) == expected);
+
+    // A bare INTERNAL span: empty ids and lists, no attribute at all.
+    tel::SpanRecord bare;
+    bare.name = "work";
+    CHECK(tel::encode_span(bare) ==
+          R"({"traceId":"","spanId":"","parentSpanId":"","name":"work","kind":1,"startTimeUnixNano":"0",)"
+          R"("endTimeUnixNano":"0","status":{"code":0,"message":""},"attributes":[],"events":[],"links":[]})");
+
+    // Not UTF-8: a clear error, nothing half-written.
+    bare.name = "bad \xff";
+    CHECK_THROWS_AS(tel::encode_span(bare), iii::Error);
+}
