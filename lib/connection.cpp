@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <random>
 #include <thread>
+#include <utility>
 
 namespace iii::detail {
 namespace {
@@ -580,16 +581,25 @@ asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionSlot
     telemetry::ServerSpan span;
     if (telemetry_) span = telemetry_->begin_server_span(invoke.function_id, invoke.traceparent, invoke.baggage);
     // In the frame: a (Value, InvocationContext) handler copies it during the call.
-    const InvocationContext context = make_invocation_context(invoke);
+    // The invocation's fields move into the context (no copies): `invoke` keeps function_id
+    // and data; the reply takes the id back from the context once the handler is done.
+    InvocationContext context;
+    context.function_id = invoke.function_id;
+    context.invocation_id = std::move(invoke.invocation_id);
+    context.metadata = std::move(invoke.metadata);
+    context.traceparent = std::move(invoke.traceparent);
+    context.baggage = std::move(invoke.baggage);
     try {
         if (slot->handler) {
-            auto work = telemetry::with_context(span.context, call_in_scope(context, slot->handler, std::move(invoke.data)));
+            auto start = [&] { return call_in_scope(std::as_const(context), slot->handler, std::move(invoke.data)); };
+            // Without a span, no wrapping coroutine (one frame less per invocation).
+            auto work = span.context ? telemetry::with_context(span.context, start()) : start();
             reply.result = co_await std::move(work);
         } else if (slot->blocking_handler) {
             telemetry::ContextScope scope(span.context);
-            reply.result = call_in_scope(context, slot->blocking_handler, std::move(invoke.data));
+            reply.result = call_in_scope(std::as_const(context), slot->blocking_handler, std::move(invoke.data));
         } else {
-            auto work = telemetry::with_context(span.context, call_in_scope(context, slot->raw_handler, invoke.data.dump()));
+            auto work = telemetry::with_context(span.context, call_in_scope(std::as_const(context), slot->raw_handler, invoke.data.dump()));
             std::string out = co_await std::move(work);
             reply.result = Value::parse(out);
         }
@@ -603,16 +613,16 @@ asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionSlot
     } catch (...) {
         reply.error = RemoteError{"invocation_failed", "handler threw a non-standard exception", std::nullopt};
     }
-    finish_handler(generation, reply, invoke, span);
+    finish_handler(generation, reply, context, span);
 }
 
 void Connection::finish_handler(std::uint64_t generation, protocol::InvocationResult& reply,
-                                const protocol::InvokeFunction& invoke, telemetry::ServerSpan& span) {
+                                InvocationContext& invoke, telemetry::ServerSpan& span) {
     if (reply.error) reply.result.reset();
     if (telemetry_) telemetry_->end_server_span(span, reply.error ? &*reply.error : nullptr);  // [telemetry hook]
     std::optional<std::string> text;
     if (invoke.invocation_id) {
-        reply.invocation_id = *invoke.invocation_id;
+        reply.invocation_id = std::move(*invoke.invocation_id);  // the handler is done with it
         text.emplace(frames_->take());
         text->assign(thread_encoder().encode(reply));  // encoded here, off the strand
     } else if (reply.error) {

@@ -244,7 +244,7 @@ private:
     asio::awaitable<void> run_handler(std::shared_ptr<const FunctionSlot> slot,
                                       protocol::InvokeFunction invoke, std::uint64_t generation);
     void finish_handler(std::uint64_t generation, protocol::InvocationResult& reply,
-                        const protocol::InvokeFunction& invoke, telemetry::ServerSpan& span);
+                        InvocationContext& invoke, telemetry::ServerSpan& span);
     std::shared_ptr<asio::thread_pool> blocking_pool();
 
     asio::any_io_executor executor_;
