@@ -567,7 +567,7 @@ void Connection::dispatch_handler(core::action::Dispatch& d) {
     }
     // Posted, not started inline: the handler must not run inside the transport's read
     // handler, nor hold the strand until its first suspension.
-    asio::post(executor_, [self, slot, invoke = std::move(d.invoke), generation = d.generation]() mutable {
+    small_pool::post(executor_, [self, slot, invoke = std::move(d.invoke), generation = d.generation]() mutable {
         asio::co_spawn(self->executor_, self->run_handler(std::move(slot), std::move(invoke), generation),
                        asio::detached);
     });

@@ -13,6 +13,7 @@
 #include "iii/trigger.hpp"
 #include "invocation_id.hpp"
 #include "protocol.hpp"
+#include "pooled_post.hpp"
 #include "small_pool.hpp"
 #include "string_pool.hpp"
 #include "telemetry_internal.hpp"  // [telemetry hook]
@@ -83,8 +84,8 @@ public:
     template <class... Args>
     void complete(Args&&... args) {
         auto executor = work_;
-        asio::post(executor, [h = std::move(handler_), work = std::move(work_),
-                              ... args = std::forward<Args>(args)]() mutable {
+        small_pool::post(executor, [h = std::move(handler_), work = std::move(work_),
+                                    ... args = std::forward<Args>(args)]() mutable {
             asio::get_associated_cancellation_slot(h).clear();
             std::move(h)(std::move(args)...);
         });

@@ -81,11 +81,11 @@ inline void deallocate(void* p, std::size_t size) noexcept {
 template <class T>
 struct Allocator {
     using value_type = T;
-    static_assert(alignof(T) <= alignof(std::max_align_t), "over-aligned types are not pooled");
     Allocator() noexcept = default;
     template <class U>
     Allocator(const Allocator<U>&) noexcept {}
     T* allocate(std::size_t n) {
+        static_assert(alignof(T) <= alignof(std::max_align_t), "over-aligned types are not pooled");
         if (n != 1) return static_cast<T*>(::operator new(n * sizeof(T)));
         return static_cast<T*>(small_pool::allocate(sizeof(T)));
     }

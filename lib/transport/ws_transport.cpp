@@ -1,6 +1,8 @@
 #include "transport/ws_transport.hpp"
 
 #include "log.hpp"
+#include "pooled_post.hpp"
+#include "small_pool.hpp"
 
 #include <websocketpp/client.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
@@ -9,6 +11,7 @@
 #include <websocketpp/message_buffer/message.hpp>
 #include <websocketpp/server.hpp>
 
+#include <asio/bind_allocator.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/post.hpp>
 #include <asio/ssl.hpp>
@@ -165,7 +168,9 @@ private:
 
     template <class MutableBuffers, class Executor>
     void wait_then_read(const MutableBuffers& buffers, std::shared_ptr<ReadSlot> handler, const Executor& executor) {
-        Base::async_wait(wait_read, asio::bind_executor(executor, [this, buffers, handler, executor](
+        // The wait's operation from the pool (see small_pool.hpp), not Asio's per-thread cache.
+        Base::async_wait(wait_read, asio::bind_executor(executor, asio::bind_allocator(small_pool::Allocator<void>(),
+                                                                      [this, buffers, handler, executor](
                                                                       asio::error_code ec) {
             // On error the socket may already be gone: touch nothing of `this`.
             if (ec) return handler->complete(ec, std::size_t{0});
@@ -190,7 +195,7 @@ private:
                 return wait_then_read(buffers, handler, executor);
             spare_slot_ = handler;  // the socket is alive here; complete() frees the slot first
             handler->complete(ec, n);
-        }));
+        })));
     }
 
     void fail_parked() {
