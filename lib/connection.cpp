@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <random>
 #include <thread>
+#include <utility>
 
 namespace iii::detail {
 namespace {
@@ -35,6 +36,14 @@ asio::io_context& io_of(const asio::any_io_executor& executor) {
     throw Error(Errc::Runtime,
                 "the client's executor must be an asio::io_context's (or a strand of one): the "
                 "WebSocket transport runs on an io_context");
+}
+
+// The connection's strand over the io_context's own executor when the client's executor is
+// one (see Connection::io_strand_); nullopt for any other executor.
+std::optional<asio::strand<asio::io_context::executor_type>> io_strand_of(const asio::any_io_executor& executor) {
+    using IoExecutor = asio::io_context::executor_type;
+    if (auto* e = executor.target<IoExecutor>()) return asio::make_strand(*e);
+    return std::nullopt;
 }
 
 core::Config core_config(const std::string& url, const InitOptions& options,
@@ -86,12 +95,14 @@ struct Connection::Waiter {
 Connection::Connection(asio::any_io_executor executor, std::string url, InitOptions options)
     : executor_(std::move(executor)),
       io_(io_of(executor_)),
-      strand_(asio::make_strand(executor_)),
+      io_strand_(io_strand_of(executor_)),
+      any_strand_(io_strand_ ? std::nullopt : std::make_optional(asio::make_strand(executor_))),
+      strand_executor_(io_strand_ ? asio::any_io_executor(*io_strand_) : asio::any_io_executor(*any_strand_)),
       url_(std::move(url)),
       options_(std::move(options)),
       worker_namespace_(resolve_worker_namespace(options_)),
       core_(core_config(url_, options_, worker_namespace_), std::random_device{}()),
-      timer_(strand_) {
+      timer_(strand_executor_) {
     // [telemetry hook] The handshake headers authenticate the telemetry socket too (RBAC); a
     // wss:// telemetry URL uses the worker's TLS settings.
     telemetry_ = telemetry::Telemetry::create(io_, url_, options_.otel.value_or(OtelConfig{}), options_.headers,
@@ -128,7 +139,7 @@ void Connection::stop_handlers() {
 // ---- the pump: core actions to I/O --------------------------------------------------------
 
 void Connection::start() {
-    asio::dispatch(strand_, [self = shared_from_this()] {
+    dispatch_strand([self = shared_from_this()] {
         if (self->started_) return;
         self->started_ = true;
         self->core_.start(Clock::now());
@@ -142,9 +153,9 @@ void Connection::pump() {
     if (pumping_) return;
     pumping_ = true;
     for (;;) {
-        auto actions = core_.take_actions();
-        if (actions.empty()) break;
-        for (auto& a : actions) {
+        core_.take_actions(actions_);  // destroys the previous batch, reuses its capacity
+        if (actions_.empty()) break;
+        for (auto& a : actions_) {
             try {
                 execute(a);
             } catch (const std::exception& e) {
@@ -166,6 +177,7 @@ void Connection::execute(core::Action& action) {
                 if (link_ && link_->opened)
                     if (auto ec = link_->socket->send(a.text, false))
                         log(LogLevel::Info, "send failed: {}", ec.message());
+                frames_->give(std::move(a.text));  // the transport copied it
             } else if constexpr (std::is_same_v<A, act::Ping>) {
                 if (link_) link_->socket->ping();
             } else if constexpr (std::is_same_v<A, act::Close>) {
@@ -239,7 +251,7 @@ void Connection::open_socket() {
         auto self = weak.lock();
         auto link = weak_link.lock();
         if (!self || !link) return;
-        asio::dispatch(self->strand_, [self, link, f = std::move(f)]() mutable {
+        self->dispatch_strand([self, link, f = std::move(f)]() mutable {
             if (self->link_ != link) return;
             f(*self, *link);
             self->pump();
@@ -252,10 +264,14 @@ void Connection::open_socket() {
             c.core_.on_opened(Clock::now());
         });
     };
-    callbacks.on_message = [enter](std::string&& payload, bool binary) {
-        enter([payload = std::move(payload), binary](Connection& c, Link&) {
-            if (binary) return;  // the worker socket carries text frames only
-            c.core_.on_frame(Clock::now(), payload);
+    // The frame travels to the strand in a pooled buffer, swapped with the transport's: its
+    // message keeps a buffer for the next read, and the frame's goes back to the pool after.
+    callbacks.on_message = [enter, frames = frames_](std::string&& payload, bool binary) {
+        std::string frame = frames->take();
+        frame.swap(payload);
+        enter([frame = std::move(frame), binary](Connection& c, Link&) mutable {
+            if (!binary) c.core_.on_frame(Clock::now(), frame);  // the worker socket carries text frames only
+            c.frames_->give(std::move(frame));
         });
     };
     callbacks.on_pong = [enter] { enter([](Connection& c, Link&) { c.core_.on_pong(Clock::now()); }); };
@@ -393,7 +409,7 @@ FunctionRef Connection::add_function(FunctionEntry entry) {
             });
         registration.handler = std::move(slot);
     }
-    asio::dispatch(strand_, [self = shared_from_this(), r = std::move(registration)]() mutable {
+    dispatch_strand([self = shared_from_this(), r = std::move(registration)]() mutable {
         // On the strand, in order with the core: a refusal of an earlier registration of this
         // id is not this one's.
         self->forget_rejection(r.message.id);
@@ -408,7 +424,7 @@ void Connection::remove_function(const std::string& id) {
         std::lock_guard lock(ids_mutex_);
         if (!function_ids_.erase(id)) return;
     }
-    asio::dispatch(strand_, [self = shared_from_this(), id] {
+    dispatch_strand([self = shared_from_this(), id] {
         self->forget_rejection(id);
         self->core_.unregister_function(id);
         self->pump();
@@ -425,7 +441,7 @@ void Connection::add_trigger_type(TriggerTypeEntry entry) {
             throw Error(Errc::Runtime, "trigger type '" + id + "' is already registered");
     }
     core::TriggerTypeRegistration registration{std::move(entry.message), std::move(entry.handler)};
-    asio::dispatch(strand_, [self = shared_from_this(), r = std::move(registration)]() mutable {
+    dispatch_strand([self = shared_from_this(), r = std::move(registration)]() mutable {
         self->core_.register_trigger_type(std::move(r));
         self->pump();
     });
@@ -436,7 +452,7 @@ void Connection::remove_trigger_type(const std::string& id) {
         std::lock_guard lock(ids_mutex_);
         if (!trigger_type_ids_.erase(id)) return;
     }
-    asio::dispatch(strand_, [self = shared_from_this(), id] {
+    dispatch_strand([self = shared_from_this(), id] {
         self->core_.unregister_trigger_type(id);
         self->pump();
     });
@@ -444,7 +460,7 @@ void Connection::remove_trigger_type(const std::string& id) {
 
 void Connection::add_service(RegisterServiceMessage message) {
     if (message.id.empty()) throw Error(Errc::Runtime, "service id must not be empty");
-    asio::dispatch(strand_, [self = shared_from_this(), m = std::move(message)]() mutable {
+    dispatch_strand([self = shared_from_this(), m = std::move(message)]() mutable {
         self->core_.register_service(std::move(m));
         self->pump();
     });
@@ -455,7 +471,7 @@ Trigger Connection::add_trigger(protocol::RegisterTrigger trigger) {
     if (trigger.function_id.empty()) throw Error(Errc::Runtime, "function_id must not be empty");
     if (trigger.id.empty()) trigger.id = protocol::new_uuid();
     Trigger handle(trigger.id, trigger.trigger_type, weak_from_this());
-    asio::dispatch(strand_, [self = shared_from_this(), t = std::move(trigger)]() mutable {
+    dispatch_strand([self = shared_from_this(), t = std::move(trigger)]() mutable {
         self->core_.register_trigger(std::move(t));
         self->pump();
     });
@@ -463,13 +479,17 @@ Trigger Connection::add_trigger(protocol::RegisterTrigger trigger) {
 }
 
 void Connection::remove_trigger(const std::string& id, const std::string& trigger_type) {
-    asio::dispatch(strand_, [self = shared_from_this(), id, trigger_type] {
+    dispatch_strand([self = shared_from_this(), id, trigger_type] {
         self->core_.unregister_trigger(id, trigger_type);
         self->pump();
     });
 }
 
 // ---- invocations (caller side) ------------------------------------------------------------
+
+namespace {
+asio::awaitable<Value> no_result() { co_return Value(); }
+}  // namespace
 
 asio::awaitable<Value> Connection::invoke(std::string function_id, Value payload,
                                           std::optional<TriggerAction> action,
@@ -494,29 +514,35 @@ asio::awaitable<Value> Connection::invoke(std::string function_id, Value payload
     } else {
         telemetry::inject(message.traceparent, message.baggage);
     }
+    // Encoded here, on the caller's thread, into a pooled buffer that goes to the transport.
+    std::string text = frames_->take();
     if (is_void) {
-        std::string text(thread_encoder().encode(message));
-        asio::dispatch(strand_, [self = shared_from_this(), text = std::move(text)]() mutable {
+        text.assign(thread_encoder().encode(message));
+        dispatch_strand([self = shared_from_this(), text = std::move(text)]() mutable {
             self->core_.send_void(std::move(text));
             self->pump();
         });
         if (telemetry_) telemetry_->end_client_span(span, nullptr);  // [telemetry hook]
-        co_return Value();
+        return no_result();
     }
-    message.invocation_id = protocol::new_uuid();
-    std::string text(thread_encoder().encode(message));
+    const InvocationId id = protocol::new_invocation_id();
+    text.assign(thread_encoder().encode(message, id.view()));
     const auto limit = std::min(timeout.value_or(options_.invocation_timeout), max_timeout);
+    if (!telemetry_) return async_call(id, std::move(function_id), std::move(text), limit, asio::use_awaitable);
+    return invoke_traced(std::move(span), id, std::move(function_id), std::move(text), limit);
+}
+
+asio::awaitable<Value> Connection::invoke_traced(telemetry::ClientSpan span, InvocationId invocation_id,
+                                                 std::string function_id, std::string text,
+                                                 std::chrono::milliseconds timeout) {
     auto self = shared_from_this();  // alive across the suspension
-    if (!telemetry_)
-        co_return co_await async_call(std::move(*message.invocation_id), std::move(function_id),
-                                      std::move(text), limit, asio::use_awaitable);
     // [telemetry hook] The span ends with the call: error status when it throws (remote error,
     // timeout, disconnect, cancellation).
     std::exception_ptr failure;
     std::optional<Value> result;
     try {
-        result.emplace(co_await async_call(std::move(*message.invocation_id), std::move(function_id),
-                                           std::move(text), limit, asio::use_awaitable));
+        result.emplace(co_await async_call(invocation_id, std::move(function_id), std::move(text), timeout,
+                                           asio::use_awaitable));
     } catch (...) {
         failure = std::current_exception();
     }
@@ -543,7 +569,7 @@ void Connection::dispatch_handler(core::action::Dispatch& d) {
     }
     // Posted, not started inline: the handler must not run inside the transport's read
     // handler, nor hold the strand until its first suspension.
-    asio::post(executor_, [self, slot, invoke = std::move(d.invoke), generation = d.generation]() mutable {
+    small_pool::post(executor_, [self, slot, invoke = std::move(d.invoke), generation = d.generation]() mutable {
         asio::co_spawn(self->executor_, self->run_handler(std::move(slot), std::move(invoke), generation),
                        asio::detached);
     });
@@ -557,16 +583,25 @@ asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionSlot
     telemetry::ServerSpan span;
     if (telemetry_) span = telemetry_->begin_server_span(invoke.function_id, invoke.traceparent, invoke.baggage);
     // In the frame: a (Value, InvocationContext) handler copies it during the call.
-    const InvocationContext context = make_invocation_context(invoke);
+    // The invocation's fields move into the context (no copies): `invoke` keeps function_id
+    // and data; the reply takes the id back from the context once the handler is done.
+    InvocationContext context;
+    context.function_id = invoke.function_id;
+    context.invocation_id = std::move(invoke.invocation_id);
+    context.metadata = std::move(invoke.metadata);
+    context.traceparent = std::move(invoke.traceparent);
+    context.baggage = std::move(invoke.baggage);
     try {
         if (slot->handler) {
-            auto work = telemetry::with_context(span.context, call_in_scope(context, slot->handler, std::move(invoke.data)));
+            auto start = [&] { return call_in_scope(std::as_const(context), slot->handler, std::move(invoke.data)); };
+            // Without a span, no wrapping coroutine (one frame less per invocation).
+            auto work = span.context ? telemetry::with_context(span.context, start()) : start();
             reply.result = co_await std::move(work);
         } else if (slot->blocking_handler) {
             telemetry::ContextScope scope(span.context);
-            reply.result = call_in_scope(context, slot->blocking_handler, std::move(invoke.data));
+            reply.result = call_in_scope(std::as_const(context), slot->blocking_handler, std::move(invoke.data));
         } else {
-            auto work = telemetry::with_context(span.context, call_in_scope(context, slot->raw_handler, invoke.data.dump()));
+            auto work = telemetry::with_context(span.context, call_in_scope(std::as_const(context), slot->raw_handler, invoke.data.dump()));
             std::string out = co_await std::move(work);
             reply.result = Value::parse(out);
         }
@@ -580,21 +615,22 @@ asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionSlot
     } catch (...) {
         reply.error = RemoteError{"invocation_failed", "handler threw a non-standard exception", std::nullopt};
     }
-    finish_handler(generation, reply, invoke, span);
+    finish_handler(generation, reply, context, span);
 }
 
 void Connection::finish_handler(std::uint64_t generation, protocol::InvocationResult& reply,
-                                const protocol::InvokeFunction& invoke, telemetry::ServerSpan& span) {
+                                InvocationContext& invoke, telemetry::ServerSpan& span) {
     if (reply.error) reply.result.reset();
     if (telemetry_) telemetry_->end_server_span(span, reply.error ? &*reply.error : nullptr);  // [telemetry hook]
     std::optional<std::string> text;
     if (invoke.invocation_id) {
-        reply.invocation_id = *invoke.invocation_id;
-        text.emplace(thread_encoder().encode(reply));  // encoded here, off the strand
+        reply.invocation_id = std::move(*invoke.invocation_id);  // the handler is done with it
+        text.emplace(frames_->take());
+        text->assign(thread_encoder().encode(reply));  // encoded here, off the strand
     } else if (reply.error) {
         log(LogLevel::Warn, "void invocation of {} failed: {}", invoke.function_id, reply.error->message);
     }
-    asio::dispatch(strand_, [self = shared_from_this(), generation, text = std::move(text)]() mutable {
+    dispatch_strand([self = shared_from_this(), generation, text = std::move(text)]() mutable {
         self->core_.handler_finished(Clock::now(), generation, std::move(text));
         self->pump();
     });
@@ -618,7 +654,7 @@ void Connection::dispatch_trigger(core::action::DispatchTrigger& d) {
             result.error = RemoteError{"trigger_registration_failed", e.what(), std::nullopt};
         }
         std::string text(thread_encoder().encode(result));
-        asio::dispatch(self->strand_, [self, generation, text = std::move(text)]() mutable {
+        self->dispatch_strand([self, generation, text = std::move(text)]() mutable {
             self->core_.send_if_current(generation, std::move(text));
             self->pump();
         });
@@ -640,10 +676,10 @@ auto Connection::async_wait_for(std::optional<ConnectionState> target, bool shut
             auto slot = asio::get_associated_cancellation_slot(handler);
             if (slot.is_connected())
                 slot.assign([self, id, on_cancel](asio::cancellation_type) {
-                    asio::post(self->strand_, [self, id, on_cancel] { self->cancel_waiter(id, on_cancel); });
+                    self->post_strand([self, id, on_cancel] { self->cancel_waiter(id, on_cancel); });
                 });
             auto sink = std::make_unique<TypedWaitSink<decltype(handler)>>(std::move(handler), executor_);
-            asio::dispatch(strand_, [self, id, target, shutdown_first, sink = std::move(sink)]() mutable {
+            dispatch_strand([self, id, target, shutdown_first, sink = std::move(sink)]() mutable {
                 self->add_waiter(id, target, shutdown_first, std::move(sink));
             });
         },
@@ -698,7 +734,7 @@ asio::awaitable<bool> Connection::wait_for_state(ConnectionState target, std::ch
 
 void Connection::shutdown() {
     shut_down_ = true;
-    asio::dispatch(strand_, [self = shared_from_this()] {
+    dispatch_strand([self = shared_from_this()] {
         self->core_.shutdown(Clock::now(), false);
         self->pump();
     });

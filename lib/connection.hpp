@@ -11,7 +11,11 @@
 #include "iii/client.hpp"
 #include "iii/options.hpp"
 #include "iii/trigger.hpp"
+#include "invocation_id.hpp"
 #include "protocol.hpp"
+#include "pooled_post.hpp"
+#include "small_pool.hpp"
+#include "string_pool.hpp"
 #include "telemetry_internal.hpp"  // [telemetry hook]
 #include "transport/ws_transport.hpp"
 
@@ -80,8 +84,8 @@ public:
     template <class... Args>
     void complete(Args&&... args) {
         auto executor = work_;
-        asio::post(executor, [h = std::move(handler_), work = std::move(work_),
-                              ... args = std::forward<Args>(args)]() mutable {
+        small_pool::post(executor, [h = std::move(handler_), work = std::move(work_),
+                                    ... args = std::forward<Args>(args)]() mutable {
             asio::get_associated_cancellation_slot(h).clear();
             std::move(h)(std::move(args)...);
         });
@@ -123,7 +127,9 @@ public:
 
     /// Sends an invocation and waits for its result (see Client::trigger). `metadata` goes
     /// out as `invokefunction.metadata`; the `namespace` is invocation_namespace() of
-    /// `function_namespace` and the worker's namespace.
+    /// `function_namespace` and the worker's namespace. Not a coroutine itself: it encodes
+    /// the frame and throws (NotConnected after shutdown, Serde) when called, and returns the
+    /// call's operation, so a call costs one coroutine frame less; callers co_await it at once.
     asio::awaitable<Value> invoke(std::string function_id, Value payload,
                                   std::optional<TriggerAction> action,
                                   std::optional<std::chrono::milliseconds> timeout,
@@ -163,7 +169,7 @@ public:
     /// The caller's executor (handlers run there).
     const asio::any_io_executor& executor() const noexcept { return executor_; }
     /// The connection's strand, as an executor.
-    asio::any_io_executor strand() const { return strand_; }
+    asio::any_io_executor strand() const { return strand_executor_; }
     const InitOptions& options() const noexcept { return options_; }
     /// The worker's namespace, resolved once at construction (InitOptions, else
     /// $III_NAMESPACE); unset: the engine's `default`.
@@ -185,10 +191,10 @@ public:
     /// Starts a call: the frame `text` (invocation `invocation_id`) goes out now or on connect;
     /// completes with void(std::exception_ptr, Value) on the handler's executor.
     template <class Token>
-    auto async_call(std::string invocation_id, std::string function_id, std::string text,
+    auto async_call(InvocationId invocation_id, std::string function_id, std::string text,
                     std::chrono::milliseconds timeout, Token&& token) {
         return asio::async_initiate<Token, void(std::exception_ptr, Value)>(
-            [this](auto handler, std::string id, std::string function, std::string frame,
+            [this](auto handler, InvocationId id, std::string function, std::string frame,
                    std::chrono::milliseconds limit) {
                 this->initiate_call(std::move(handler), std::move(id), std::move(function),
                               std::move(frame), limit);
@@ -210,8 +216,12 @@ private:
     class CallSink;
 
     template <class Handler>
-    void initiate_call(Handler handler, std::string invocation_id, std::string function_id,
+    void initiate_call(Handler handler, InvocationId invocation_id, std::string function_id,
                        std::string text, std::chrono::milliseconds timeout);
+    /// invoke() with telemetry on: the CLIENT span ends with the call.
+    asio::awaitable<Value> invoke_traced(telemetry::ClientSpan span, InvocationId invocation_id,
+                                         std::string function_id, std::string text,
+                                         std::chrono::milliseconds timeout);
     /// A waiter for a state (`target`) or for the end of the run (nullopt). `on_cancel`:
     /// what a cancellation of the waiting coroutine does.
     enum class OnCancel { Withdraw, Shutdown };
@@ -235,12 +245,28 @@ private:
     asio::awaitable<void> run_handler(std::shared_ptr<const FunctionSlot> slot,
                                       protocol::InvokeFunction invoke, std::uint64_t generation);
     void finish_handler(std::uint64_t generation, protocol::InvocationResult& reply,
-                        const protocol::InvokeFunction& invoke, telemetry::ServerSpan& span);
+                        InvocationContext& invoke, telemetry::ServerSpan& span);
     std::shared_ptr<asio::thread_pool> blocking_pool();
 
     asio::any_io_executor executor_;
     asio::io_context& io_;
-    asio::strand<asio::any_io_executor> strand_;
+    // The one strand. Over the io_context's executor type itself when the client's executor is
+    // a plain io_context executor: Asio 1.22's any_io_executor allocates the result of every
+    // property query, and a strand over one queries `blocking` on each dispatch from outside.
+    // Over the client's executor otherwise (a strand of it, nested, as documented).
+    std::optional<asio::strand<asio::io_context::executor_type>> io_strand_;
+    std::optional<asio::strand<asio::any_io_executor>> any_strand_;
+    asio::any_io_executor strand_executor_;  // the same strand, type-erased
+    template <class F>
+    void dispatch_strand(F&& f) {
+        if (io_strand_) asio::dispatch(*io_strand_, std::forward<F>(f));
+        else asio::dispatch(*any_strand_, std::forward<F>(f));
+    }
+    template <class F>
+    void post_strand(F&& f) {
+        if (io_strand_) asio::post(*io_strand_, std::forward<F>(f));
+        else asio::post(*any_strand_, std::forward<F>(f));
+    }
     std::string url_;
     InitOptions options_;
     std::optional<std::string> worker_namespace_;  // const after construction
@@ -252,12 +278,17 @@ private:
     core::TimePoint timer_at_ = core::never;  // expiry of the outstanding wait
     std::uint64_t timer_seq_ = 0;
     bool pumping_ = false;
+    std::vector<core::Action> actions_;  // pump()'s batch, its capacity kept between events
     bool started_ = false;
     std::list<Waiter> waiters_;
 
     // ---- snapshots and cross-thread bits (atomics; documented where read) ----
     std::atomic<ConnectionState> state_{ConnectionState::Disconnected};
     std::shared_ptr<std::atomic<std::size_t>> live_calls_ = std::make_shared<std::atomic<std::size_t>>(0);
+    // Frame buffers: encoded calls and replies are written into these and given back once
+    // sent; received frames swap theirs with the transport's. Shared with the transport
+    // callbacks, which may outlive a Connection by a few handlers.
+    std::shared_ptr<StringPool> frames_ = std::make_shared<StringPool>();
     std::atomic<bool> shut_down_{false};  // shutdown requested: new calls fail at once
     // The worker id as published by the strand for other threads: a copy behind its own small
     // lock (not connection state: the strand never reads it back). Not std::atomic<shared_ptr>,
@@ -325,6 +356,10 @@ template <class Handler>
 class Connection::CallSink final : public core::PendingSink {
 public:
     explicit CallSink(std::shared_ptr<CallCompletion<Handler>> shared) : shared_(std::move(shared)) {}
+    // One per call: recycled (the core deletes it through PendingSink's virtual destructor,
+    // which calls these).
+    static void* operator new(std::size_t size) { return small_pool::allocate(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { small_pool::deallocate(p, size); }
     void complete(core::CallOutcome outcome) override {
         if (shared_->claim()) shared_->completion.complete(std::move(outcome.error), std::move(outcome.value));
     }
@@ -344,10 +379,12 @@ private:
 };
 
 template <class Handler>
-void Connection::initiate_call(Handler handler, std::string invocation_id, std::string function_id,
+void Connection::initiate_call(Handler handler, InvocationId invocation_id, std::string function_id,
                                std::string text, std::chrono::milliseconds timeout) {
     auto self = shared_from_this();
-    auto shared = std::make_shared<CallCompletion<Handler>>(std::move(handler), executor_, live_calls_);
+    // The completion and its control block in one recycled block.
+    auto shared = std::allocate_shared<CallCompletion<Handler>>(small_pool::Allocator<CallCompletion<Handler>>(),
+                                                                std::move(handler), executor_, live_calls_);
     // Runs on the caller's thread: the slot is the caller's, and so is this assignment. The
     // cancellation handler runs there too: it completes the call at once (posted to the
     // caller's executor) and only posts the clean-up onto the strand, so it touches no
@@ -363,7 +400,7 @@ void Connection::initiate_call(Handler handler, std::string invocation_id, std::
                     std::make_exception_ptr(std::system_error(asio::error::operation_aborted,
                                                               "invocation of " + function + " cancelled")),
                     Value());
-            asio::post(self->strand_, [self, id] {
+            self->post_strand([self, id] {
                 self->core_.cancel(id);
                 self->pump();
             });
@@ -375,7 +412,7 @@ void Connection::initiate_call(Handler handler, std::string invocation_id, std::
     call.timeout = timeout;
     call.deadline = core::Clock::now() + timeout;
     call.sink = std::make_unique<CallSink<Handler>>(std::move(shared));
-    asio::dispatch(strand_, [self, call = std::move(call)]() mutable {
+    dispatch_strand([self, call = std::move(call)]() mutable {
         self->core_.invoke(core::Clock::now(), std::move(call));
         self->pump();
     });

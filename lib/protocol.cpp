@@ -595,6 +595,16 @@ std::optional<Value> opt_json(Fields& f, Field field) {
 
 std::string take_string(const Fields& f, Field field) { return std::string(f.strings[field]); }
 
+// opt_string into an existing optional, reusing its string's capacity.
+void assign_opt_string(std::optional<std::string>& out, const Fields& f, Field field) {
+    if ((f.present & bit(field)) && !(f.null & bit(field))) {
+        if (out) out->assign(f.strings[field]);
+        else out.emplace(f.strings[field]);
+    } else {
+        out.reset();
+    }
+}
+
 // Builds the message; every required field has been checked.
 void build(std::size_t kind, Fields& f, Message& out) {
     switch (kind) {
@@ -665,15 +675,22 @@ void build(std::size_t kind, Fields& f, Message& out) {
             break;
         }
         case index_of<InvocationResult>(): {
-            InvocationResult& m = out.emplace<InvocationResult>();
+            // An InvocationResult already in `out` (a decoder's caller that keeps its Message
+            // between frames) is overwritten field by field: its strings keep their capacity,
+            // so a steady stream of results allocates nothing here but the result itself.
+            auto* reused = std::get_if<InvocationResult>(&out);
+            InvocationResult& m = reused ? *reused : out.emplace<InvocationResult>();
             m.invocation_id.assign(f.invocation_id, sizeof f.invocation_id);
-            m.function_id = take_string(f, F_function_id);
+            m.function_id.assign(f.strings[F_function_id]);
             // `result: null` stays a present null; callers treat it like absence.
             if (f.present & bit(F_result)) m.result = std::move(f.result);
+            else m.result.reset();
             if ((f.present & bit(F_error)) && !(f.null & bit(F_error)))
                 m.error = std::move(f.error);
-            m.traceparent = opt_string(f, F_traceparent);
-            m.baggage = opt_string(f, F_baggage);
+            else
+                m.error.reset();
+            assign_opt_string(m.traceparent, f, F_traceparent);
+            assign_opt_string(m.baggage, f, F_baggage);
             break;
         }
         case index_of<RegisterService>(): {
@@ -711,9 +728,10 @@ class FrameWriter {
 public:
     explicit FrameWriter(JsonWriter& w) : w_(w) {}
 
-    void begin(const Message& m) {
+    void begin(const Message& m) { begin(m.index()); }
+    void begin(std::size_t index) {
         w_.StartObject();
-        string("type", type_names[m.index()]);
+        string("type", type_names[index]);
     }
     void end() { w_.EndObject(); }
 
@@ -855,9 +873,13 @@ public:
         string("function_id", m.function_id);
         if (m.error) error_body("error", *m.error);
     }
-    void operator()(const InvokeFunction& m) {
+    void operator()(const InvokeFunction& m) { invoke(m, nullptr); }
+    // `id`, when given, is written instead of m.invocation_id.
+    void invoke(const InvokeFunction& m, const std::string_view* id) {
         // Always present, null for fire-and-forget: the Rust SDK's form.
-        if (m.invocation_id) {
+        if (id) {
+            string("invocation_id", *id);
+        } else if (m.invocation_id) {
             string("invocation_id", *m.invocation_id);
         } else {
             key("invocation_id");
@@ -1075,6 +1097,48 @@ std::string_view Encoder::encode(const Message& message) {
     return {im.buffer.GetString(), im.buffer.GetSize()};
 }
 
+std::string_view Encoder::encode(const InvokeFunction& message) { return encode_invoke(message, nullptr); }
+
+std::string_view Encoder::encode(const InvokeFunction& message, std::string_view invocation_id) {
+    return encode_invoke(message, &invocation_id);
+}
+
+std::string_view Encoder::encode_invoke(const InvokeFunction& message, const std::string_view* invocation_id) {
+    Impl& im = *impl_;
+    trim_after_write(im.buffer);
+    im.buffer.Clear();
+    im.writer.Reset(im.buffer);
+    FrameWriter w(im.writer);
+    try {
+        w.begin(index_of<InvokeFunction>());
+        w.invoke(message, invocation_id);
+        w.end();
+    } catch (const InvalidUtf8& e) {
+        throw Error(Errc::Serde,
+                    fmt::format("cannot encode {}: {}", type_names[index_of<InvokeFunction>()], e.describe()));
+    }
+    return {im.buffer.GetString(), im.buffer.GetSize()};
+}
+
+std::string_view Encoder::encode(const InvocationResult& message) {
+    Impl& im = *impl_;
+    trim_after_write(im.buffer);
+    const auto write = [&](const InvocationResult& m) {
+        im.buffer.Clear();
+        im.writer.Reset(im.buffer);
+        FrameWriter w(im.writer);
+        w.begin(index_of<InvocationResult>());
+        w(m);
+        w.end();
+    };
+    try {
+        write(message);
+    } catch (const InvalidUtf8& e) {
+        write(encodable_reply(message, e));
+    }
+    return {im.buffer.GetString(), im.buffer.GetSize()};
+}
+
 void check_encodable(const Message& message) {
     thread_local Encoder scratch;
     (void)scratch.encode(message);
@@ -1089,7 +1153,20 @@ std::optional<std::string> canonical_uuid(std::string_view text) {
     return std::string(out, sizeof out);
 }
 
+InvocationId new_invocation_id() {
+    InvocationId id;
+    write_uuid(id.data());
+    id.resize(InvocationId::capacity);
+    return id;
+}
+
 std::string new_uuid() {
+    std::string out(36, '-');
+    write_uuid(out.data());
+    return out;
+}
+
+void write_uuid(char* out) {
     // Seeded once per thread from the OS; mt19937_64 is not cryptographic, which is fine for
     // ids that only need to be unique (the reference SDKs use v4 the same way).
     thread_local std::mt19937_64 rng = [] {
@@ -1103,15 +1180,13 @@ std::string new_uuid() {
     hi = (hi & ~(std::uint64_t{0xF} << 12)) | (std::uint64_t{0x4} << 12);  // version 4
     lo = (lo & ~(std::uint64_t{0x3} << 62)) | (std::uint64_t{0x2} << 62);  // RFC 4122 variant
     static constexpr char digits[] = "0123456789abcdef";
-    std::string out(36, '-');
     std::size_t o = 0;
     for (int i = 0; i < 32; ++i) {
-        if (o == 8 || o == 13 || o == 18 || o == 23) ++o;
+        if (o == 8 || o == 13 || o == 18 || o == 23) out[o++] = '-';
         const std::uint64_t word = i < 16 ? hi : lo;
         const int shift = 60 - 4 * (i % 16);
         out[o++] = digits[(word >> shift) & 0xF];
     }
-    return out;
 }
 
 const char* type_name(const Message& message) noexcept {

@@ -6,6 +6,7 @@
 #include "iii/error.hpp"
 #include "iii/json.hpp"
 #include "iii/types.hpp"
+#include "invocation_id.hpp"
 
 #include <memory>
 #include <optional>
@@ -152,8 +153,16 @@ public:
     /// error reply instead: the handler's own error with invalid bytes replaced by U+FFFD, or
     /// `invocation_failed` "the result of <function> cannot be sent: <path>: ...".
     std::string_view encode(const Message& message);
+    /// The same for the per-call messages, without copying them (payload and result
+    /// included) into a Message first.
+    std::string_view encode(const InvokeFunction& message);
+    std::string_view encode(const InvocationResult& message);
+    /// An invokefunction with `invocation_id` written instead of message.invocation_id (the
+    /// caller's ids are InvocationIds, not strings).
+    std::string_view encode(const InvokeFunction& message, std::string_view invocation_id);
 
 private:
+    std::string_view encode_invoke(const InvokeFunction& message, const std::string_view* invocation_id);
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
@@ -169,6 +178,10 @@ std::optional<std::string> canonical_uuid(std::string_view text);
 
 /// A random (version 4) UUID in canonical form.
 std::string new_uuid();
+/// The same as an InvocationId (no allocation).
+InvocationId new_invocation_id();
+/// Writes a fresh random v4 UUID's 36 characters (canonical form) to `out`.
+void write_uuid(char* out);
 
 /// The `type` string of a message ("invokefunction", ...).
 const char* type_name(const Message& message) noexcept;

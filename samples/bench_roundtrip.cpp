@@ -36,12 +36,16 @@
 // each process: the caller (getrusage), the echo worker (getrusage in the child, reported over
 // its stdout when the parent writes "cpu" to its stdin), the engine when its pid is known, the
 // relay and the floor's echo server (/proc/<pid>/task/*/schedstat); the floor client and both
-// raw threads per thread (RUSAGE_THREAD).
+// raw threads per thread (RUSAGE_THREAD). SDK phases also count the heap allocations (and
+// bytes) per call of the caller and of the echo worker (every malloc of the process,
+// samples/alloc_counter.cpp; not in sanitizer builds) and sample both processes' RSS before and
+// after the calls: `--rounds 1 --calls 1000000` shows whether memory stays flat.
 
 #include <cstddef>  // first: see lib/transport/ws_transport.hpp
 
 #include <iii/iii.hpp>
 
+#include "alloc_counter.hpp"
 #include "bench_support.hpp"
 #include "transport/ws_transport.hpp"
 
@@ -267,13 +271,45 @@ std::optional<std::int64_t> process_cpu_us(pid_t pid) {
     return (utime + stime) * 1000000 / sysconf(_SC_CLK_TCK);
 }
 
-// Cumulative CPU µs of the echo worker, asked over its stdin/stdout.
-std::int64_t echo_cpu_us(Child& echo) {
+// This process's resident set (VmRSS of /proc/self/status), kB; 0 when unreadable.
+std::int64_t rss_kb() {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6);
+    return 0;
+}
+
+// One process's cumulative counters: CPU µs, heap allocations and bytes (alloc_counter.hpp),
+// and its resident set now.
+struct Usage {
+    std::int64_t cpu_us = 0;
+    std::uint64_t allocations = 0;
+    std::uint64_t allocated_bytes = 0;
+    std::int64_t rss_kb = 0;
+};
+
+Usage self_usage() {
+    const bench::AllocationCount a = bench::allocation_count();
+    return {rusage_us(RUSAGE_SELF), a.allocations, a.bytes, rss_kb()};
+}
+
+// The echo worker's, asked over its stdin/stdout ("cpu" -> "cpu US ALLOCATIONS BYTES RSS_KB").
+Usage echo_usage(Child& echo) {
     echo.write_line("cpu");
     for (;;) {
         auto line = echo.read_line(std::chrono::seconds(5));
         if (!line) throw std::runtime_error("the echo worker did not report its CPU time");
-        if (line->rfind("cpu ", 0) == 0) return std::atoll(line->c_str() + 4);
+        if (line->rfind("cpu ", 0) != 0) continue;
+        Usage u;
+        long long cpu = 0, rss = 0;
+        unsigned long long allocations = 0, bytes = 0;
+        if (std::sscanf(line->c_str() + 4, "%lld %llu %llu %lld", &cpu, &allocations, &bytes, &rss) != 4)
+            throw std::runtime_error("the echo worker's usage line is malformed: " + *line);
+        u.cpu_us = cpu;
+        u.allocations = allocations;
+        u.allocated_bytes = bytes;
+        u.rss_kb = rss;
+        return u;
     }
 }
 
@@ -288,6 +324,11 @@ struct Phase {
     double p50_us = 0, p99_us = 0, p999_us = 0, mean_us = 0, max_us = 0;
     std::vector<std::pair<double, double>> cdf;  // (quantile, µs): the latency distribution
     std::vector<std::pair<std::string, double>> cpu_us_per_call;
+    // SDK paths only: heap allocations and bytes per call ("caller", "echo"), and each
+    // process's resident set before and after the measured calls (kB).
+    std::vector<std::pair<std::string, double>> allocations_per_call;
+    std::vector<std::pair<std::string, double>> allocated_bytes_per_call;
+    std::vector<std::pair<std::string, std::pair<std::int64_t, std::int64_t>>> rss_kb;
 
     std::optional<double> cpu(const std::string& who) const {
         for (const auto& [name, us] : cpu_us_per_call)
@@ -357,6 +398,19 @@ Phase median_phase(const std::vector<Phase>& rounds) {
             if (auto c = p.cpu(who)) v.push_back(*c);
         us = median(std::move(v));
     }
+    auto med_named = [&](auto member) {
+        for (std::size_t i = 0; i < (m.*member).size(); ++i) {
+            std::vector<double> v;
+            for (const auto& p : rounds)
+                if (i < (p.*member).size()) v.push_back((p.*member)[i].second);
+            (m.*member)[i].second = median(std::move(v));
+        }
+    };
+    med_named(&Phase::allocations_per_call);
+    med_named(&Phase::allocated_bytes_per_call);
+    // RSS: the first round's start and the last round's end (growth over the whole run).
+    for (std::size_t i = 0; i < m.rss_kb.size(); ++i)
+        if (i < rounds.back().rss_kb.size()) m.rss_kb[i].second.second = rounds.back().rss_kb[i].second.second;
     // The distribution point by point: each quantile's median over the rounds.
     for (std::size_t i = 0; i < m.cdf.size(); ++i) {
         std::vector<double> v;
@@ -740,7 +794,10 @@ int run_echo_worker(const Options& o) {
     std::string line;
     while (std::getline(std::cin, line)) {
         if (line == "cpu") {
-            std::printf("cpu %lld\n", static_cast<long long>(rusage_us(RUSAGE_SELF)));
+            const Usage u = self_usage();
+            std::printf("cpu %lld %llu %llu %lld\n", static_cast<long long>(u.cpu_us),
+                        static_cast<unsigned long long>(u.allocations),
+                        static_cast<unsigned long long>(u.allocated_bytes), static_cast<long long>(u.rss_kb));
             std::fflush(stdout);
         } else if (line == "quit") {
             break;
@@ -796,19 +853,29 @@ struct Bench {
     Phase run_sdk(SdkRun& sdk, const std::string& mode, std::size_t window) {
         std::vector<std::int64_t> warm(*o.warmup), latency(o.calls);
         run_on(io, calls(sdk, warm, window));
-        const std::int64_t echo0 = echo_cpu_us(sdk.echo);
+        const Usage echo0 = echo_usage(sdk.echo);
         const auto engine0 = sdk.engine_pid > 0 ? process_cpu_us(sdk.engine_pid) : std::nullopt;
-        const std::int64_t caller0 = rusage_us(RUSAGE_SELF);
+        const Usage caller0 = self_usage();
         const auto t0 = Clock::now();
         run_on(io, calls(sdk, latency, window));
         const auto elapsed = Clock::now() - t0;
-        const std::int64_t caller1 = rusage_us(RUSAGE_SELF);
+        const Usage caller1 = self_usage();
         const auto engine1 = sdk.engine_pid > 0 ? process_cpu_us(sdk.engine_pid) : std::nullopt;
-        const std::int64_t echo1 = echo_cpu_us(sdk.echo);
+        const Usage echo1 = echo_usage(sdk.echo);
         Phase p = summarize(mode, window, latency, elapsed);
         const double n = static_cast<double>(o.calls);
-        p.cpu_us_per_call = {{"caller", static_cast<double>(caller1 - caller0) / n},
-                             {"echo", static_cast<double>(echo1 - echo0) / n}};
+        p.cpu_us_per_call = {{"caller", static_cast<double>(caller1.cpu_us - caller0.cpu_us) / n},
+                             {"echo", static_cast<double>(echo1.cpu_us - echo0.cpu_us) / n}};
+        // (The other paths' threads of this process are idle meanwhile: the caller's figure
+        // is the caller's alone, the bench's own call loop included.)
+        if (bench::allocation_counting()) {
+            p.allocations_per_call = {{"caller", static_cast<double>(caller1.allocations - caller0.allocations) / n},
+                                      {"echo", static_cast<double>(echo1.allocations - echo0.allocations) / n}};
+            p.allocated_bytes_per_call = {
+                {"caller", static_cast<double>(caller1.allocated_bytes - caller0.allocated_bytes) / n},
+                {"echo", static_cast<double>(echo1.allocated_bytes - echo0.allocated_bytes) / n}};
+        }
+        p.rss_kb = {{"caller", {caller0.rss_kb, caller1.rss_kb}}, {"echo", {echo0.rss_kb, echo1.rss_kb}}};
         if (engine0 && engine1) p.cpu_us_per_call.emplace_back("engine", static_cast<double>(*engine1 - *engine0) / n);
         return p;
     }
@@ -916,6 +983,17 @@ iii::Value phase_json(const Phase& p) {
     v.set("calls", p.calls).set("inflight", p.inflight).set("seconds", round2(p.seconds));
     v.set("calls_per_s", std::round(p.calls_per_s)).set("latency_us", std::move(latency));
     v.set("cpu_us_per_call", std::move(cpu));
+    if (!p.allocations_per_call.empty()) {
+        iii::Value allocations = iii::Value::object(), bytes = iii::Value::object();
+        for (const auto& [who, x] : p.allocations_per_call) allocations.set(who, round2(x));
+        for (const auto& [who, x] : p.allocated_bytes_per_call) bytes.set(who, std::round(x));
+        v.set("allocations_per_call", std::move(allocations)).set("allocated_bytes_per_call", std::move(bytes));
+    }
+    if (!p.rss_kb.empty()) {
+        iii::Value rss = iii::Value::object();
+        for (const auto& [who, kb] : p.rss_kb) rss.set(who, iii::Value::array({kb.first, kb.second}));
+        v.set("rss_kb_before_after", std::move(rss));
+    }
     iii::Value q = iii::Value::array(), us = iii::Value::array();
     for (const auto& [quantile, micros] : p.cdf) {
         q.push_back(quantile);
@@ -1075,6 +1153,30 @@ void print_table(const Report& rep) {
                             cpu.c_str());
             }
     }
+    bool counted = false;
+    for (const char* mode : modes)
+        for (const Path path : paths_of(o)) {
+            const Phase& p = med.at(path_key(path)).at(mode);
+            if (p.rss_kb.empty()) continue;
+            if (!counted) {
+                std::printf("\n%-24s %s\n", "", "heap allocations (bytes) per call; RSS kB, first round's start -> last round's end");
+                counted = true;
+            }
+            std::string cells;
+            for (std::size_t i = 0; i < p.rss_kb.size(); ++i) {
+                char cell[128];
+                const auto& [who, kb] = p.rss_kb[i];
+                if (i < p.allocations_per_call.size())
+                    std::snprintf(cell, sizeof cell, "%s%s %.1f (%.0f B), RSS %lld -> %lld", cells.empty() ? "" : "   ",
+                                  who.c_str(), p.allocations_per_call[i].second, p.allocated_bytes_per_call[i].second,
+                                  static_cast<long long>(kb.first), static_cast<long long>(kb.second));
+                else
+                    std::snprintf(cell, sizeof cell, "%s%s RSS %lld -> %lld", cells.empty() ? "" : "   ", who.c_str(),
+                                  static_cast<long long>(kb.first), static_cast<long long>(kb.second));
+                cells += cell;
+            }
+            std::printf("%-24s %s\n", label(path_label(path), p).c_str(), cells.c_str());
+        }
     std::printf("\nNote: %s\nCPU: getrusage of the caller and echo worker processes; the engine's, "
                 "relay's and floor echo server's threads from /proc; the floor client and the raw "
                 "threads per thread.\n",

@@ -55,8 +55,10 @@ def role(path):
 
 
 def mallocs(path):
-    """Calls of malloc, from the calls= lines under each cfn=malloc."""
-    names, cfn, total = {}, None, 0
+    """Calls of malloc, from the calls= lines under each cfn=malloc. The bench executables
+    interpose malloc (samples/alloc_counter.cpp) and forward to glibc's, which callgrind may
+    name malloc too: calls made from a function named malloc are not counted twice."""
+    names, fn, cfn, total = {}, None, None, 0
     with open(path, errors="replace") as f:
         for line in f:
             m = re.match(r"^(fn|cfn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
@@ -64,11 +66,15 @@ def mallocs(path):
                 kind, ident, name = m.groups()
                 if name:
                     names[ident] = name
-                cfn = names.get(ident) if kind == "cfn" else None
+                if kind == "fn":
+                    fn, cfn = names.get(ident), None
+                else:
+                    cfn = names.get(ident)
                 continue
             m = re.match(r"^calls=(\d+)", line)
             if m and cfn == "malloc":
-                total += int(m.group(1))
+                if fn != "malloc":
+                    total += int(m.group(1))
                 cfn = None
     return total
 

@@ -309,6 +309,139 @@ inline size_t byte_mask_circ(uint8_t * input, uint8_t * output, size_t length,
             this->handle_write_frame(ec);
         })
 """),
+    # Each send that finds the writer idle dispatches write_frame as a std::function made from
+    # a bind of a member pointer and a shared_ptr (32 bytes: beyond libstdc++'s 16-byte small
+    # buffer, and not trivially copyable), which the strand wrap and its rewrapping copy again:
+    # three allocations per message. iii_post (below) hands asio the lambda itself.
+    ("impl/connection_impl.hpp",
+     """\
+        write_push(outgoing_msg);
+        needs_writing = !m_write_flag && !m_send_queue.empty();
+    }
+
+    if (needs_writing) {
+        transport_con_type::dispatch(lib::bind(
+            &type::write_frame,
+            type::get_shared()
+        ));
+    }
+""",
+     """\
+        write_push(outgoing_msg);
+        needs_writing = !m_write_flag && !m_send_queue.empty();
+    }
+
+    if (needs_writing) {
+        // iii: no std::function (see transport/asio/connection.hpp iii_post)
+        transport_con_type::iii_post([self = type::get_shared()] { self->write_frame(); });
+    }
+"""),
+    # The same after a write completes with more queued (pipelined sends).
+    ("impl/connection_impl.hpp",
+     """\
+        needs_writing = !m_send_queue.empty();
+    }
+
+    if (needs_writing) {
+        transport_con_type::dispatch(lib::bind(
+            &type::write_frame,
+            type::get_shared()
+        ));
+    }
+""",
+     """\
+        needs_writing = !m_send_queue.empty();
+    }
+
+    if (needs_writing) {
+        // iii: no std::function (see transport/asio/connection.hpp iii_post)
+        transport_con_type::iii_post([self = type::get_shared()] { self->write_frame(); });
+    }
+"""),
+    ("transport/asio/connection.hpp",
+     """\
+    lib::error_code dispatch(dispatch_handler handler) {
+        if (config::enable_multithreading) {
+            m_io_service->post(m_strand->wrap(handler));
+        } else {
+            m_io_service->post(handler);
+        }
+        return lib::error_code();
+    }
+""",
+     """\
+    lib::error_code dispatch(dispatch_handler handler) {
+        if (config::enable_multithreading) {
+            m_io_service->post(m_strand->wrap(handler));
+        } else {
+            m_io_service->post(handler);
+        }
+        return lib::error_code();
+    }
+
+    // iii: dispatch() for a handler that is not wrapped in a std::function first: asio stores
+    // it in its recycled operation memory.
+    template <typename Handler>
+    void iii_post(Handler && handler) {
+        if (config::enable_multithreading) {
+            m_io_service->post(m_strand->wrap(std::forward<Handler>(handler)));
+        } else {
+            m_io_service->post(std::forward<Handler>(handler));
+        }
+    }
+"""),
+    # async_write passes its buffer vector by value into asio's write operation, which copies
+    # it (an allocation per write); a span of it is enough: m_bufs lives, unchanged, until
+    # handle_async_write clears it.
+    ("transport/asio/connection.hpp",
+     """\
+            m_bufs.push_back(lib::asio::buffer((*it).buf,(*it).len));
+        }
+
+        if (config::enable_multithreading) {
+            lib::asio::async_write(
+                socket_con_type::get_socket(),
+                m_bufs,
+                m_strand->wrap(make_custom_alloc_handler(
+                    m_write_handler_allocator,
+                    lib::bind(
+                        &type::handle_async_write, get_shared(),
+                        handler,
+                        lib::placeholders::_1, lib::placeholders::_2
+                    )
+                ))
+            );
+        } else {
+            lib::asio::async_write(
+                socket_con_type::get_socket(),
+                m_bufs,
+                make_custom_alloc_handler(""",
+     """\
+            m_bufs.push_back(lib::asio::buffer((*it).buf,(*it).len));
+        }
+
+        if (config::enable_multithreading) {
+            lib::asio::async_write(
+                socket_con_type::get_socket(),
+                std::span<lib::asio::const_buffer const>(m_bufs), // iii: not a copy
+                m_strand->wrap(make_custom_alloc_handler(
+                    m_write_handler_allocator,
+                    lib::bind(
+                        &type::handle_async_write, get_shared(),
+                        handler,
+                        lib::placeholders::_1, lib::placeholders::_2
+                    )
+                ))
+            );
+        } else {
+            lib::asio::async_write(
+                socket_con_type::get_socket(),
+                std::span<lib::asio::const_buffer const>(m_bufs), // iii: not a copy
+                make_custom_alloc_handler("""),
+    ("transport/asio/connection.hpp",
+     "#include <websocketpp/transport/asio/base.hpp>\n",
+     "#include <websocketpp/transport/asio/base.hpp>\n"
+     "#include <span> // iii\n"),
     # Messages from a per-connection pool (lib/wspp/iii_wspp_pool.hpp) instead of a make_shared
     # message and a new payload buffer per frame read, message sent and frame written.
     ("message_buffer/alloc.hpp",

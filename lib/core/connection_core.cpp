@@ -41,6 +41,12 @@ std::vector<Action> ConnectionCore::take_actions() {
     return out;
 }
 
+void ConnectionCore::take_actions(std::vector<Action>& out) {
+    rearm();
+    out.clear();
+    out.swap(actions_);
+}
+
 void ConnectionCore::log(int level, std::string text) { emit(action::Log{level, std::move(text)}); }
 
 void ConnectionCore::set_state(ConnectionState next) {
@@ -272,7 +278,7 @@ void ConnectionCore::on_timer(TimePoint now) {
 
 void ConnectionCore::expire_calls(TimePoint now) {
     while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
-        const std::string id = deadlines_.begin()->second;
+        const InvocationId id = deadlines_.begin()->second;
         auto it = pending_.find(id);
         if (it == pending_.end()) {  // cannot happen: entries leave with their call
             deadlines_.erase(deadlines_.begin());
@@ -296,7 +302,8 @@ void ConnectionCore::on_pong(TimePoint now) {
 void ConnectionCore::on_frame(TimePoint now, std::string_view text) {
     if (phase_ != Phase::Open && phase_ != Phase::Closing) return;  // a socket we gave up on
     last_rx_ = now;
-    protocol::Message message;
+    // Kept between frames: the decoder overwrites a result in place (see Decoder::decode).
+    protocol::Message& message = frame_;
     protocol::DecodeFailure failure;
     if (!decoder_.decode(text, message, failure)) {
         log(warn, "malformed frame from the engine skipped: " + failure.reason);
@@ -347,7 +354,8 @@ void ConnectionCore::on_frame(TimePoint now, std::string_view text) {
 }
 
 void ConnectionCore::handle_result(protocol::InvocationResult&& result) {
-    if (!pending_.count(result.invocation_id)) {
+    const InvocationId id(result.invocation_id);
+    if (!pending_.count(id)) {
         // Cancelled, timed out, or a duplicate: the call is over and its slot gone.
         log(debug, "result for unknown invocation " + result.invocation_id + " ignored");
         return;
@@ -357,7 +365,7 @@ void ConnectionCore::handle_result(protocol::InvocationResult&& result) {
         outcome.error = std::make_exception_ptr(Error(std::move(*result.error)));
     else if (result.result)
         outcome.value = std::move(*result.result);
-    complete(result.invocation_id, std::move(outcome));
+    complete(id, std::move(outcome));
 }
 
 void ConnectionCore::reply_error(const protocol::InvokeFunction& invoke, const char* code,
@@ -516,7 +524,7 @@ void ConnectionCore::invoke(TimePoint /*now*/, Call call) {
         emit(action::Complete{std::move(call.sink),
                               CallOutcome{Value(), std::make_exception_ptr(Error(
                                                        Errc::Runtime, "duplicate invocation id " +
-                                                                          call.invocation_id))}});
+                                                                          call.invocation_id.str()))}});
         return;
     }
     auto& p = pending_[call.invocation_id];
@@ -536,14 +544,19 @@ void ConnectionCore::send_void(std::string text) {
     send_or_queue(std::move(text), {});
 }
 
-void ConnectionCore::send_or_queue(std::string text, std::string invocation_id) {
-    if (!invocation_id.empty() && !pending_.count(invocation_id)) return;  // over already
+void ConnectionCore::send_or_queue(std::string text, const InvocationId& invocation_id) {
+    Pending* pending = nullptr;
+    if (!invocation_id.empty()) {
+        auto it = pending_.find(invocation_id);
+        if (it == pending_.end()) return;  // over already
+        pending = &it->second;
+    }
     if (connected()) {
         emit(action::Send{std::move(text)});
-        if (!invocation_id.empty()) pending_[invocation_id].sent = true;
+        if (pending) pending->sent = true;
         return;
     }
-    outbound_.push_back({std::move(text), std::move(invocation_id)});
+    outbound_.push_back({std::move(text), invocation_id});
     const std::size_t limit = std::max<std::size_t>(config_.reconnection.max_pending_messages, 1);
     while (outbound_.size() > limit) {
         Outbound dropped = std::move(outbound_.front());
@@ -554,14 +567,14 @@ void ConnectionCore::send_or_queue(std::string text, std::string invocation_id) 
     }
 }
 
-void ConnectionCore::cancel(const std::string& invocation_id) {
+void ConnectionCore::cancel(const InvocationId& invocation_id) {
     auto it = pending_.find(invocation_id);
     if (it == pending_.end()) return;
     auto outcome = CallOutcome{Value(), cancelled(it->second.function_id)};
     complete(invocation_id, std::move(outcome));
 }
 
-void ConnectionCore::complete(const std::string& invocation_id, CallOutcome outcome) {
+void ConnectionCore::complete(const InvocationId& invocation_id, CallOutcome outcome) {
     auto it = pending_.find(invocation_id);
     if (it == pending_.end()) return;
     if (!it->second.sent) {
@@ -576,12 +589,12 @@ void ConnectionCore::complete(const std::string& invocation_id, CallOutcome outc
     emit(action::Complete{std::move(sink), std::move(outcome)});
 }
 
-void ConnectionCore::fail(const std::string& invocation_id, const Error& error) {
+void ConnectionCore::fail(const InvocationId& invocation_id, const Error& error) {
     complete(invocation_id, CallOutcome{Value(), std::make_exception_ptr(error)});
 }
 
 void ConnectionCore::fail_sent(const Error& error) {
-    std::vector<std::string> ids;
+    std::vector<InvocationId> ids;
     for (auto& [id, p] : pending_)
         if (p.sent) ids.push_back(id);
     std::sort(ids.begin(), ids.end());  // a stable order for tests and logs
@@ -589,7 +602,7 @@ void ConnectionCore::fail_sent(const Error& error) {
 }
 
 void ConnectionCore::fail_all(const Error& error) {
-    std::vector<std::string> ids;
+    std::vector<InvocationId> ids;
     for (auto& [id, p] : pending_) ids.push_back(id);
     std::sort(ids.begin(), ids.end());
     for (auto& id : ids) fail(id, error);

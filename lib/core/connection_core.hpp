@@ -9,6 +9,8 @@
 // Not thread-safe: one caller at a time (the strand).
 
 #include "backoff.hpp"
+#include "invocation_id.hpp"
+#include "small_pool.hpp"
 #include "iii/error.hpp"
 #include "iii/json.hpp"
 #include "iii/options.hpp"
@@ -174,7 +176,7 @@ using Action = std::variant<action::Connect, action::Send, action::Ping, action:
 
 /// A call to another function, as the glue hands it over (frame already encoded).
 struct Call {
-    std::string invocation_id;
+    InvocationId invocation_id;
     std::string function_id;
     std::string text;
     TimePoint deadline = never;
@@ -222,7 +224,7 @@ public:
     void send_void(std::string text);
     /// Withdraws the call: it completes with operation_aborted; a queued frame is not sent; a
     /// later result is ignored. Unknown ids (already completed) are ignored.
-    void cancel(const std::string& invocation_id);
+    void cancel(const InvocationId& invocation_id);
     /// Stops: `graceful` first refuses new invocations and lets running handlers finish
     /// (within shutdown_grace), then closes with 1000 and fails what is still pending.
     void shutdown(TimePoint now, bool graceful);
@@ -234,6 +236,9 @@ public:
 
     /// The actions produced so far, in order; the glue runs them after each event.
     std::vector<Action> take_actions();
+    /// The same into `out` (cleared first), which hands its capacity over to the next actions:
+    /// a glue that keeps `out` between events allocates no vector per event.
+    void take_actions(std::vector<Action>& out);
     bool has_actions() const noexcept { return !actions_.empty(); }
 
     // ---- observers (tests, glue snapshots) ----
@@ -257,17 +262,23 @@ public:
 
 private:
     enum class Phase { Idle, Connecting, Open, Closing, Waiting, Stopped };
+    // The pending table and its deadline index take their nodes from small_pool: one node
+    // each per call, recycled.
+    using Deadlines = std::multimap<TimePoint, InvocationId, std::less<TimePoint>,
+                                    small_pool::Allocator<std::pair<const TimePoint, InvocationId>>>;
     struct Pending {
         std::string function_id;
         std::unique_ptr<PendingSink> sink;
         TimePoint deadline;
         std::chrono::milliseconds timeout;
-        std::multimap<TimePoint, std::string>::iterator deadline_entry;
+        Deadlines::iterator deadline_entry;
         bool sent = false;
     };
+    using PendingTable = std::unordered_map<InvocationId, Pending, InvocationIdHash, std::equal_to<InvocationId>,
+                                            small_pool::Allocator<std::pair<const InvocationId, Pending>>>;
     struct Outbound {
         std::string text;
-        std::string invocation_id;  // empty: not a call
+        InvocationId invocation_id;  // empty: not a call
     };
 
     void emit(Action a) { actions_.push_back(std::move(a)); }
@@ -275,12 +286,12 @@ private:
     void set_state(ConnectionState next);
     void connect(TimePoint now);
     void socket_gone(TimePoint now, const std::string& why, bool worth_a_warning = false);
-    void send_or_queue(std::string text, std::string invocation_id);
+    void send_or_queue(std::string text, const InvocationId& invocation_id);
     void replay();
     void send_metadata();
     std::string encode_function(const FunctionRegistration& f);
-    void complete(const std::string& invocation_id, CallOutcome outcome);
-    void fail(const std::string& invocation_id, const Error& error);
+    void complete(const InvocationId& invocation_id, CallOutcome outcome);
+    void fail(const InvocationId& invocation_id, const Error& error);
     void fail_sent(const Error& error);
     void fail_all(const Error& error);
     void expire_calls(TimePoint now);
@@ -302,6 +313,7 @@ private:
     Backoff backoff_;
     protocol::Encoder encoder_;
     protocol::Decoder decoder_;
+    protocol::Message frame_;  // the last frame decoded (its strings are reused)
     std::vector<Action> actions_;
 
     Phase phase_ = Phase::Idle;
@@ -336,8 +348,8 @@ private:
     std::map<std::string, TriggerConfig> provided_triggers_;  // bound to our types
 
     // calls
-    std::unordered_map<std::string, Pending> pending_;
-    std::multimap<TimePoint, std::string> deadlines_;  // earliest first, one per pending call
+    PendingTable pending_;
+    Deadlines deadlines_;  // earliest first, one per pending call
     std::deque<Outbound> outbound_;
     std::size_t running_handlers_ = 0;
 

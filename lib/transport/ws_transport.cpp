@@ -1,6 +1,8 @@
 #include "transport/ws_transport.hpp"
 
 #include "log.hpp"
+#include "pooled_post.hpp"
+#include "small_pool.hpp"
 
 #include <websocketpp/client.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
@@ -9,6 +11,7 @@
 #include <websocketpp/message_buffer/message.hpp>
 #include <websocketpp/server.hpp>
 
+#include <asio/bind_allocator.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/post.hpp>
 #include <asio/ssl.hpp>
@@ -21,6 +24,8 @@
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
+#include <new>
 #include <filesystem>
 #include <mutex>
 #include <sstream>
@@ -49,16 +54,23 @@ public:
     // case the read is parked until resume() (or failed by close/cancel/shutdown).
     template <class MutableBuffers, class Handler>
     void async_read_some(const MutableBuffers& buffers, Handler&& handler) {
-        auto shared = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler));
+        using H = std::decay_t<Handler>;
+        auto executor = asio::get_associated_executor(handler, get_executor());
+        // The handler waits in a read slot that a successful read gives back to the socket for
+        // the next one (websocketpp reads one at a time), instead of a new shared block per
+        // read. While a read is pending only the wait owns the slot: the handler owns the
+        // connection that owns this socket, so the socket must not own the handler.
+        std::shared_ptr<ReadSlot> slot = std::move(spare_slot_);
+        if (!slot || slot->busy() || !ReadSlot::fits<H>()) slot = std::make_shared<ReadSlot>();
+        slot->hold(std::forward<Handler>(handler));
         if (asio::buffer_size(buffers) == 0) {
             // Completes at once, as on a plain socket. Asio's TLS stream reads zero bytes to get
             // an asynchronous completion for a read that OpenSSL's buffer already satisfied:
             // waiting for readability there would hold decrypted data until the peer sent more.
-            auto executor = asio::get_associated_executor(*shared, get_executor());
-            asio::post(executor, [shared] { (*shared)(asio::error_code(), std::size_t{0}); });
+            asio::post(executor, [slot] { slot->complete(asio::error_code(), std::size_t{0}); });
             return;
         }
-        wait_then_read(buffers, std::move(shared));
+        wait_then_read(buffers, std::move(slot), executor);
     }
 
     void pause() {
@@ -95,34 +107,95 @@ public:
     }
 
 private:
-    template <class MutableBuffers, class Handler>
-    void wait_then_read(const MutableBuffers& buffers, std::shared_ptr<Handler> handler) {
-        auto executor = asio::get_associated_executor(*handler, get_executor());
-        Base::async_wait(wait_read, asio::bind_executor(executor, [this, buffers, handler](
+    // A read's completion handler, held in place (shared with the pending wait, which may
+    // complete after the socket is gone). Handlers too big for it get a slot of their own.
+    class ReadSlot {
+    public:
+        ReadSlot() = default;
+        ReadSlot(const ReadSlot&) = delete;
+        ReadSlot& operator=(const ReadSlot&) = delete;
+        ~ReadSlot() {
+            if (destroy_) destroy_(storage_);
+        }
+        template <class H>
+        static constexpr bool fits() {
+            return sizeof(H) <= capacity && alignof(H) <= alignof(std::max_align_t);
+        }
+        bool busy() const noexcept { return complete_ != nullptr; }
+        template <class Handler>
+        void hold(Handler&& handler) {
+            using H = std::decay_t<Handler>;
+            if constexpr (fits<H>()) {
+                new (storage_) H(std::forward<Handler>(handler));
+                complete_ = [](unsigned char* p, asio::error_code ec, std::size_t n) {
+                    H* held = std::launder(reinterpret_cast<H*>(p));
+                    H h(std::move(*held));
+                    held->~H();
+                    std::move(h)(ec, n);
+                };
+                destroy_ = [](unsigned char* p) { std::launder(reinterpret_cast<H*>(p))->~H(); };
+            } else {
+                auto* heap = new H(std::forward<Handler>(handler));
+                std::memcpy(storage_, &heap, sizeof heap);
+                complete_ = [](unsigned char* p, asio::error_code ec, std::size_t n) {
+                    H* held = nullptr;
+                    std::memcpy(&held, p, sizeof held);
+                    H h(std::move(*held));
+                    delete held;
+                    std::move(h)(ec, n);
+                };
+                destroy_ = [](unsigned char* p) {
+                    H* held = nullptr;
+                    std::memcpy(&held, p, sizeof held);
+                    delete held;
+                };
+            }
+        }
+        /// Takes the handler out (the slot is free again) and calls it.
+        void complete(asio::error_code ec, std::size_t n) {
+            auto complete = complete_;
+            complete_ = nullptr;
+            destroy_ = nullptr;
+            complete(storage_, ec, n);
+        }
+
+    private:
+        static constexpr std::size_t capacity = 512;
+        alignas(std::max_align_t) unsigned char storage_[capacity];
+        void (*complete_)(unsigned char*, asio::error_code, std::size_t) = nullptr;
+        void (*destroy_)(unsigned char*) = nullptr;
+    };
+
+    template <class MutableBuffers, class Executor>
+    void wait_then_read(const MutableBuffers& buffers, std::shared_ptr<ReadSlot> handler, const Executor& executor) {
+        // The wait's operation from the pool (see small_pool.hpp), not Asio's per-thread cache.
+        Base::async_wait(wait_read, asio::bind_executor(executor, asio::bind_allocator(small_pool::Allocator<void>(),
+                                                                      [this, buffers, handler, executor](
                                                                       asio::error_code ec) {
             // On error the socket may already be gone: touch nothing of `this`.
-            if (ec) return (*handler)(ec, std::size_t{0});
+            if (ec) return handler->complete(ec, std::size_t{0});
             bool closed = false;
             {
                 std::lock_guard lock(mutex_);
                 closed = closed_;
                 if (!closed && paused_) {
-                    parked_ = [this, buffers, handler](asio::error_code error) {
-                        if (error) return (*handler)(error, std::size_t{0});
-                        wait_then_read(buffers, handler);
+                    parked_ = [this, buffers, handler, executor](asio::error_code error) {
+                        if (error) return handler->complete(error, std::size_t{0});
+                        wait_then_read(buffers, handler, executor);
                     };
                     return;
                 }
             }
             // A wait that completed just before a close must not park: nothing would ever
             // fail the parked read, and it would keep the connection alive forever.
-            if (closed) return (*handler)(asio::error::operation_aborted, std::size_t{0});
+            if (closed) return handler->complete(asio::error::operation_aborted, std::size_t{0});
             if (!non_blocking()) non_blocking(true, ec);
             std::size_t n = ec ? 0 : Base::read_some(buffers, ec);
             if (ec == asio::error::would_block || ec == asio::error::try_again)
-                return wait_then_read(buffers, handler);
-            (*handler)(ec, n);
-        }));
+                return wait_then_read(buffers, handler, executor);
+            spare_slot_ = handler;  // the socket is alive here; complete() frees the slot first
+            handler->complete(ec, n);
+        })));
     }
 
     void fail_parked() {
@@ -145,6 +218,7 @@ private:
     bool paused_ = false;
     bool closed_ = false;
     std::function<void(asio::error_code)> parked_;
+    std::shared_ptr<ReadSlot> spare_slot_;  // the idle read slot (see async_read_some)
 };
 
 // websocketpp's "none" security policy (transport/asio/security/none.hpp) with the socket type
