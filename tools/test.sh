@@ -76,7 +76,11 @@ run_config() {
     fi
     # Only what the chosen suites run is built (a TSan build of every target costs minutes).
     local targets=()
-    if (($#)); then mapfile -t targets < <(python3 tools/suite_targets.py "$dir" "$@"); fi
+    # (build.ninja first: a reconfigure refreshes the introspection data the list comes from.)
+    if (($#)); then
+        env "${env[@]}" ninja -C "$dir" build.ninja >/dev/null || { status=1; return; }
+        mapfile -t targets < <(python3 tools/suite_targets.py "$dir" "$@")
+    fi
     env "${env[@]}" ninja -C "$dir" "${targets[@]}" || { status=1; return; }
     env "${env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 "${suite_args[@]}" || status=1
 }
