@@ -25,6 +25,8 @@
 #include <unordered_map>
 #include <vector>
 
+using test_support::serde_message;
+
 namespace shop {
 
 enum class Color { Red, Green, Blue };
@@ -144,20 +146,9 @@ III_DESCRIBE(Wrapper, envelope, after);
 
 namespace {
 
-std::string decode_error(auto fn) {
-    try {
-        fn();
-    } catch (const iii::Error& e) {
-        CHECK(e.errc() == iii::Errc::Serde);
-        return e.what();
-    }
-    FAIL("no error thrown");
-    return {};
-}
-
 template <class T>
 std::string error_of(std::string_view json) {
-    return decode_error([&] { (void)iii::from_json<T>(json); });
+    return serde_message([&] { (void)iii::from_json<T>(json); });
 }
 
 // Runs a raw handler to completion on a local io_context (no sockets).
@@ -325,7 +316,7 @@ TEST_CASE("enums accept only their declared strings", "[unit][typed]") {
     CHECK(error_of<shop::Color>("\"purple\"") == R"($: expected one of "red", "green", "blue")");
     CHECK(error_of<shop::Color>("1") == "$: expected string");
     CHECK(iii::to_json(shop::Color::Blue) == "\"blue\"");
-    const std::string what = decode_error([] { (void)iii::to_json(static_cast<shop::Color>(9)); });
+    const std::string what = serde_message([] { (void)iii::to_json(static_cast<shop::Color>(9)); });
     CHECK(what == "cannot encode Color value 9: it has no declared name");
 }
 
@@ -433,11 +424,11 @@ TEST_CASE("encode then decode is the identity over nested, optional and containe
 
 TEST_CASE("from_value reports the same paths as from_json", "[unit][typed]") {
     const iii::Value v = {{"id", 1}, {"items", iii::Value::array({{{"name", 5}}})}};
-    CHECK(decode_error([&] { (void)iii::from_value<shop::Order>(v); }) ==
+    CHECK(serde_message([&] { (void)iii::from_value<shop::Order>(v); }) ==
           "$.items[0].name: expected string");
-    CHECK(decode_error([] { (void)iii::from_value<std::uint8_t>(iii::Value(300)); }) ==
+    CHECK(serde_message([] { (void)iii::from_value<std::uint8_t>(iii::Value(300)); }) ==
           "$: 300 is out of range for uint8");
-    CHECK(decode_error([] { (void)iii::from_value<int>(iii::Value(1.5)); }) ==
+    CHECK(serde_message([] { (void)iii::from_value<int>(iii::Value(1.5)); }) ==
           "$: expected integer");
 }
 
@@ -569,9 +560,9 @@ TEST_CASE("iii_fn with several parameters takes a positional array", "[unit][typ
           R"({"$schema":"http://json-schema.org/draft-07/schema#","title":"Tuple_of_int32_and_int32",)"
           R"("type":"array","items":[{"type":"integer","format":"int32"},)"
           R"({"type":"integer","format":"int32"}],"maxItems":2,"minItems":2})");
-    CHECK(decode_error([&] { run(h.handler, "[3]"); }) == "$: expected array of length 2");
-    CHECK(decode_error([&] { run(h.handler, R"([3,"4"])"); }) == "$[1]: expected integer");
-    CHECK(decode_error([&] { run(h.handler, R"({"a":3,"b":4})"); }) == "$: expected array");
+    CHECK(serde_message([&] { run(h.handler, "[3]"); }) == "$: expected array of length 2");
+    CHECK(serde_message([&] { run(h.handler, R"([3,"4"])"); }) == "$[1]: expected integer");
+    CHECK(serde_message([&] { run(h.handler, R"({"a":3,"b":4})"); }) == "$: expected array");
 }
 
 TEST_CASE("functions without parameters ignore the input; void results are null",
@@ -609,9 +600,9 @@ TEST_CASE("iii_async_fn awaits the coroutine", "[unit][typed][fn]") {
 
 TEST_CASE("a payload that does not decode is an error naming the path", "[unit][typed][fn]") {
     const iii::TypedHandler h = iii::iii_fn(greet);
-    CHECK(decode_error([&] { run(h.handler, R"({"name":5})"); }) == "$.name: expected string");
-    CHECK(decode_error([&] { run(h.handler, R"({})"); }) == "$.name: missing field");
-    CHECK(decode_error([&] { run(h.handler, "[]"); }) == "$: expected object");
+    CHECK(serde_message([&] { run(h.handler, R"({"name":5})"); }) == "$.name: expected string");
+    CHECK(serde_message([&] { run(h.handler, R"({})"); }) == "$.name: missing field");
+    CHECK(serde_message([&] { run(h.handler, "[]"); }) == "$: expected object");
 }
 
 TEST_CASE("exceptions thrown by the function propagate out of the handler", "[unit][typed][fn]") {
@@ -705,7 +696,6 @@ struct Order {
 III_DESCRIBE(Order, id, lines, counts);
 }  // namespace utf8_test
 
-using test_support::serde_message;
 namespace {
 const std::string& bad = test_support::not_utf8;
 }  // namespace
