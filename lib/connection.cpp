@@ -489,6 +489,12 @@ void Connection::remove_trigger(const std::string& id, const std::string& trigge
 
 namespace {
 asio::awaitable<Value> no_result() { co_return Value(); }
+
+// A raw handler's JSON text as a Value.
+asio::awaitable<Value> parsed(asio::awaitable<std::string> raw) {
+    const std::string text = co_await std::move(raw);
+    co_return Value::parse(text);
+}
 }  // namespace
 
 asio::awaitable<Value> Connection::invoke(std::string function_id, Value payload,
@@ -562,26 +568,36 @@ void Connection::dispatch_handler(core::action::Dispatch& d) {
             core_.handler_finished(Clock::now(), d.generation, std::nullopt);
             return;
         }
+        telemetry::ServerSpan span = begin_server_span(d.invoke);
         // Blocking handlers may block or burn CPU: never on the caller's executor.
-        asio::co_spawn(pool->get_executor(), run_handler(std::move(slot), std::move(d.invoke), d.generation),
+        asio::co_spawn(pool->get_executor(),
+                       run_handler(std::move(slot), std::move(d.invoke), d.generation, std::move(span)),
                        asio::detached);
         return;
     }
     // Posted, not started inline: the handler must not run inside the transport's read
     // handler, nor hold the strand until its first suspension.
     small_pool::post(executor_, [self, slot, invoke = std::move(d.invoke), generation = d.generation]() mutable {
-        asio::co_spawn(self->executor_, self->run_handler(std::move(slot), std::move(invoke), generation),
+        telemetry::ServerSpan span = self->begin_server_span(invoke);
+        // [telemetry hook] With a span, the handler's coroutine runs on an executor that makes
+        // the span's context current at every resumption: no wrapping coroutine per call.
+        auto executor = span.context ? telemetry::traced_executor(self->executor_, span.context) : self->executor_;
+        asio::co_spawn(executor, self->run_handler(std::move(slot), std::move(invoke), generation, std::move(span)),
                        asio::detached);
     });
 }
 
+telemetry::ServerSpan Connection::begin_server_span(const protocol::InvokeFunction& invoke) const {
+    // [telemetry hook] SERVER span "call <id>"; none (no allocation) with telemetry off.
+    if (!telemetry_) return {};
+    return telemetry_->begin_server_span(invoke.function_id, invoke.traceparent, invoke.baggage);
+}
+
 asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionSlot> slot,
-                                              protocol::InvokeFunction invoke, std::uint64_t generation) {
+                                              protocol::InvokeFunction invoke, std::uint64_t generation,
+                                              telemetry::ServerSpan span) {
     protocol::InvocationResult reply;
     reply.function_id = invoke.function_id;
-    // [telemetry hook] SERVER span "call <id>", current across the handler's co_awaits.
-    telemetry::ServerSpan span;
-    if (telemetry_) span = telemetry_->begin_server_span(invoke.function_id, invoke.traceparent, invoke.baggage);
     // In the frame: a (Value, InvocationContext) handler copies it during the call.
     // The invocation's fields move into the context (no copies): `invoke` keeps function_id
     // and data; the reply takes the id back from the context once the handler is done.
@@ -592,18 +608,17 @@ asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionSlot
     context.traceparent = std::move(invoke.traceparent);
     context.baggage = std::move(invoke.baggage);
     try {
-        if (slot->handler) {
-            auto start = [&] { return call_in_scope(std::as_const(context), slot->handler, std::move(invoke.data)); };
-            // Without a span, no wrapping coroutine (one frame less per invocation).
-            auto work = span.context ? telemetry::with_context(span.context, start()) : start();
-            reply.result = co_await std::move(work);
-        } else if (slot->blocking_handler) {
+        if (slot->blocking_handler) {
             telemetry::ContextScope scope(span.context);
             reply.result = call_in_scope(std::as_const(context), slot->blocking_handler, std::move(invoke.data));
         } else {
-            auto work = telemetry::with_context(span.context, call_in_scope(std::as_const(context), slot->raw_handler, invoke.data.dump()));
-            std::string out = co_await std::move(work);
-            reply.result = Value::parse(out);
+            // The span's context is current already: dispatch_handler spawned this coroutine on
+            // a traced executor. (One co_await: g++ 12 warns falsely on a coroutine that
+            // co_awaits in two branches.)
+            auto work = slot->handler
+                            ? call_in_scope(std::as_const(context), slot->handler, std::move(invoke.data))
+                            : parsed(call_in_scope(std::as_const(context), slot->raw_handler, invoke.data.dump()));
+            reply.result = co_await std::move(work);
         }
     } catch (const Error& e) {
         if (const RemoteError* remote = e.remote())
@@ -615,6 +630,8 @@ asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionSlot
     } catch (...) {
         reply.error = RemoteError{"invocation_failed", "handler threw a non-standard exception", std::nullopt};
     }
+    // The connection's own work (the reply, the next dispatch) is not part of the span.
+    telemetry::ContextScope outside_the_span(nullptr);
     finish_handler(generation, reply, context, span);
 }
 

@@ -242,8 +242,9 @@ private:
     void forget_rejection(const std::string& id);
     void dispatch_handler(core::action::Dispatch& dispatch);
     void dispatch_trigger(core::action::DispatchTrigger& dispatch);
-    asio::awaitable<void> run_handler(std::shared_ptr<const FunctionSlot> slot,
-                                      protocol::InvokeFunction invoke, std::uint64_t generation);
+    asio::awaitable<void> run_handler(std::shared_ptr<const FunctionSlot> slot, protocol::InvokeFunction invoke,
+                                      std::uint64_t generation, telemetry::ServerSpan span);
+    telemetry::ServerSpan begin_server_span(const protocol::InvokeFunction& invoke) const;
     void finish_handler(std::uint64_t generation, protocol::InvocationResult& reply,
                         InvocationContext& invoke, telemetry::ServerSpan& span);
     std::shared_ptr<asio::thread_pool> blocking_pool();

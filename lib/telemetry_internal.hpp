@@ -78,7 +78,7 @@ public:
     }
     template <class F>
     void execute(F&& f) const {
-        inner_.execute([context = context_, f = std::forward<F>(f)]() mutable {
+        asio::execution::execute(inner_, [context = context_, f = std::forward<F>(f)]() mutable {
             ContextScope scope(context);
             std::move(f)();
         });
@@ -101,13 +101,23 @@ struct RestoreOnExit {
     ~RestoreOnExit() { current_context() = std::move(context); }
 };
 
+/// `executor` with `context` installed around every function it runs. Over the io_context's
+/// own executor type when `executor` is a plain io_context executor: that adapter fits in
+/// any_io_executor's small buffer, so copying it (Asio does, on every resumption) allocates
+/// nothing.
+inline asio::any_io_executor traced_executor(const asio::any_io_executor& executor, ContextPtr context) {
+    if (const auto* io = executor.target<asio::io_context::executor_type>())
+        return asio::any_io_executor(ContextExecutor<asio::io_context::executor_type>(*io, std::move(context)));
+    return asio::any_io_executor(ContextExecutor<asio::any_io_executor>(executor, std::move(context)));
+}
+
 /// Runs `work` with `context` current across all of its co_awaits (plain co_await when null).
 template <class T>
 asio::awaitable<T> with_context(ContextPtr context, asio::awaitable<T> work) {
     if (!context) co_return co_await std::move(work);
     ContextPtr saved = current_context();
     auto outer = co_await asio::this_coro::executor;
-    asio::any_io_executor traced(ContextExecutor<asio::any_io_executor>(outer, std::move(context)));
+    asio::any_io_executor traced = traced_executor(outer, std::move(context));
     // The completion may resume us inline inside the traced executor's scope: reinstall ours.
     RestoreOnExit restore{saved};
     co_return co_await asio::co_spawn(traced, std::move(work), asio::use_awaitable);
@@ -119,7 +129,7 @@ inline asio::awaitable<void> with_context(ContextPtr context, asio::awaitable<vo
     }
     ContextPtr saved = current_context();
     auto outer = co_await asio::this_coro::executor;
-    asio::any_io_executor traced(ContextExecutor<asio::any_io_executor>(outer, std::move(context)));
+    asio::any_io_executor traced = traced_executor(outer, std::move(context));
     RestoreOnExit restore{saved};
     co_await asio::co_spawn(traced, std::move(work), asio::use_awaitable);
 }
