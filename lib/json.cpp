@@ -67,14 +67,9 @@ error_code read_number(Source& src, Value& out) {
             case ondemand::number_type::signed_integer: out = Value(n.get_int64()); break;
             case ondemand::number_type::unsigned_integer: out = Value(n.get_uint64()); break;
             case ondemand::number_type::floating_point_number: {
-                // simdjson 3.0.1's get_number() reads a float whose integer part has more than
-                // 19 digits as 0 (58446744073709550000.0 -> 0.0; its get_double() is right):
-                // the text, already validated as a JSON number, is converted here instead.
-                double d = n.get_double();
-                double exact = 0;
-                const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), exact);
-                if (ec == std::errc() && end != token.data()) d = exact;
-                out = Value(d);
+                // simdjson 3.0.1's get_number() reads a float with more than 19 digits
+                // wrongly (58446744073709550000.0 -> 0.0): see exact_double().
+                out = Value(detail::exact_double(token, n.get_double()));
                 break;
             }
         }
@@ -84,7 +79,7 @@ error_code read_number(Source& src, Value& out) {
     // doubles (serde_json's arbitrary_precision-less behaviour).
     double d;
     if (auto e = src.get_double().get(d)) return e;
-    out = Value(d);
+    out = Value(detail::exact_double(token, d));
     return simdjson::SUCCESS;
 }
 

@@ -10,17 +10,64 @@
 #include <rapidjson/writer.h>
 #include <simdjson.h>
 
+#include <charconv>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace iii::detail {
 
-/// The writer every encoder uses: compact UTF-8. RapidJSON does not validate; write_string()
+/// True when every byte of `s` is printable ASCII other than `"` and `\`: text JSON takes as
+/// is, and valid UTF-8 by itself. Eight bytes at a time (the usual keys, ids and names are
+/// short, where a vectorised validator and RapidJSON's escaper cost more to set up than this).
+inline bool plain_ascii(std::string_view s) noexcept {
+    constexpr std::uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const std::size_t n = s.size();
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        std::uint64_t x;
+        std::memcpy(&x, p + i, 8);
+        const std::uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
+        // Any byte below 0x20, any byte equal to zero after the XORs, any byte with its top
+        // bit set (exact for "is there one", which is all that is asked).
+        const std::uint64_t control = (x - ones * 0x20) & ~x;
+        const std::uint64_t is_quote = (quote - ones) & ~quote, is_backslash = (backslash - ones) & ~backslash;
+        if ((x | control | is_quote | is_backslash) & highs) return false;
+    }
+    for (; i < n; ++i) {
+        const unsigned char c = p[i];
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+    }
+    return true;
+}
+
+/// The writer every encoder uses: compact UTF-8, RapidJSON's Writer plus a string path that
+/// copies plain text straight into the buffer. RapidJSON does not validate; write_string()
 /// and write_key() below do (see InvalidUtf8).
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+class JsonWriter : public rapidjson::Writer<rapidjson::StringBuffer> {
+public:
+    using rapidjson::Writer<rapidjson::StringBuffer>::Writer;
+
+    /// Writes `s`, a string value or key, that the caller knows is plain_ascii() (constant
+    /// keys, hex ids, digits): no scan, no escaping.
+    void plain_string(std::string_view s) {
+        Prefix(rapidjson::kStringType);
+        char* out = os_->Push(s.size() + 2);
+        out[0] = '"';
+        std::memcpy(out + 1, s.data(), s.size());
+        out[s.size() + 1] = '"';
+        EndValue(true);
+    }
+    /// Writes `s` as a string value or key: copied when plain_ascii(), else checked (throws
+    /// InvalidUtf8 and writes nothing unless it is UTF-8) and escaped by RapidJSON. The same
+    /// bytes either way.
+    void checked_string(std::string_view s, bool key);
+};
 
 /// The UTF-8 rule: a string (or key) that is not valid UTF-8 is never written. JSON text must be
 /// UTF-8 (RFC 8259 §8.1), every reader of our frames rejects it, and WebSocket text frames must be
@@ -54,6 +101,17 @@ inline void check_utf8(std::string_view s, bool key) {
     throw InvalidUtf8{std::string(), invalid_utf8_offset(s), key};
 }
 
+/// The double that `token` (a number's text, already validated as a JSON number by simdjson;
+/// trailing whitespace allowed) spells, correctly rounded; `fallback` when it cannot be
+/// converted (out of range). simdjson 3.0.1, Debian 12's, converts numbers with more than 19
+/// significant digits wrongly (get_double() reads -0.2222222224741910323222184348123709551615
+/// as -8.1e-22, get_number() as 0): every double the SDK reads goes through this.
+inline double exact_double(std::string_view token, double fallback) noexcept {
+    double exact = 0;
+    const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), exact);
+    return ec == std::errc() && end != token.data() ? exact : fallback;
+}
+
 /// Deepest nesting read_value() accepts: serde_json's recursion limit, so nothing the engine
 /// relays is refused. The reader recurses, and hostile input must not exhaust the stack of a
 /// small (coroutine or sanitizer-inflated) thread.
@@ -74,16 +132,19 @@ simdjson::error_code read_document(simdjson::ondemand::document& doc, Value& out
 std::string describe_error(simdjson::error_code error, simdjson::ondemand::document* doc,
                            const char* base);
 
+inline void JsonWriter::checked_string(std::string_view s, bool key) {
+    if (plain_ascii(s)) [[likely]] {
+        plain_string(s);
+        return;
+    }
+    check_utf8(s, key);
+    String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
 /// Writes `s` as a JSON string. Throws InvalidUtf8 (and writes nothing) unless it is UTF-8.
-inline void write_string(JsonWriter& w, std::string_view s) {
-    check_utf8(s, false);
-    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
+inline void write_string(JsonWriter& w, std::string_view s) { w.checked_string(s, false); }
 /// Writes `s` as an object key. Throws InvalidUtf8 (and writes nothing) unless it is UTF-8.
-inline void write_key(JsonWriter& w, std::string_view s) {
-    check_utf8(s, true);
-    w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
+inline void write_key(JsonWriter& w, std::string_view s) { w.checked_string(s, true); }
 
 /// Writes `v`. Doubles keep a fraction or exponent so they read back as doubles ("1.0");
 /// NaN and infinities, which JSON cannot express, are written as null (as serde_json does).

@@ -51,11 +51,14 @@ std::optional<SpanContext> parse_traceparent(std::string_view h) {
     if (h.size() < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-') return std::nullopt;
     const auto version = h.substr(0, 2), trace = h.substr(3, 32), span = h.substr(36, 16),
                flags = h.substr(53, 2);
-    if (!is_hex(version) || !is_hex(trace) || !is_hex(span) || !is_hex(flags) || lower(version) == "ff")
+    // (Hex digits only: '|' 0x20 lower-cases A-F and leaves 0-9 alone.)
+    const bool version_ff = (version[0] | 0x20) == 'f' && (version[1] | 0x20) == 'f';
+    if (!is_hex(version) || !is_hex(trace) || !is_hex(span) || !is_hex(flags) || version_ff)
         return std::nullopt;
     // Later versions may append "-<more>"; what follows is not ours to check.
     if (h.size() > 55 && h[55] != '-') return std::nullopt;
-    if (trace == std::string(32, '0') || span == std::string(16, '0')) return std::nullopt;
+    if (trace.find_first_not_of('0') == std::string_view::npos || span.find_first_not_of('0') == std::string_view::npos)
+        return std::nullopt;
     SpanContext ctx;
     ctx.trace_id = lower(trace);
     ctx.span_id = lower(span);

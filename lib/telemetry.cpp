@@ -135,22 +135,20 @@ SpanRecord::Exception exception_event(std::string_view type, std::string_view me
 void write_nanos(detail::JsonWriter& w, std::uint64_t ns) {
     char digits[24];
     const auto end = std::to_chars(digits, digits + sizeof digits, ns).ptr;
-    w.String(digits, static_cast<rapidjson::SizeType>(end - digits));
+    w.plain_string(std::string_view(digits, static_cast<std::size_t>(end - digits)));
 }
 
-// Trace and span ids are hex digits (generated here or checked by parse_traceparent): no UTF-8
-// check needed.
-void write_id(detail::JsonWriter& w, const std::string& id) {
-    w.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
-}
+// Trace and span ids are hex digits (generated here or checked by parse_traceparent): the
+// plain path of checked_string.
+void write_id(detail::JsonWriter& w, const std::string& id) { w.checked_string(id, false); }
 
 void write_string_attribute(detail::JsonWriter& w, std::string_view key, std::string_view value) {
     w.StartObject();
-    w.Key("key", 3);
-    w.String(key.data(), static_cast<rapidjson::SizeType>(key.size()));  // our own constant
-    w.Key("value", 5);
+    w.plain_string("key");
+    w.plain_string(key);  // our own constant
+    w.plain_string("value");
     w.StartObject();
-    w.Key("stringValue", 11);
+    w.plain_string("stringValue");
     detail::write_string(w, value);
     w.EndObject();
     w.EndObject();
@@ -158,42 +156,42 @@ void write_string_attribute(detail::JsonWriter& w, std::string_view key, std::st
 
 void write_span(detail::JsonWriter& w, const SpanRecord& span) {
     w.StartObject();
-    w.Key("traceId", 7);
+    w.plain_string("traceId");
     write_id(w, span.trace_id);
-    w.Key("spanId", 6);
+    w.plain_string("spanId");
     write_id(w, span.span_id);
-    w.Key("parentSpanId", 12);
+    w.plain_string("parentSpanId");
     write_id(w, span.parent_span_id);
-    w.Key("name", 4);
+    w.plain_string("name");
     detail::write_string(w, span.name);
-    w.Key("kind", 4);
+    w.plain_string("kind");
     w.Int64(span.kind);
-    w.Key("startTimeUnixNano", 17);
+    w.plain_string("startTimeUnixNano");
     write_nanos(w, span.start_ns);
-    w.Key("endTimeUnixNano", 15);
+    w.plain_string("endTimeUnixNano");
     write_nanos(w, span.end_ns);
-    w.Key("status", 6);
+    w.plain_string("status");
     w.StartObject();
-    w.Key("code", 4);
+    w.plain_string("code");
     w.Int64(span.status_code);
-    w.Key("message", 7);
+    w.plain_string("message");
     detail::write_string(w, span.status_message);
     w.EndObject();
-    w.Key("attributes", 10);
+    w.plain_string("attributes");
     w.StartArray();
     if (!span.invoked_name.empty()) write_string_attribute(w, "faas.invoked_name", span.invoked_name);
     if (span.attributes.is_array())
         for (const Value& attribute : span.attributes.as_array()) detail::write_value(w, attribute);
     w.EndArray();
-    w.Key("events", 6);
+    w.plain_string("events");
     w.StartArray();
     for (const auto& e : span.exceptions) {
         w.StartObject();
-        w.Key("name", 4);
-        w.String("exception", 9);
-        w.Key("timeUnixNano", 12);
+        w.plain_string("name");
+        w.plain_string("exception");
+        w.plain_string("timeUnixNano");
         write_nanos(w, e.time_ns);
-        w.Key("attributes", 10);
+        w.plain_string("attributes");
         w.StartArray();
         write_string_attribute(w, "exception.type", e.type);
         write_string_attribute(w, "exception.message", e.message);
@@ -202,7 +200,7 @@ void write_span(detail::JsonWriter& w, const SpanRecord& span) {
         w.EndObject();
     }
     w.EndArray();
-    w.Key("links", 5);
+    w.plain_string("links");
     w.StartArray();
     w.EndArray();
     w.EndObject();
@@ -241,14 +239,16 @@ std::string random_hex(std::size_t bytes) {
                                      static_cast<std::uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()))};
     static constexpr char digits[] = "0123456789abcdef";
     for (;;) {
-        std::string out;
-        out.reserve(bytes * 2);
+        std::string out(bytes * 2, '0');
         bool nonzero = false;
+        std::uint64_t random = 0;
         for (std::size_t i = 0; i < bytes; ++i) {
-            const auto b = static_cast<unsigned>(rng() & 0xff);
+            if (i % 8 == 0) random = rng();  // eight bytes per draw
+            const auto b = static_cast<unsigned>(random & 0xff);
+            random >>= 8;
             nonzero |= b != 0;
-            out.push_back(digits[b >> 4]);
-            out.push_back(digits[b & 15]);
+            out[2 * i] = digits[b >> 4];
+            out[2 * i + 1] = digits[b & 15];
         }
         if (nonzero) return out;
     }
@@ -510,19 +510,19 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
         detail::JsonWriter w(span_buffer);
         try {
             w.StartObject();
-            w.Key("resourceSpans", 13);
+            w.plain_string("resourceSpans");
             w.StartArray();
             w.StartObject();
-            w.Key("resource", 8);
+            w.plain_string("resource");
             if (resource_json.empty()) resource_json = resource().dump();  // fixed per client
             w.RawValue(resource_json.data(), resource_json.size(), rapidjson::kObjectType);
-            w.Key("scopeSpans", 10);
+            w.plain_string("scopeSpans");
             w.StartArray();
             w.StartObject();
-            w.Key("scope", 5);
+            w.plain_string("scope");
             static const std::string scope_json = scope_value().dump();
             w.RawValue(scope_json.data(), scope_json.size(), rapidjson::kObjectType);
-            w.Key("spans", 5);
+            w.plain_string("spans");
             w.StartArray();
             for (const Item& item : span_batch) {
                 if (item.record)
@@ -919,9 +919,9 @@ ServerSpan Telemetry::begin_server_span(const std::string& function_id,
     std::optional<SpanContext> parent;
     if (traceparent) parent = SpanContext::from_traceparent(*traceparent);
     if (parent) {
-        ctx->trace_id = parent->trace_id;
+        ctx->trace_id = std::move(parent->trace_id);
         ctx->flags = parent->trace_flags;
-        span.parent_span_id = parent->span_id;
+        span.parent_span_id = std::move(parent->span_id);
     } else {
         ctx->trace_id = random_hex(16);
     }

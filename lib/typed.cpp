@@ -256,6 +256,7 @@ private:
             }
         });
         if (!get(out, [](auto& v) { return v.get_double(); })) return false;
+        out = detail::exact_double(token, out);  // simdjson 3.0.1 misreads > 19 digits
         // "-0" is an integer literal, the integer 0 in iii::Value: read through either path, a
         // double gets +0.0 (only "-0.0" and the like are the negative zero).
         if (out == 0 && std::signbit(out) && is_integer_literal(token)) out = 0.0;
@@ -448,7 +449,7 @@ private:
 
 // ---- RapidJSON writer -----------------------------------------------------------------------
 
-using RapidWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+using RapidWriter = detail::JsonWriter;
 
 class TextWriter final : public JsonWriter {
 public:

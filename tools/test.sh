@@ -62,7 +62,7 @@ run_config() {
             dir=build-asan
             opts+=(-Db_sanitize=address,undefined -Db_lundef=false)
             env+=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-                  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1) ;;
+                  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$PWD/tools/ubsan.supp) ;;
         thread)
             dir=build-tsan
             opts+=(-Db_sanitize=thread -Db_lundef=false)

@@ -362,6 +362,23 @@ TEST_CASE("a float with more than 19 integer digits keeps its value (simdjson 3.
     }
 }
 
+TEST_CASE("a number with more than 19 significant digits keeps its value (simdjson 3.0.1 misreads it)",
+          "[unit][json]") {
+    // Found by typed_fuzz (test/fuzz/corpus/typed/long-fraction.json): simdjson read
+    // -0.2222222224741910323222184348123709551615 as -8.1e-22. Also integers beyond 64 bits,
+    // which read as doubles.
+    for (const char* text : {"-0.2222222224741910323222184348123709551615", "0.12345678901234567890123",
+                             "1.2345678901234567890123e10", "123456789012345678901234",
+                             "-98765432109876543210987654321"}) {
+        INFO(text);
+        const iii::Value v = iii::Value::parse(text);
+        REQUIRE(v.kind() == iii::Value::Kind::Double);
+        CHECK(v.as_double() == std::strtod(text, nullptr));
+        const iii::Value in_object = iii::Value::parse(std::string(R"({"n": )") + text + " }");
+        CHECK(in_object["n"].as_double() == std::strtod(text, nullptr));
+    }
+}
+
 TEST_CASE("-0 is the integer 0, -0.0 the negative zero", "[unit][json]") {
     // typed_fuzz (test/fuzz/corpus/typed/negative-zero*.json): a typed double read "-0" as -0.0
     // straight from the text and as 0.0 through iii::Value; typed_test checks both paths now.

@@ -729,6 +729,21 @@ struct Reading {
 III_DESCRIBE(Reading, d, i);
 }  // namespace zero_test
 
+TEST_CASE("a double with more than 19 significant digits reads the same from the text and through iii::Value",
+          "[unit][typed]") {
+    // Found by typed_fuzz (test/fuzz/corpus/typed/long-fraction.json): the text path read
+    // -0.2222222224741910323222184348123709551615 as -8.1e-22 (simdjson 3.0.1).
+    for (const char* number : {"-0.2222222224741910323222184348123709551615", "0.12345678901234567890123",
+                               "123456789012345678901234"}) {
+        INFO(number);
+        const std::string text = std::string(R"({"d":)") + number + R"(,"i":[]})";
+        const auto direct = iii::from_json<zero_test::Reading>(text);
+        const auto via_value = iii::from_value<zero_test::Reading>(iii::Value::parse(text));
+        CHECK(direct.d == std::strtod(number, nullptr));
+        CHECK(via_value.d == std::strtod(number, nullptr));
+    }
+}
+
 TEST_CASE("-0 reads the same from the text and through iii::Value: +0.0 for a double, 0 for an integer",
           "[unit][typed]") {
     // Found by typed_fuzz (test/fuzz/corpus/typed/negative-zero*.json).

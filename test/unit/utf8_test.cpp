@@ -115,3 +115,64 @@ TEST_CASE("a result that cannot be encoded is sent as an invocation_failed reply
     p::TriggerRegistrationResult tr{"t1", "ticker", "f", iii::RemoteError{"trigger_registration_failed", bad, std::nullopt}};
     CHECK(Value::parse(encoder.encode(tr))["error"]["message"] == Value("ab\xef\xbf\xbd" "cd"));
 }
+
+TEST_CASE("the writer's plain-text path writes exactly what RapidJSON writes", "[unit][utf8]") {
+    // checked_string() copies printable ASCII without `"` or `\` as is, eight bytes at a time,
+    // and hands anything else to the UTF-8 check and RapidJSON's escaper. Every byte value, at
+    // every position of strings from 1 to 17 bytes (both sides of each 8-byte step), as a value
+    // and as a key: the same bytes out as RapidJSON's own String(), or the same refusal.
+    using iii::detail::JsonWriter;
+    auto through_ours = [](const std::string& s, bool key) -> std::string {
+        rapidjson::StringBuffer buffer;
+        JsonWriter w(buffer);
+        w.StartObject();
+        if (key) {
+            w.checked_string(s, true);
+            w.Int(1);
+        } else {
+            w.plain_string("k");
+            w.checked_string(s, false);
+        }
+        w.EndObject();
+        return {buffer.GetString(), buffer.GetSize()};
+    };
+    auto through_rapidjson = [](const std::string& s, bool key) -> std::string {
+        rapidjson::StringBuffer buffer;
+        rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+        w.StartObject();
+        if (key) {
+            w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+            w.Int(1);
+        } else {
+            w.Key("k");
+            w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+        }
+        w.EndObject();
+        return {buffer.GetString(), buffer.GetSize()};
+    };
+    int plain = 0, escaped = 0, refused = 0;
+    for (std::size_t length = 1; length <= 17; ++length) {
+        for (std::size_t at = 0; at < length; ++at) {
+            for (int byte = 0; byte < 256; ++byte) {
+                std::string s(length, 'a');
+                s[at] = static_cast<char>(byte);
+                for (bool key : {false, true}) {
+                    const bool valid = iii::detail::invalid_utf8_offset(s) == std::string_view::npos;
+                    if (!valid) {
+                        CHECK_THROWS_AS(through_ours(s, key), iii::detail::InvalidUtf8);
+                        ++refused;
+                        continue;
+                    }
+                    const std::string ours = through_ours(s, key);
+                    REQUIRE(ours == through_rapidjson(s, key));
+                    ++(iii::detail::plain_ascii(s) ? plain : escaped);
+                }
+            }
+        }
+    }
+    // Each path was taken: 0x20-0x7f less `"` and `\` are plain, 0x00-0x1f, `"` and `\` are
+    // escaped, and a lone byte >= 0x80 is not UTF-8.
+    CHECK(plain == 153 * 2 * 94);
+    CHECK(escaped == 153 * 2 * 34);
+    CHECK(refused == 153 * 2 * 128);
+}
