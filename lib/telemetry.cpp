@@ -107,13 +107,12 @@ std::shared_ptr<Telemetry> sink_of(const ContextPtr& ctx) {
     return Telemetry::process_default();
 }
 
-SpanRecord span_record(const TraceContext& ctx, const std::string& parent_span_id, std::string name,
+SpanRecord span_record(const ContextPtr& ctx, std::string parent_span_id, std::string name,
                        int kind, std::uint64_t start_ns, std::uint64_t end_ns, int status_code,
                        std::string status_message) {
     SpanRecord span;
-    span.trace_id = ctx.trace_id;
-    span.span_id = ctx.span_id;
-    span.parent_span_id = parent_span_id;
+    span.context = ctx;
+    span.parent_span_id = std::move(parent_span_id);
     span.name = std::move(name);
     span.kind = kind;
     span.start_ns = start_ns;
@@ -157,9 +156,9 @@ void write_string_attribute(detail::JsonWriter& w, std::string_view key, std::st
 void write_span(detail::JsonWriter& w, const SpanRecord& span) {
     w.StartObject();
     w.plain_string("traceId");
-    write_id(w, span.trace_id);
+    write_id(w, span.context ? span.context->trace_id : span.trace_id);
     w.plain_string("spanId");
-    write_id(w, span.span_id);
+    write_id(w, span.context ? span.context->span_id : span.span_id);
     w.plain_string("parentSpanId");
     write_id(w, span.parent_span_id);
     w.plain_string("name");
@@ -935,7 +934,7 @@ ServerSpan Telemetry::begin_server_span(const std::string& function_id,
     return span;
 }
 
-void Telemetry::end_server_span(const ServerSpan& span, const RemoteError* error) {
+void Telemetry::end_server_span(ServerSpan& span, const RemoteError* error) {
     if (!span.context) return;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - span.started).count();
     {
@@ -951,10 +950,10 @@ void Telemetry::end_server_span(const ServerSpan& span, const RemoteError* error
             std::lower_bound(Impl::bounds.begin(), Impl::bounds.end(), ms) - Impl::bounds.begin());
         ++st.buckets[bucket];
     }
-    SpanRecord record = span_record(*span.context, span.parent_span_id, "call " + span.function_id, 2,
+    SpanRecord record = span_record(span.context, std::move(span.parent_span_id), "call " + span.function_id, 2,
                                     span.start_ns, now_unix_nano(), error ? 2 : 0,
                                     error ? error->message : std::string());
-    record.invoked_name = span.function_id;
+    record.invoked_name = std::move(span.function_id);
     if (error) record.exceptions.push_back(exception_event(error->code, error->message));
     submit_span(std::move(record));
 }
@@ -970,7 +969,7 @@ ClientSpan Telemetry::begin_client_span(const std::string& function_id) {
     return span;
 }
 
-void Telemetry::end_client_span(const ClientSpan& span, const std::exception_ptr& error) {
+void Telemetry::end_client_span(ClientSpan& span, const std::exception_ptr& error) {
     if (!span.context) return;
     std::string type, message;
     if (error) {
@@ -1001,9 +1000,9 @@ void Telemetry::end_client_span(const ClientSpan& span, const std::exception_ptr
     }
     // Kind 3 (CLIENT). Named like the reference engine's caller-side span of an invocation
     // (`trigger <fid>` in fire_triggers), after the API call it wraps.
-    SpanRecord record = span_record(*span.context, span.parent_span_id, "trigger " + span.function_id, 3,
+    SpanRecord record = span_record(span.context, std::move(span.parent_span_id), "trigger " + span.function_id, 3,
                                     span.start_ns, now_unix_nano(), error ? 2 : 0, message);
-    record.invoked_name = span.function_id;
+    record.invoked_name = std::move(span.function_id);
     if (error) record.exceptions.push_back(exception_event(type, std::move(message)));
     submit_span(std::move(record));
 }
@@ -1141,7 +1140,7 @@ void Span::end() {
     if (state_->ended) return;
     state_->ended = true;
     if (auto sink = sink_of(state_->context)) {
-        SpanRecord record = span_record(*state_->context, state_->parent_span_id, state_->name, 1,
+        SpanRecord record = span_record(state_->context, state_->parent_span_id, state_->name, 1,
                                         state_->start_ns, now_unix_nano(), state_->status,
                                         state_->status_message);
         record.attributes = std::move(state_->attributes);
@@ -1169,7 +1168,7 @@ asio::awaitable<T> with_span_impl(std::string name, asio::awaitable<T> work) {
     std::exception_ptr error;
     auto finish = [&] {
         if (auto sink = sink_of(ctx)) {
-            SpanRecord record = span_record(*ctx, parent_span_id, name, 1, start, now_unix_nano(),
+            SpanRecord record = span_record(ctx, parent_span_id, name, 1, start, now_unix_nano(),
                                             failure ? 2 : 0, failure.value_or(""));
             if (failure) record.exceptions.push_back(exception_event("exception", *failure));
             sink->submit_span(std::move(record));

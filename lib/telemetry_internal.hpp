@@ -149,6 +149,9 @@ struct SpanRecord {
         std::string message;
         std::uint64_t time_ns = 0;
     };
+    /// The span's identity when set (the SDK's own spans): its trace and span ids are written
+    /// from it, shared rather than copied per span. Otherwise trace_id and span_id below.
+    ContextPtr context;
     std::string trace_id;
     std::string span_id;
     std::string parent_span_id;
@@ -240,7 +243,8 @@ public:
                                  const std::optional<std::string>& baggage);
     /// Ends the span (error status and an `exception` event when `error` is set) and counts the
     /// invocation in the metrics.
-    void end_server_span(const ServerSpan& span, const RemoteError* error);
+    /// `span` gives up its strings to the record.
+    void end_server_span(ServerSpan& span, const RemoteError* error);
     void set_worker_id(std::string id);
     /// Starts the CLIENT span `trigger <function_id>` of an outbound call, child of the current
     /// context (a new trace when there is none). Its context is what the call carries as
@@ -249,7 +253,7 @@ public:
     ClientSpan begin_client_span(const std::string& function_id);
     /// Ends it: error status and an `exception` event when `error` is set (iii::Error: its
     /// remote code or Errc; a cancellation counts as an error too).
-    void end_client_span(const ClientSpan& span, const std::exception_ptr& error);
+    void end_client_span(ClientSpan& span, const std::exception_ptr& error);
 
     // ---- producers ----------------------------------------------------------------------------
     /// Queues an OTLP logRecord; false (and counted) when the queue is full.

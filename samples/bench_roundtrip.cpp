@@ -111,6 +111,7 @@ struct Options {
     pid_t engine_pid = -1;  // --engine-pid: the external engine's CPU is measured too
     std::string role;  // hidden: "echo", "floor-relay" or "floor-echo" in the child processes
     bool tls = false;  // --tls: SDK and raw over wss:// too
+    bool otel = false; // --otel: the SDK path with telemetry on too (or, for --role echo, this one)
     std::string ca;    // hidden: the CA file the echo worker trusts (wss://)
 };
 
@@ -125,6 +126,8 @@ void usage(std::FILE* out) {
         "  --json             print one JSON object instead of the table\n"
         "  --inline-handlers  the echo worker runs its handler on its io thread\n"
         "                     (InitOptions::handlers_on_io_thread) instead of its pool\n"
+        "  --otel             also measure the SDK path with telemetry on at both ends\n"
+        "                     (its own engine) and report on / off ratios\n"
         "  --tls              also measure SDK and raw over wss:// (needs `openssl`) and\n"
         "                     report wss:// / ws:// ratios\n"
         "  --url URL          use the engine at URL (ws://host:port) instead of spawning one\n"
@@ -164,6 +167,10 @@ Options parse_options(int argc, char** argv) {
             o.tls = true;
             continue;
         }
+        if (arg == "--otel") {
+            o.otel = true;
+            continue;
+        }
         if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
         const std::string value = argv[++i];
         if (arg == "--calls") o.calls = parse_count("--calls", value, 1);
@@ -183,14 +190,16 @@ Options parse_options(int argc, char** argv) {
     return o;
 }
 
-iii::InitOptions worker_options(bool handlers_on_io_thread = false, const std::string& ca = {}) {
+iii::InitOptions worker_options(bool handlers_on_io_thread = false, const std::string& ca = {},
+                                bool with_telemetry = false) {
     iii::InitOptions init;
     init.handlers_on_io_thread = handlers_on_io_thread;
     init.tls.ca_file = ca;
-    // Nothing but the calls on the wire, unless III_BENCH_OTEL=1 (inherited by the echo worker):
-    // then telemetry at its defaults (a span per call, metrics), to measure what it costs.
+    // Nothing but the calls on the wire, unless `with_telemetry` (the --otel path) or III_BENCH_OTEL=1
+    // (inherited by the echo worker): then telemetry at its defaults (a span per call,
+    // metrics), to measure what it costs.
     const char* with_otel = std::getenv("III_BENCH_OTEL");
-    if (with_otel && std::string_view(with_otel) == "1") return init;
+    if (with_telemetry || (with_otel && std::string_view(with_otel) == "1")) return init;
     iii::OtelConfig otel;
     otel.enabled = false;
     init.otel = otel;
@@ -784,7 +793,7 @@ int run_echo_worker(const Options& o) {
         std::fprintf(stderr, "bench_roundtrip: --role echo needs --url\n");
         return 2;
     }
-    auto worker = iii::register_worker(o.url, worker_options(o.inline_handlers, o.ca));
+    auto worker = iii::register_worker(o.url, worker_options(o.inline_handlers, o.ca, o.otel));
     worker->register_function(iii::RegisterFunctionMessage::with_id("echo"),
                               [](iii::Value payload) -> asio::awaitable<iii::Value> {
                                   co_return payload;
@@ -810,7 +819,7 @@ int run_echo_worker(const Options& o) {
 
 // ---- the rounds ------------------------------------------------------------------------------
 
-enum class Path { Sdk, Floor, Raw, SdkTls, RawTls };
+enum class Path { Sdk, Floor, Raw, SdkTls, RawTls, SdkOtel };
 constexpr const char* path_key(Path p) {
     switch (p) {
         case Path::Sdk: return "sdk";
@@ -818,6 +827,7 @@ constexpr const char* path_key(Path p) {
         case Path::Raw: return "baseline";
         case Path::SdkTls: return "sdk_wss";
         case Path::RawTls: return "baseline_wss";
+        case Path::SdkOtel: return "sdk_otel";
     }
     return "";
 }
@@ -828,12 +838,14 @@ constexpr const char* path_label(Path p) {
         case Path::Raw: return "raw";
         case Path::SdkTls: return "SDK wss";
         case Path::RawTls: return "raw wss";
+        case Path::SdkOtel: return "SDK otel";
     }
     return "";
 }
 std::vector<Path> paths_of(const Options& o) {
     std::vector<Path> paths{Path::Sdk, Path::Floor, Path::Raw};
     if (o.tls) paths.insert(paths.end(), {Path::SdkTls, Path::RawTls});
+    if (o.otel) paths.push_back(Path::SdkOtel);
     return paths;
 }
 
@@ -849,6 +861,8 @@ struct Bench {
     std::optional<SdkRun> sdk_tls{};
     RawDriver* raw_tls = nullptr;
     LocalEchoServer* raw_tls_server = nullptr;
+    // --otel only:
+    std::optional<SdkRun> sdk_otel{};
 
     Phase run_sdk(SdkRun& sdk, const std::string& mode, std::size_t window) {
         std::vector<std::int64_t> warm(*o.warmup), latency(o.calls);
@@ -911,6 +925,7 @@ struct Bench {
             case Path::Floor: return run_floor(mode, window);
             case Path::Raw: return run_raw(raw, raw_server, mode, window);
             case Path::SdkTls: return run_sdk(*sdk_tls, mode, window);
+            case Path::SdkOtel: return run_sdk(*sdk_otel, mode, window);
             case Path::RawTls: break;
         }
         return run_raw(*raw_tls, *raw_tls_server, mode, window);
@@ -967,6 +982,12 @@ Ratio tls_ratio(const std::vector<Round>& rounds, bool sdk, const std::string& m
     static const CpuPairs raw_cpu = {{"client", "client"}, {"server", "server"}};
     return sdk ? median_ratio(rounds, "sdk_wss", "sdk", mode, sdk_cpu)
                : median_ratio(rounds, "baseline_wss", "baseline", mode, raw_cpu);
+}
+
+// Telemetry on over off (the --otel path over the SDK path), per round, then the median.
+Ratio otel_ratio(const std::vector<Round>& rounds, const std::string& mode) {
+    static const CpuPairs sdk_cpu = {{"caller", "caller"}, {"echo", "echo"}, {"engine", "engine"}};
+    return median_ratio(rounds, "sdk_otel", "sdk", mode, sdk_cpu);
 }
 
 // ---- output ----------------------------------------------------------------------------------
@@ -1071,6 +1092,11 @@ void print_json(const Report& rep) {
         }
         out.set("sdk_wss_to_ws", std::move(sdk)).set("baseline_wss_to_ws", std::move(raw));
     }
+    if (o.otel) {
+        iii::Value v = iii::Value::object();
+        for (const char* mode : modes) v.set(mode, ratio_json(otel_ratio(rep.rounds, mode)));
+        out.set("sdk_otel_to_sdk", std::move(v));
+    }
     iii::Value per_round = iii::Value::array();
     for (const auto& round : rep.rounds) {
         iii::Value r = iii::Value::object();
@@ -1153,6 +1179,22 @@ void print_table(const Report& rep) {
                             cpu.c_str());
             }
     }
+    if (o.otel) {
+        std::printf("\n%-24s %9s %9s %9s    %s\n", "telemetry on / off", "calls/s", "p50", "p99",
+                    "CPU per call, process by process");
+        for (const char* mode : modes) {
+            const Ratio r = otel_ratio(rep.rounds, mode);
+            std::string cpu;
+            for (const auto& [who, x] : r.cpu) {
+                char cell[64];
+                std::snprintf(cell, sizeof cell, "%s%s %.2fx", cpu.empty() ? "" : "  ", who.c_str(), x);
+                cpu += cell;
+            }
+            std::string l = std::string("SDK ") + mode;
+            if (std::string(mode) == "pipelined") l += " (" + std::to_string(o.inflight) + ")";
+            std::printf("%-24s %8.2fx %8.2fx %8.2fx    %s\n", l.c_str(), r.calls_per_s, r.p50, r.p99, cpu.c_str());
+        }
+    }
     bool counted = false;
     for (const char* mode : modes)
         for (const Path path : paths_of(o)) {
@@ -1228,6 +1270,18 @@ int run_bench(const Options& o) {
         tls_echo.spawn(args, true);
     }
 
+    // --otel: a second engine with its own echo worker, both ends with telemetry on (the same
+    // frames and function as the SDK path, so the difference is telemetry alone).
+    Child otel_engine, otel_echo;
+    std::string otel_url;
+    if (o.otel) {
+        const std::string path = o.engine.empty() ? bench::default_engine_path() : o.engine;
+        otel_url = bench::spawn_test_engine(otel_engine, path);
+        std::vector<std::string> args{self, "--role", "echo", "--url", otel_url, "--otel"};
+        if (o.inline_handlers) args.push_back("--inline-handlers");
+        otel_echo.spawn(args, true);
+    }
+
     Report report{o, payload_text.size(), frames, url, spawned, {}, provenance};
     {
         LocalEchoServer raw_server;
@@ -1249,6 +1303,8 @@ int run_bench(const Options& o) {
         auto caller = iii::register_worker(io, url, worker_options());
         std::shared_ptr<iii::Client> tls_caller;
         if (pki) tls_caller = iii::register_worker(io, tls_url, worker_options(false, pki->ca));
+        std::shared_ptr<iii::Client> otel_caller;
+        if (o.otel) otel_caller = iii::register_worker(io, otel_url, worker_options(false, {}, true));
         Bench b{o, io, SdkRun{*caller, payload, echo, spawned ? engine.pid() : o.engine_pid},
                 floor, relay.pid(), floor_echo.pid(), raw, raw_server};
         if (pki) {
@@ -1256,10 +1312,12 @@ int run_bench(const Options& o) {
             b.raw_tls = &*raw_tls;
             b.raw_tls_server = &*raw_tls_server;
         }
+        if (otel_caller) b.sdk_otel.emplace(SdkRun{*otel_caller, payload, otel_echo, otel_engine.pid()});
         const std::vector<Path> paths = paths_of(o);
         try {
             run_on(io, wait_for_echo(b.sdk));
             if (b.sdk_tls) run_on(io, wait_for_echo(*b.sdk_tls));
+            if (b.sdk_otel) run_on(io, wait_for_echo(*b.sdk_otel));
             for (std::size_t r = 0; r < o.rounds; ++r) {
                 Round round;
                 for (const char* mode : modes) {
@@ -1275,10 +1333,17 @@ int run_bench(const Options& o) {
         } catch (...) {
             caller->shutdown();
             if (tls_caller) tls_caller->shutdown();
+            if (otel_caller) otel_caller->shutdown();
             throw;
         }
         run_on(io, caller->shutdown_async());
         if (tls_caller) run_on(io, tls_caller->shutdown_async());
+        if (otel_caller) run_on(io, otel_caller->shutdown_async());
+    }
+    if (o.otel) {
+        if (otel_echo.stop(SIGTERM, std::chrono::seconds(5)) != 0)
+            std::fprintf(stderr, "bench_roundtrip: the telemetry-on echo worker did not exit cleanly\n");
+        otel_engine.stop(SIGTERM, std::chrono::seconds(5));
     }
     if (o.tls) {
         if (tls_echo.stop(SIGTERM, std::chrono::seconds(5)) != 0)

@@ -164,6 +164,17 @@ TEST_CASE("a span record is written as the OTLP span object, member for member",
           R"({"traceId":"","spanId":"","parentSpanId":"","name":"work","kind":1,"startTimeUnixNano":"0",)"
           R"("endTimeUnixNano":"0","status":{"code":0,"message":""},"attributes":[],"events":[],"links":[]})");
 
+    // The SDK's own spans share their context instead of copying its ids: written from it.
+    auto context = std::make_shared<tel::TraceContext>();
+    context->trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    context->span_id = "00f067aa0ba902b7";
+    tel::SpanRecord shared = bare;
+    shared.context = context;
+    CHECK(tel::encode_span(shared) ==
+          R"({"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","parentSpanId":"",)"
+          R"("name":"work","kind":1,"startTimeUnixNano":"0","endTimeUnixNano":"0","status":{"code":0,"message":""},)"
+          R"("attributes":[],"events":[],"links":[]})");
+
     // Not UTF-8: a clear error, nothing half-written.
     bare.name = "bad \xff";
     CHECK_THROWS_AS(tel::encode_span(bare), iii::Error);
