@@ -25,7 +25,8 @@ ALLOWED = re.compile(
     r"|detail::noncopyable$|detail::thread_context$"
     # clang (not g++) also exports the inline members that those headers define inside the
     # default-visibility region of asio_shared_state.hpp: still the same shared classes.
-    r"|detail::noncopyable::~noncopyable\(\)|detail::thread_info_base::|error::get_system_category\(\))"
+    r"|detail::noncopyable::~noncopyable\(\)|detail::thread_info_base::|error::get_system_category\(\)"
+    r"|detail::call_stack<asio::detail::thread_context, asio::detail::thread_info_base>::contains\()"
     r"|std::error_code::(error_code|operator=)<asio::error::\w+")
 
 

@@ -68,8 +68,9 @@ esac
 [[ "$(pkg-config --modversion iii-sdk)" == "$version" ]] || fail "iii-sdk.pc version"
 unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
 
-cxx=(c++)
-command -v ccache >/dev/null && cxx=(ccache c++)
+compiler=${III_CXX:-c++}  # the libraries' compiler (test/meson.build)
+cxx=("$compiler")
+command -v ccache >/dev/null && cxx=(ccache "$compiler")
 # shellcheck disable=SC2086
 "${cxx[@]}" -std=c++20 -O1 "${san_flags[@]}" -DIII_CONSUMER_KIND='"pkg-config"' $cflags \
     "$root/test/install/consumer.cpp" -o "$work/pkgconfig_consumer" $libs
@@ -80,6 +81,7 @@ launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S "$root/test/install/cmake" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$staged_prefix" \
     -DIII_EXPECTED_VERSION="$version" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" \
+    -DCMAKE_CXX_COMPILER="$compiler" \
     -DCMAKE_CXX_FLAGS="${san_flags[*]}" -DCMAKE_EXE_LINKER_FLAGS="${san_flags[*]}" >"$work/cmake.log" ||
     { cat "$work/cmake.log" >&2; fail "cmake configure failed"; }
 grep "iii-sdk $version from" "$work/cmake.log"
