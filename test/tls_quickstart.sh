@@ -25,6 +25,9 @@ openssl x509 -req -in engine.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 
   -extfile engine.ext -out engine.pem
 # --- end ---
 
+# Created here: the background job opens its redirection when it gets to run, which on a busy
+# machine can be after the first read below.
+: > engine.out
 "$engine" --port 0 --tls-cert engine.pem --tls-key engine.key > engine.out &
 pid=$!
 url=""
