@@ -313,7 +313,10 @@ void Engine::Impl::process_frame(Worker& worker, const std::string& payload, boo
     if (is_blank(payload)) return;
     // Calls and results between workers, the bulk of the traffic (a frame of another type
     // costs a few tokens of scanning here).
-    if (options.forward_as_text && !binary && forward_fast(worker, payload)) return;
+    if (options.forward_as_text && !binary && forward_fast(worker, payload)) {
+        ++forwarded_as_text;
+        return;
+    }
 
     // 0.22+: `reattach` is applied inline, before any frame after it. Recognised from the raw
     // JSON so that the engine does not depend on the SDK's decoder knowing the frame (the 0.10
@@ -572,6 +575,11 @@ std::optional<std::uint16_t> Engine::close_code(const std::string& worker_id) co
     auto it = impl_->close_codes.find(worker_id);
     if (it == impl_->close_codes.end()) return std::nullopt;
     return it->second;
+}
+
+std::uint64_t Engine::frames_forwarded_as_text() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->forwarded_as_text;
 }
 
 std::vector<std::string> Engine::function_ids() const {

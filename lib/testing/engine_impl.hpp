@@ -167,6 +167,7 @@ struct Engine::Impl {
     std::vector<std::pair<std::string, Value>> observed_telemetry;
     std::vector<std::string> observed_workers;
     std::vector<std::string> observed_functions;
+    std::uint64_t forwarded_as_text = 0;  // frames that took forward_fast()
     std::map<std::string, std::uint16_t> close_codes;  // per worker, once its socket closed
 
     std::thread thread;

@@ -219,6 +219,9 @@ TEST_CASE("calls and results forwarded as text are the frames the full path send
         CHECK(a.to_callee == b.to_callee);
         CHECK(a.to_caller == b.to_caller);
     }
+    // The comparison is between the two paths: the text engine did take its text path.
+    CHECK(text->engine.frames_forwarded_as_text() > 0);
+    CHECK(full->engine.frames_forwarded_as_text() == 0);
 }
 
 TEST_CASE("the text path splices the caller's id into the payload at its sorted place",
@@ -244,4 +247,5 @@ TEST_CASE("the text path splices the caller's id into the payload at its sorted 
     CHECK(callee.nth_text("invokefunction", 2) == head + R"({"A":1,)" + cw + R"(,"b":2}})");
     CHECK(callee.nth_text("invokefunction", 3) == head + R"({"A":1,)" + cw + "}}");
     CHECK(callee.nth_text("invokefunction", 4) == head + "[{}]}");
+    CHECK(engine.frames_forwarded_as_text() == 5);  // each of them as text
 }

@@ -203,6 +203,9 @@ public:
     /// handshake (1005 when it sent none), 1006 when the TCP connection just went away; nullopt
     /// while it is open.
     std::optional<std::uint16_t> close_code(const std::string& worker_id) const;
+    /// How many frames took the text path so far (EngineOptions::forward_as_text): calls and
+    /// results forwarded without a decode and re-encode. Always 0 with forward_as_text false.
+    std::uint64_t frames_forwarded_as_text() const;
     /// Ids in the function registry, sorted, built-ins (`engine::...`) included. On 0.23 a
     /// function outside the `default` namespace is listed as `<namespace>/<id>`.
     std::vector<std::string> function_ids() const;
