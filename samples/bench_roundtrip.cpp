@@ -111,6 +111,7 @@ struct Options {
     pid_t engine_pid = -1;  // --engine-pid: the external engine's CPU is measured too
     std::string role;  // hidden: "echo", "floor-relay" or "floor-echo" in the child processes
     bool tls = false;  // --tls: SDK and raw over wss:// too
+    bool sdk_only = false;  // --sdk-only: no floor or raw paths (long runs: RSS over 1M calls)
     bool otel = false; // --otel: the SDK path with telemetry on too (or, for --role echo, this one)
     std::string ca;    // hidden: the CA file the echo worker trusts (wss://)
 };
@@ -126,6 +127,9 @@ void usage(std::FILE* out) {
         "  --json             print one JSON object instead of the table\n"
         "  --inline-handlers  the echo worker runs its handler on its io thread\n"
         "                     (InitOptions::handlers_on_io_thread) instead of its pool\n"
+        "  --sdk-only         only the SDK paths: no floor or raw baseline, no ratios to\n"
+        "                     them (for runs long enough that the idle SDK connection\n"
+        "                     would time out during the other paths, e.g. RSS over 1M calls)\n"
         "  --otel             also measure the SDK path with telemetry on at both ends\n"
         "                     (its own engine) and report on / off ratios\n"
         "  --tls              also measure SDK and raw over wss:// (needs `openssl`) and\n"
@@ -169,6 +173,10 @@ Options parse_options(int argc, char** argv) {
         }
         if (arg == "--otel") {
             o.otel = true;
+            continue;
+        }
+        if (arg == "--sdk-only") {
+            o.sdk_only = true;
             continue;
         }
         if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
@@ -843,8 +851,10 @@ constexpr const char* path_label(Path p) {
     return "";
 }
 std::vector<Path> paths_of(const Options& o) {
-    std::vector<Path> paths{Path::Sdk, Path::Floor, Path::Raw};
-    if (o.tls) paths.insert(paths.end(), {Path::SdkTls, Path::RawTls});
+    std::vector<Path> paths{Path::Sdk};
+    if (!o.sdk_only) paths.insert(paths.end(), {Path::Floor, Path::Raw});
+    if (o.tls) paths.push_back(Path::SdkTls);
+    if (o.tls && !o.sdk_only) paths.push_back(Path::RawTls);
     if (o.otel) paths.push_back(Path::SdkOtel);
     return paths;
 }
@@ -1080,6 +1090,7 @@ void print_json(const Report& rep) {
         out.set(path, std::move(v));
     }
     for (const char* other : {"floor", "baseline"}) {
+        if (o.sdk_only) break;
         iii::Value v = iii::Value::object();
         for (const char* mode : modes) v.set(mode, ratio_json(median_ratio(rep.rounds, other, mode)));
         out.set(std::string("sdk_to_") + other, std::move(v));
@@ -1088,7 +1099,7 @@ void print_json(const Report& rep) {
         iii::Value sdk = iii::Value::object(), raw = iii::Value::object();
         for (const char* mode : modes) {
             sdk.set(mode, ratio_json(tls_ratio(rep.rounds, true, mode)));
-            raw.set(mode, ratio_json(tls_ratio(rep.rounds, false, mode)));
+            if (!o.sdk_only) raw.set(mode, ratio_json(tls_ratio(rep.rounds, false, mode)));
         }
         out.set("sdk_wss_to_ws", std::move(sdk)).set("baseline_wss_to_ws", std::move(raw));
     }
@@ -1146,6 +1157,7 @@ void print_table(const Report& rep) {
         }
     }
     for (const char* other : {"floor", "baseline"}) {
+        if (o.sdk_only) break;
         std::printf("\nSDK / %-18s %9s %9s %9s    %s\n", other, "calls/s", "p50", "p99",
                     "CPU per call, process by process");
         for (const char* mode : modes) {
@@ -1166,6 +1178,7 @@ void print_table(const Report& rep) {
                     "CPU per call, process by process");
         for (const bool sdk : {true, false})
             for (const char* mode : modes) {
+                if (!sdk && o.sdk_only) break;
                 const Ratio r = tls_ratio(rep.rounds, sdk, mode);
                 std::string cpu;
                 for (const auto& [who, x] : r.cpu) {
