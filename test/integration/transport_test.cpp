@@ -232,12 +232,14 @@ TEST_CASE("buffered_amount counts unwritten data, returns to zero, and ignores c
     // Pings from the server make this side write pongs: they must not count.
     for (int i = 0; i < 5; ++i) peer->ping();
     run_until(io, [] { return false; }, 100ms);
+    // The queue cannot drain while the peer is paused: wait until the reader thread has seen it
+    // (on a loaded machine it may not have had a time slice yet), not for a fixed time.
+    REQUIRE(run_until(io, [&] { return max_seen > 0; }, 10s));
     peer->resume_reading();
     REQUIRE(run_until(io, [&] { return client->buffered_amount() == 0; }, 10s));
     REQUIRE(run_until(io, [&] { return server.received_bytes == blocks * block.size(); }, 10s));
     stop = true;
     reader.join();
-    CHECK(max_seen > 0);
     CHECK(max_seen <= blocks * block.size());
     CHECK(client->buffered_amount() == 0);
     client->detach();
