@@ -261,8 +261,10 @@ public:
     [[noreturn]] void fail_missing(std::string_view field) const;
 
     /// Nesting deeper than this fails with "nesting too deep" (guards the stack against
-    /// recursive types fed hostile input).
-    static constexpr std::size_t max_depth = 1024;
+    /// recursive types fed hostile input). Below simdjson's own limit (1024 levels, counting
+    /// the document), which the parser must never reach: in a library built without
+    /// optimisation, simdjson's development checks turn it into an assertion failure.
+    static constexpr std::size_t max_depth = 1000;
 
 protected:
     JsonReader() = default;

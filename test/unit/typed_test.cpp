@@ -373,7 +373,9 @@ TEST_CASE("recursive types decode to the input's depth and fail past the limit",
     std::string deep;
     for (int i = 0; i < 600; ++i) deep += R"({"label":"x","children":[)";
     for (int i = 0; i < 600; ++i) deep += "]}";
-    CHECK_THAT(error_of<shop::Node>(deep), Catch::Contains("too deep") || Catch::Contains("depth"));
+    // Our own limit, below simdjson's: in a -O0 build simdjson asserted at its 1024th level
+    // (clang-19 -O0 CI configuration).
+    CHECK_THAT(error_of<shop::Node>(deep), Catch::Contains("nesting too deep"));
 }
 
 // ---- encode ---------------------------------------------------------------------------------
