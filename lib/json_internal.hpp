@@ -59,7 +59,7 @@ public:
         Prefix(rapidjson::kStringType);
         char* out = os_->Push(s.size() + 2);
         out[0] = '"';
-        std::memcpy(out + 1, s.data(), s.size());
+        if (!s.empty()) std::memcpy(out + 1, s.data(), s.size());  // (a null data() when empty)
         out[s.size() + 1] = '"';
         EndValue(true);
     }

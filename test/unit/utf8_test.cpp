@@ -170,6 +170,14 @@ TEST_CASE("the writer's plain-text path writes exactly what RapidJSON writes", "
             }
         }
     }
+    // The empty string, also as a default string_view (its data() is null).
+    CHECK(through_ours("", false) == through_rapidjson("", false));
+    {
+        rapidjson::StringBuffer buffer;
+        JsonWriter w(buffer);
+        w.checked_string(std::string_view(), false);
+        CHECK(std::string(buffer.GetString(), buffer.GetSize()) == R"("")");
+    }
     // Each path was taken: 0x20-0x7f less `"` and `\` are plain, 0x00-0x1f, `"` and `\` are
     // escaped, and a lone byte >= 0x80 is not UTF-8.
     CHECK(plain == 153 * 2 * 94);
