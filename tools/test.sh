@@ -50,8 +50,8 @@ run_config() {
     # Compile time is most of a CI run, and full debug info (-g) costs g++ a third of it. Line
     # tables (-g1) still give file:line in sanitizer reports and backtraces. g++ builds with -O2,
     # as users do (and -O2 is where its flow warnings live); the sanitizers with -O1 (what their
-    # documentation advises, at half the compile time). clang-19 builds with -O0: its warnings do not depend on the
-    # optimiser, and -O0 compiles three times faster than -O2 -g.
+    # documentation advises, at half the compile time). clang-19 builds with -O0: its warnings
+    # do not depend on the optimiser, and -O0 compiles three times faster than -O2 -g.
     local optimization=2 line_tables=-g1
     [[ $san != none ]] && optimization=1
     [[ $cc == clang && $san == none ]] && { optimization=0; line_tables=""; }
