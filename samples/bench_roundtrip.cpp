@@ -1156,57 +1156,38 @@ void print_table(const Report& rep) {
                         p.p50_us, p.p99_us, p.p999_us, cpu.c_str());
         }
     }
+    // One ratio table: a header, then a row per (prefix, mode).
+    auto ratio_header = [](const char* title) {
+        std::printf("\n%-24s %9s %9s %9s    %s\n", title, "calls/s", "p50", "p99",
+                    "CPU per call, process by process");
+    };
+    auto ratio_row = [&](const std::string& prefix, const char* mode, const Ratio& r) {
+        std::string cpu;
+        for (const auto& [who, x] : r.cpu) {
+            char cell[64];
+            std::snprintf(cell, sizeof cell, "%s%s %.2fx", cpu.empty() ? "" : "  ", who.c_str(), x);
+            cpu += cell;
+        }
+        std::string l = prefix + mode;
+        if (std::string(mode) == "pipelined") l += " (" + std::to_string(o.inflight) + ")";
+        std::printf("%-24s %8.2fx %8.2fx %8.2fx    %s\n", l.c_str(), r.calls_per_s, r.p50, r.p99, cpu.c_str());
+    };
     for (const char* other : {"floor", "baseline"}) {
         if (o.sdk_only) break;
-        std::printf("\nSDK / %-18s %9s %9s %9s    %s\n", other, "calls/s", "p50", "p99",
-                    "CPU per call, process by process");
-        for (const char* mode : modes) {
-            const Ratio r = median_ratio(rep.rounds, other, mode);
-            std::string cpu;
-            for (const auto& [who, x] : r.cpu) {
-                char cell[64];
-                std::snprintf(cell, sizeof cell, "%s%s %.2fx", cpu.empty() ? "" : "  ", who.c_str(), x);
-                cpu += cell;
-            }
-            std::string l = mode;
-            if (std::string(mode) == "pipelined") l += " (" + std::to_string(o.inflight) + ")";
-            std::printf("%-24s %8.2fx %8.2fx %8.2fx    %s\n", l.c_str(), r.calls_per_s, r.p50, r.p99, cpu.c_str());
-        }
+        ratio_header(("SDK / " + std::string(other)).c_str());
+        for (const char* mode : modes) ratio_row("", mode, median_ratio(rep.rounds, other, mode));
     }
     if (o.tls) {
-        std::printf("\n%-24s %9s %9s %9s    %s\n", "wss:// / ws://", "calls/s", "p50", "p99",
-                    "CPU per call, process by process");
+        ratio_header("wss:// / ws://");
         for (const bool sdk : {true, false})
             for (const char* mode : modes) {
                 if (!sdk && o.sdk_only) break;
-                const Ratio r = tls_ratio(rep.rounds, sdk, mode);
-                std::string cpu;
-                for (const auto& [who, x] : r.cpu) {
-                    char cell[64];
-                    std::snprintf(cell, sizeof cell, "%s%s %.2fx", cpu.empty() ? "" : "  ", who.c_str(), x);
-                    cpu += cell;
-                }
-                std::string l = std::string(sdk ? "SDK " : "raw ") + mode;
-                if (std::string(mode) == "pipelined") l += " (" + std::to_string(o.inflight) + ")";
-                std::printf("%-24s %8.2fx %8.2fx %8.2fx    %s\n", l.c_str(), r.calls_per_s, r.p50, r.p99,
-                            cpu.c_str());
+                ratio_row(sdk ? "SDK " : "raw ", mode, tls_ratio(rep.rounds, sdk, mode));
             }
     }
     if (o.otel) {
-        std::printf("\n%-24s %9s %9s %9s    %s\n", "telemetry on / off", "calls/s", "p50", "p99",
-                    "CPU per call, process by process");
-        for (const char* mode : modes) {
-            const Ratio r = otel_ratio(rep.rounds, mode);
-            std::string cpu;
-            for (const auto& [who, x] : r.cpu) {
-                char cell[64];
-                std::snprintf(cell, sizeof cell, "%s%s %.2fx", cpu.empty() ? "" : "  ", who.c_str(), x);
-                cpu += cell;
-            }
-            std::string l = std::string("SDK ") + mode;
-            if (std::string(mode) == "pipelined") l += " (" + std::to_string(o.inflight) + ")";
-            std::printf("%-24s %8.2fx %8.2fx %8.2fx    %s\n", l.c_str(), r.calls_per_s, r.p50, r.p99, cpu.c_str());
-        }
+        ratio_header("telemetry on / off");
+        for (const char* mode : modes) ratio_row("SDK ", mode, otel_ratio(rep.rounds, mode));
     }
     bool counted = false;
     for (const char* mode : modes)
