@@ -156,9 +156,10 @@ void write_string_attribute(detail::JsonWriter& w, std::string_view key, std::st
 void write_span(detail::JsonWriter& w, const SpanRecord& span) {
     w.StartObject();
     w.plain_string("traceId");
-    write_id(w, span.context ? span.context->trace_id : span.trace_id);
+    static const std::string no_id;
+    write_id(w, span.context ? span.context->trace_id : no_id);
     w.plain_string("spanId");
-    write_id(w, span.context ? span.context->span_id : span.span_id);
+    write_id(w, span.context ? span.context->span_id : no_id);
     w.plain_string("parentSpanId");
     write_id(w, span.parent_span_id);
     w.plain_string("name");

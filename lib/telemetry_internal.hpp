@@ -149,11 +149,9 @@ struct SpanRecord {
         std::string message;
         std::uint64_t time_ns = 0;
     };
-    /// The span's identity when set (the SDK's own spans): its trace and span ids are written
-    /// from it, shared rather than copied per span. Otherwise trace_id and span_id below.
+    /// The span's identity: its trace and span ids are written from it (shared, not copied per
+    /// span); empty ids when null.
     ContextPtr context;
-    std::string trace_id;
-    std::string span_id;
     std::string parent_span_id;
     std::string name;
     int kind = 1;  ///< OTLP SpanKind: 1 INTERNAL, 2 SERVER, 3 CLIENT

@@ -130,8 +130,10 @@ TEST_CASE("environment fallbacks of OtelConfig", "[unit][telemetry]") {
 TEST_CASE("a span record is written as the OTLP span object, member for member", "[unit][telemetry]") {
     using iii::Value;
     tel::SpanRecord span;
-    span.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    span.span_id = "00f067aa0ba902b7";
+    auto identity = std::make_shared<tel::TraceContext>();
+    identity->trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    identity->span_id = "00f067aa0ba902b7";
+    span.context = identity;
     span.parent_span_id = "a3ce929d0e0e4736";
     span.name = "call greet";
     span.kind = 2;
