@@ -3,7 +3,15 @@
 set -euo pipefail
 packages=(g++ meson ninja-build pkg-config python3 libasio-dev libwebsocketpp-dev libsimdjson-dev
           rapidjson-dev libfmt-dev catch2 libssl-dev openssl cmake doxygen python3-matplotlib)
-if [[ "${1:-}" == "--with-node" ]]; then packages+=(nodejs npm); fi
+# --with-node: Node.js and npm (interop tests, bench comparison); --with-clang: clang-19 and
+# its runtimes (the second compiler, the sanitizers and libFuzzer).
+for flag in "$@"; do
+    case $flag in
+        --with-node) packages+=(nodejs npm) ;;
+        --with-clang) packages+=(clang-19 libclang-rt-19-dev) ;;
+        *) echo "deps.sh: unknown option '$flag'" >&2; exit 2 ;;
+    esac
+done
 missing=()
 for p in "${packages[@]}"; do
     if [[ "$p" == nodejs || "$p" == npm ]]; then

@@ -17,12 +17,12 @@
 # through Meson, and without Asio's coroutine code: nothing here needs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/deps.sh
+tools/deps.sh --with-clang
 cxx=""
 for candidate in clang++-19 clang++; do
     if command -v "$candidate" >/dev/null; then cxx=$candidate; break; fi
 done
-[[ -n $cxx ]] || { echo "fuzz.sh: clang++ is needed (apt-get install clang)" >&2; exit 2; }
+[[ -n $cxx ]] || { echo "fuzz.sh: clang++ is needed (apt-get install clang-19)" >&2; exit 2; }
 
 limit=(-max_total_time=120)
 if [[ "${1:-}" == "--runs" ]]; then

@@ -19,7 +19,6 @@
 # build-tsan, ...), configured once and rebuilt incrementally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/deps.sh --with-node
 
 compiler=gcc
 sanitizer=none
@@ -36,6 +35,9 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
+deps=(--with-node)
+if $ci || [[ $compiler == clang ]]; then deps+=(--with-clang); fi
+tools/deps.sh "${deps[@]}"
 
 logs=()
 status=0
