@@ -6,6 +6,12 @@
 
 namespace iii::testing {
 
+namespace {
+// Sent frame texts kept for reuse: enough for a burst of calls in flight.
+constexpr std::size_t max_spare_texts = 64;
+constexpr std::size_t max_spare_text_capacity = 64 * 1024;
+}  // namespace
+
 // ---- lifecycle -----------------------------------------------------------------------------
 
 Engine::Impl::Impl(EngineOptions opts) : options(std::move(opts)) {
@@ -278,6 +284,14 @@ void Engine::Impl::send_text(Worker& worker, std::string&& text) {
     if (event_depth == 0) flush_outbox();
 }
 
+std::string Engine::Impl::take_text() {
+    if (spare_texts.empty()) return {};
+    std::string text = std::move(spare_texts.back());
+    spare_texts.pop_back();
+    text.clear();
+    return text;
+}
+
 void Engine::Impl::flush_outbox() {
     if (outbox.empty()) return;
     auto frames = std::move(outbox);
@@ -289,6 +303,9 @@ void Engine::Impl::flush_outbox() {
         // and cleans up (halting whatever was just routed to it).
         if (auto ec = frame.worker->socket->send(frame.text, false))
             note(LogLevel::Info, "worker {}: send failed: {}", frame.worker->id, ec.message());
+        // The transport copied it: the buffer serves a later frame (a few, none of a huge one).
+        if (spare_texts.size() < max_spare_texts && frame.text.capacity() <= max_spare_text_capacity)
+            spare_texts.push_back(std::move(frame.text));
     }
     frames.clear();
     spare_outbox = std::move(frames);

@@ -1,6 +1,7 @@
 // The hot path of the test engine: invokefunction and invocationresult between workers, routed
-// by peeking at their routing fields with simdjson on-demand and forwarded as spliced text, with
-// no Value DOM and no re-encoding.
+// by reading their routing fields in one pass over the text and forwarded as spliced text, with
+// no parser, no Value DOM and no re-encoding. The frame is valid UTF-8 already: the transport
+// validates every text message once and closes with 1007 otherwise (RFC 6455 8.1).
 //
 // The forwarded text must be byte for byte what the full path (decode, `sorted`, Encoder)
 // produces, so a frame is taken here only when its payloads are already in that form: compact,
@@ -22,7 +23,6 @@ namespace iii::testing {
 
 namespace {
 
-namespace ondemand = simdjson::ondemand;
 using iii::detail::PaddedBuffer;
 constexpr std::size_t npos = std::string_view::npos;
 // Deeper payloads take the full path (which accepts up to iii::detail::max_json_depth).
@@ -31,11 +31,6 @@ constexpr std::string_view caller_key = "_caller_worker_id";
 using namespace std::string_view_literals;
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-std::string_view trim_right(std::string_view s) {
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
 
 // A high bit set in (at least) the byte of the first '"', '\\' or control character of the 8
 // bytes of `w` (little-endian), and in no byte before it: borrows only travel upwards.
@@ -80,18 +75,119 @@ std::size_t string_token(const char* p, bool& escaped) {
     }
 }
 
-/// A string value with no escapes at all (identifiers: function ids, trace headers, ...), as the
-/// text between its quotes; nullopt otherwise.
-std::optional<std::string_view> plain_string(ondemand::value& v) {
-    const std::string_view token = v.raw_json_token();
-    if (token.empty() || token.front() != '"') return std::nullopt;
-    bool escaped = false;
-    const std::size_t n = string_token(token.data(), escaped);
-    if (n == npos || escaped) return std::nullopt;
-    return token.substr(1, n - 2);
+bool is_hex(char c) { return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'); }
+
+void skip_space(const char*& p, const char* end) {
+    while (p < end && is_space(*p)) ++p;
 }
 
-bool is_null_token(ondemand::value& v) { return trim_right(v.raw_json_token()) == "null"; }
+/// A JSON string token of any form at `p` (its opening quote; every escape JSON allows), moved
+/// past; false when it is not one.
+bool any_string(const char*& p, const char* end) {
+    const char* q = p + 1;
+    for (;;) {
+        if (q >= end) return false;
+        const char c = *q;
+        if (c == '"') {
+            p = q + 1;
+            return true;
+        }
+        if (static_cast<unsigned char>(c) < 0x20) return false;
+        if (c != '\\') {
+            ++q;
+            continue;
+        }
+        if (end - q < 2) return false;
+        switch (q[1]) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                q += 2;
+                break;
+            case 'u':
+                if (end - q < 6 || !is_hex(q[2]) || !is_hex(q[3]) || !is_hex(q[4]) || !is_hex(q[5]))
+                    return false;
+                q += 6;
+                break;
+            default: return false;
+        }
+    }
+}
+
+/// A JSON number of any form (RFC 8259 6) at `p`, moved past; false when it is not one.
+bool any_number(const char*& p, const char* end) {
+    const char* q = p;
+    auto digits = [&] {
+        const char* from = q;
+        while (q < end && *q >= '0' && *q <= '9') ++q;
+        return q != from;
+    };
+    if (q < end && *q == '-') ++q;
+    if (q < end && *q == '0')
+        ++q;
+    else if (!digits())
+        return false;
+    if (q < end && *q == '.') {
+        ++q;
+        if (!digits()) return false;
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        ++q;
+        if (q < end && (*q == '+' || *q == '-')) ++q;
+        if (!digits()) return false;
+    }
+    p = q;
+    return true;
+}
+
+bool literal(const char*& p, const char* end, std::string_view word) {
+    if (static_cast<std::size_t>(end - p) < word.size() || std::memcmp(p, word.data(), word.size()) != 0)
+        return false;
+    p += word.size();
+    return true;
+}
+
+/// One JSON value of any form at `p` (whitespace inside allowed), validated and moved past: a
+/// field the decoder skips unread. Stricter than that skip (which does not look inside
+/// strings and numbers), so a frame accepted here is one the full path accepts too.
+bool any_value(const char*& p, const char* end, int depth) {
+    if (p >= end) return false;
+    const char open = *p;
+    if (open == '{' || open == '[') {
+        if (depth >= max_fast_depth) return false;
+        const char close = open == '{' ? '}' : ']';
+        ++p;
+        skip_space(p, end);
+        if (p < end && *p == close) {
+            ++p;
+            return true;
+        }
+        for (;;) {
+            if (open == '{') {
+                if (p >= end || *p != '"' || !any_string(p, end)) return false;
+                skip_space(p, end);
+                if (p >= end || *p != ':') return false;
+                ++p;
+                skip_space(p, end);
+            }
+            if (!any_value(p, end, depth + 1)) return false;
+            skip_space(p, end);
+            if (p >= end) return false;
+            if (*p == close) {
+                ++p;
+                return true;
+            }
+            if (*p != ',') return false;
+            ++p;
+            skip_space(p, end);
+        }
+    }
+    switch (open) {
+        case '"': return any_string(p, end);
+        case 't': return literal(p, end, "true");
+        case 'f': return literal(p, end, "false");
+        case 'n': return literal(p, end, "null");
+        default: return any_number(p, end);
+    }
+}
 
 /// True when `s` goes out between quotes unchanged (no character RapidJSON escapes).
 bool needs_no_escape(std::string_view s) {
@@ -123,10 +219,9 @@ void append_quoted(std::string& out, std::string_view s) {
 
 }  // namespace
 
-/// The parser and buffers of the hot path (one io thread uses them).
+/// The buffers of the hot path (one io thread uses them).
 struct Engine::Impl::FastPath {
-    ondemand::parser parser;
-    PaddedBuffer buffer;
+    PaddedBuffer buffer;  // the frame, followed by zeros that stop string_token's 8-byte loads
     rapidjson::StringBuffer number_text;  // a float as write_value() writes it
 
     /// Where `_caller_worker_id` goes in a payload object.
@@ -212,14 +307,6 @@ struct Engine::Impl::FastPath {
         }
     }
 
-    static bool literal(const char*& p, const char* end, std::string_view word) {
-        if (static_cast<std::size_t>(end - p) < word.size() ||
-            std::memcmp(p, word.data(), word.size()) != 0)
-            return false;
-        p += word.size();
-        return true;
-    }
-
     /// An integer that reads back as Int (at most 18 digits, no leading zero, not -0), or a
     /// float whose text is what write_value() writes for it.
     bool number(const char*& p, const char* end) {
@@ -250,15 +337,11 @@ struct Engine::Impl::FastPath {
         return true;
     }
 
-    /// The canonical text of a payload value (`v`, consumed), or nullopt.
-    std::optional<std::string_view> payload(ondemand::value& v, Splice* splice) {
-        std::string_view text;
-        if (simdjson::to_json_string(v).get(text) != simdjson::SUCCESS) return std::nullopt;
-        text = trim_right(text);
-        const char* p = text.data();
-        const char* end = p + text.size();
-        if (!canonical(p, end, 0, text.data(), splice) || p != end) return std::nullopt;
-        return text;
+    /// The canonical payload value at `p`, moved past, or nullopt (see canonical()).
+    std::optional<std::string_view> payload(const char*& p, const char* end, Splice* splice) {
+        const char* from = p;
+        if (!canonical(p, end, 0, from, splice)) return std::nullopt;
+        return std::string_view(from, static_cast<std::size_t>(p - from));
     }
 };
 
@@ -269,13 +352,11 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
     FastPath& f = *fast;
     struct Trim {
         FastPath& f;
-        ~Trim() { iii::detail::trim_after_parse(f.parser, f.buffer); }
+        ~Trim() { f.buffer.release_if_above(iii::detail::retained_buffer_limit + simdjson::SIMDJSON_PADDING); }
     } trim{f};
-
-    ondemand::document doc;
-    if (f.parser.iterate(f.buffer.load(frame)).get(doc) != simdjson::SUCCESS) return false;
-    ondemand::object object;
-    if (doc.get_object().get(object) != simdjson::SUCCESS) return false;
+    f.buffer.load(frame);
+    const char* p = f.buffer.data();
+    const char* const end = p + frame.size();
 
     enum Kind { Unknown, Invoke, Result } kind = Unknown;
     std::optional<std::string_view> invocation_id, function_id, traceparent, baggage, ns;
@@ -289,64 +370,84 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
         seen |= 1u << bit;
         return true;
     };
-    // Reads an optional identifier (string without escapes, or null for absent).
-    auto optional_plain = [&](ondemand::value& v, std::optional<std::string_view>& out) {
-        if (is_null_token(v)) return true;
-        out = plain_string(v);
-        return out.has_value();
-    };
-
-    for (auto member : object) {
-        ondemand::field field;
-        if (std::move(member).get(field) != simdjson::SUCCESS) return false;
-        const char* quote = field.key().raw() - 1;
+    // A string without escapes (identifiers: ids, trace headers), as the text between its quotes.
+    auto plain = [&](std::optional<std::string_view>& out) {
+        if (p >= end || *p != '"') return false;
         bool escaped = false;
-        const std::size_t key_length = string_token(quote, escaped);
-        if (key_length == npos || escaped) return false;
-        const std::string_view key(quote + 1, key_length - 2);
-        ondemand::value& v = field.value();
+        const std::size_t n = string_token(p, escaped);
+        if (n == npos || escaped) return false;
+        out = std::string_view(p + 1, n - 2);
+        p += n;
+        return true;
+    };
+    auto null = [&] { return literal(p, end, "null"); };
+    // An optional identifier: such a string, or null for absent.
+    auto optional_plain = [&](std::optional<std::string_view>& out) { return null() || plain(out); };
+
+    skip_space(p, end);
+    if (p >= end || *p != '{') return false;
+    ++p;
+    for (bool first = true;; first = false) {
+        skip_space(p, end);
+        if (!first) {
+            if (p < end && *p == '}') {
+                ++p;
+                break;
+            }
+            if (p >= end || *p != ',') return false;
+            ++p;
+            skip_space(p, end);
+        }
+        std::optional<std::string_view> key;
+        if (!plain(key)) return false;  // an escaped key (or none): the full path
+        skip_space(p, end);
+        if (p >= end || *p != ':') return false;
+        ++p;
+        skip_space(p, end);
         if (kind == Unknown) {
             // `type` first, as every SDK writes it; otherwise the full path sorts it out.
-            if (key != "type") return false;
-            const auto type = plain_string(v);
-            if (type == "invokefunction")
+            std::optional<std::string_view> type;
+            if (*key != "type" || !plain(type)) return false;
+            if (*type == "invokefunction")
                 kind = Invoke;
-            else if (type == "invocationresult")
+            else if (*type == "invocationresult")
                 kind = Result;
             else
                 return false;
             continue;
         }
         // Only the fields the decoder reads for this type; the others it skips unread, so do we.
-        if (key == "invocation_id") {
-            if (!once(0) || !(invocation_id = plain_string(v))) return false;
-        } else if (key == "function_id") {
-            if (!once(1) || !(function_id = plain_string(v))) return false;
-        } else if (key == "traceparent") {
-            if (!once(2) || !optional_plain(v, traceparent)) return false;
-        } else if (key == "baggage") {
-            if (!once(3) || !optional_plain(v, baggage)) return false;
-        } else if (kind == Invoke && key == "data") {
-            if (!once(4)) return false;
-            data_object = v.raw_json_token().starts_with('{');
-            if (!(data = f.payload(v, data_object ? &splice : nullptr))) return false;
-        } else if (kind == Invoke && key == "metadata") {
-            if (!once(5)) return false;
-            if (!is_null_token(v) && !(metadata = f.payload(v, nullptr))) return false;
-        } else if (kind == Invoke && key == "namespace") {
-            if (!once(6) || !optional_plain(v, ns)) return false;
-        } else if (kind == Invoke && key == "action") {
-            // Void and enqueue calls are rare: the full path.
-            if (!once(7) || !is_null_token(v)) return false;
-        } else if (kind == Result && key == "result") {
-            if (!once(8)) return false;
-            if (!is_null_token(v) && !(result = f.payload(v, nullptr))) return false;
-        } else if (kind == Result && key == "error") {
-            if (!once(9) || !is_null_token(v)) return false;
+        bool ok = true;
+        if (*key == "type") {
+            ok = false;  // twice
+        } else if (*key == "invocation_id") {
+            ok = once(0) && plain(invocation_id);
+        } else if (*key == "function_id") {
+            ok = once(1) && plain(function_id);
+        } else if (*key == "traceparent") {
+            ok = once(2) && optional_plain(traceparent);
+        } else if (*key == "baggage") {
+            ok = once(3) && optional_plain(baggage);
+        } else if (kind == Invoke && *key == "data") {
+            data_object = p < end && *p == '{';
+            ok = once(4) && (data = f.payload(p, end, data_object ? &splice : nullptr));
+        } else if (kind == Invoke && *key == "metadata") {
+            ok = once(5) && (null() || (metadata = f.payload(p, end, nullptr)));
+        } else if (kind == Invoke && *key == "namespace") {
+            ok = once(6) && optional_plain(ns);
+        } else if (kind == Invoke && *key == "action") {
+            ok = once(7) && null();  // void and enqueue calls are rare: the full path
+        } else if (kind == Result && *key == "result") {
+            ok = once(8) && (null() || (result = f.payload(p, end, nullptr)));
+        } else if (kind == Result && *key == "error") {
+            ok = once(9) && null();
+        } else {
+            ok = any_value(p, end, 0);
         }
+        if (!ok) return false;
     }
-    // On-demand never looks past the closing brace on its own (see Decoder::decode).
-    if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS) return false;
+    skip_space(p, end);
+    if (p != end) return false;  // trailing content: the full path drops the frame
     // A call without an id is a void call (fresh id): the full path.
     if (!invocation_id || !function_id) return false;
     char id[36];
@@ -371,16 +472,17 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
         if (!callee) return false;
 
         // Taken: the same state changes as invoke_from_worker + dispatch.
-        std::string invocation(id_view);
-        worker.invocations.insert(invocation);
-        callee->invocations.insert(invocation);
-        Pending& p = pending[invocation];
-        p = Pending{std::string(*function_id), worker.id, callee->id,
-                    traceparent ? std::optional<std::string>(*traceparent) : std::nullopt,
-                    baggage ? std::optional<std::string>(*baggage) : std::nullopt,
-                    {}};
+        worker.invocations.emplace(id_view);
+        callee->invocations.emplace(id_view);
+        Pending& entry = pending[std::string(id_view)];
+        entry = Pending{};  // a reused id replaces its call, as on the full path
+        entry.function_id = *function_id;
+        entry.caller = worker.id;
+        entry.callee = callee->id;
+        if (traceparent) entry.traceparent.emplace(*traceparent);
+        if (baggage) entry.baggage.emplace(*baggage);
 
-        std::string out;
+        std::string out = take_text();
         out.reserve(frame.size() + caller_key.size() + worker.id.size() + 64);
         out.append(R"({"type":"invokefunction","invocation_id":")"sv);
         out += id_view;
@@ -421,35 +523,35 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
     }
 
     // kind == Result
-    auto it = pending.find(std::string(id_view));
+    auto it = pending.find(id_view);
     if (it == pending.end()) return false;
-    const Pending& p = it->second;
-    if (p.caller.empty()) return false;  // the engine's own call: its consumer runs
-    Worker* caller = find_worker(p.caller);
+    const Pending& entry = it->second;
+    if (entry.caller.empty()) return false;  // the engine's own call: its consumer runs
+    Worker* caller = find_worker(entry.caller);
     if (!caller) return false;
     // What the caller sent is echoed back; text that needs escaping takes the full path.
-    if (!needs_no_escape(p.function_id) || (p.traceparent && !needs_no_escape(*p.traceparent)) ||
-        (p.baggage && !needs_no_escape(*p.baggage)))
+    if (!needs_no_escape(entry.function_id) || (entry.traceparent && !needs_no_escape(*entry.traceparent)) ||
+        (entry.baggage && !needs_no_escape(*entry.baggage)))
         return false;
 
     // Taken: the same state changes as invocation_result.
-    std::string out;
+    std::string out = take_text();
     out.reserve(frame.size() + 64);
     out.append(R"({"type":"invocationresult","invocation_id":")"sv);
     out += id_view;
     out.append(R"(","function_id":)"sv);
-    append_quoted(out, p.function_id);
+    append_quoted(out, entry.function_id);
     if (result) {  // a null result is no result (spec 9.10)
         out.append(R"(,"result":)"sv);
         out += *result;
     }
-    if (p.traceparent) {
+    if (entry.traceparent) {
         out.append(R"(,"traceparent":)"sv);
-        append_quoted(out, *p.traceparent);
+        append_quoted(out, *entry.traceparent);
     }
-    if (p.baggage) {
+    if (entry.baggage) {
         out.append(R"(,"baggage":)"sv);
-        append_quoted(out, *p.baggage);
+        append_quoted(out, *entry.baggage);
     }
     out += '}';
     worker.invocations.erase(it->first);

@@ -137,7 +137,12 @@ struct Engine::Impl {
     std::map<std::string, TriggerType> trigger_types;
     std::map<std::string, Trigger> triggers;
     std::map<std::string, RegisterServiceMessage> services;
-    std::unordered_map<std::string, Pending> pending;
+    /// Hashes std::string and std::string_view alike (lookups by view allocate nothing).
+    struct StringHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    std::unordered_map<std::string, Pending, StringHash, std::equal_to<>> pending;
     // ---- channels (issue 5): data channels are bridged by ChannelHub (spec 6, 9.8) ----
     detail::testing::ChannelHub channel_hub{io};
     std::vector<std::string> functions_snapshot;  // the functions-available watcher's last view
@@ -154,6 +159,10 @@ struct Engine::Impl {
     };
     std::vector<Outgoing> outbox;  // frames of the current event, written when it ends
     std::vector<Outgoing> spare_outbox;  // the last flush's (empty) buffer, reused
+    // Frame texts the transport has copied, kept for the next frames forward_fast() writes.
+    std::vector<std::string> spare_texts;
+    /// An empty string, with the capacity of a recently sent frame when there is one.
+    std::string take_text();
     bool workers_dirty = false;
     bool functions_dirty = false;
     int event_depth = 0;

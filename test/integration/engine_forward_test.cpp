@@ -159,6 +159,15 @@ std::vector<Case> cases() {
         {"namespace elsewhere", call(R"(,"data":{"a":1},"namespace":"ns")"), echo_ok},
         {"unknown fields", call(R"(,"zzz":[1,{"b":1,"a":2}],"result":5,"data":{"a":1},"id":"x")"),
          reply(R"(,"zzz":{"b":1},"data":3,"result":{"a":1})")},
+        {"unknown fields with whitespace and every escape",
+         call(R"(, "zzz" : { "b" : "x\u0041\/\n" , "c" : [ -1.5e+3 , 0 , true , null , {} , [ ] ] } ,"data":{"a":1} )"),
+         reply(R"( , "zzz" : [ "\ud83d\ude00" , -0.0E-7 ] , "result" : {"a":1} )")},
+        {"type twice, of the other kind", call(R"(,"data":{"a":1},"type":"invocationresult")"), echo_ok},
+        {"malformed: a bad literal in an unknown field", call(R"(,"zzz":tru,"data":{"a":1})"), ""},
+        {"malformed: a bad escape in an unknown field", call(R"(,"zzz":"\x","data":{"a":1})"), ""},
+        {"malformed: a bad number in an unknown field", call(R"(,"zzz":[01,-],"data":{"a":1})"), ""},
+        {"malformed: an unclosed unknown field", call(R"(,"data":{"a":1},"zzz":[1,{"a":2})"), ""},
+        {"malformed: two payloads in a row", call(R"(,"data":{"a":1}{"b":2})"), ""},
         {"fields before type",
          R"({"invocation_id":"$ID","type":"invokefunction","function_id":"t::f","data":{"a":1}})",
          R"({"result":{"a":1},"type":"invocationresult","invocation_id":"$ID","function_id":"t::f"})"},
@@ -239,6 +248,8 @@ TEST_CASE("the text path splices the caller's id into the payload at its sorted 
     caller.send(head + R"({"A":1,"b":2})" + "}");
     caller.send(head + R"({"A":1})" + "}");
     caller.send(head + R"([{}])" + "}");
+    // Whitespace between the frame's fields and unknown fields of any form: still the text path.
+    caller.send(" " + head + R"({"a":1} , "zzz" : [ "\u0041" , -1e+2 , { "y" : null } ] } )");
     caller.sync();
     callee.sync();
     const std::string cw = R"("_caller_worker_id":")" + c + R"(")";
@@ -247,5 +258,6 @@ TEST_CASE("the text path splices the caller's id into the payload at its sorted 
     CHECK(callee.nth_text("invokefunction", 2) == head + R"({"A":1,)" + cw + R"(,"b":2}})");
     CHECK(callee.nth_text("invokefunction", 3) == head + R"({"A":1,)" + cw + "}}");
     CHECK(callee.nth_text("invokefunction", 4) == head + "[{}]}");
-    CHECK(engine.frames_forwarded_as_text() == 5);  // each of them as text
+    CHECK(callee.nth_text("invokefunction", 5) == head + "{" + cw + R"(,"a":1}})");
+    CHECK(engine.frames_forwarded_as_text() == 6);  // each of them as text
 }
