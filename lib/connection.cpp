@@ -647,8 +647,12 @@ void Connection::finish_handler(std::uint64_t generation, protocol::InvocationRe
     } else if (reply.error) {
         log(LogLevel::Warn, "void invocation of {} failed: {}", invoke.function_id, reply.error->message);
     }
-    dispatch_strand([self = shared_from_this(), generation, text = std::move(text)]() mutable {
+    // The result and the id are encoded: their storage serves the next invocation's decode.
+    Value spent = reply.result ? std::move(*reply.result) : Value();
+    dispatch_strand([self = shared_from_this(), generation, text = std::move(text), spent = std::move(spent),
+                     id = std::move(reply.invocation_id)]() mutable {
         self->core_.handler_finished(Clock::now(), generation, std::move(text));
+        self->core_.recycle(std::move(spent), std::move(id));
         self->pump();
     });
 }

@@ -335,41 +335,63 @@ error_code read_value(ondemand::value v, Value& out, int depth) {
             if (depth >= max_json_depth) return simdjson::DEPTH_ERROR;
             ondemand::object object;
             if (auto e = v.get_object().get(object)) return e;
-            out = Value::Object{};
+            if (!out.is_object()) out = Value::Object{};
             Value::Object& members = out.as_object();
             // Payload objects are small: one allocation for up to four members instead of
             // growing 1, 2, 4. Empty objects allocate nothing.
             constexpr std::size_t initial_capacity = 4;
+            std::size_t count = 0;
+            // Members past `count` are what a recycled value had beyond this object's.
+            const auto finish = [&](error_code e) {
+                members.erase(members.begin() + static_cast<std::ptrdiff_t>(count), members.end());
+                return e;
+            };
             for (auto field : object) {
-                if (members.empty()) members.reserve(initial_capacity);
                 std::string_view key;
-                if (auto e = field.unescaped_key().get(key)) return e;
+                if (auto e = field.unescaped_key().get(key)) return finish(e);
                 ondemand::value child;
-                if (auto e = field.value().get(child)) return e;
-                Value& slot = members.emplace_back(std::string(key), Value()).second;
-                if (auto e = read_value(child, slot, depth + 1)) return e;
+                if (auto e = field.value().get(child)) return finish(e);
+                if (count < members.size()) {
+                    members[count].first.assign(key);  // its capacity serves again
+                } else {
+                    if (members.capacity() == 0) members.reserve(initial_capacity);
+                    members.emplace_back(std::string(key), Value());
+                }
+                Value& slot = members[count++].second;
+                if (auto e = read_value(child, slot, depth + 1)) return finish(e);
             }
-            return simdjson::SUCCESS;
+            return finish(simdjson::SUCCESS);
         }
         case ondemand::json_type::array: {
             if (depth >= max_json_depth) return simdjson::DEPTH_ERROR;
             ondemand::array array;
             if (auto e = v.get_array().get(array)) return e;
-            out = Value::Array{};
+            if (!out.is_array()) out = Value::Array{};
             Value::Array& items = out.as_array();
+            std::size_t count = 0;
+            const auto finish = [&](error_code e) {
+                items.erase(items.begin() + static_cast<std::ptrdiff_t>(count), items.end());
+                return e;
+            };
             for (auto element : array) {
-                if (items.empty()) items.reserve(4);
                 ondemand::value child;
-                if (auto e = element.get(child)) return e;
-                if (auto e = read_value(child, items.emplace_back(), depth + 1)) return e;
+                if (auto e = element.get(child)) return finish(e);
+                if (count == items.size()) {
+                    if (items.capacity() == 0) items.reserve(4);
+                    items.emplace_back();
+                }
+                if (auto e = read_value(child, items[count++], depth + 1)) return finish(e);
             }
-            return simdjson::SUCCESS;
+            return finish(simdjson::SUCCESS);
         }
         case ondemand::json_type::number: return read_number(v, out);
         case ondemand::json_type::string: {
             std::string_view s;
             if (auto e = v.get_string().get(s)) return e;
-            out = Value(std::string(s));
+            if (out.is_string())
+                out.as_string().assign(s);
+            else
+                out = Value(std::string(s));
             return simdjson::SUCCESS;
         }
         case ondemand::json_type::boolean: {
@@ -387,6 +409,40 @@ error_code read_value(ondemand::value v, Value& out, int depth) {
         }
     }
     return simdjson::TAPE_ERROR;
+}
+
+bool storage_within(const Value& v, std::size_t budget) noexcept {
+    // An explicit stack would allocate; the recursion is bounded by max_json_depth (every
+    // recycled value was parsed or built within it) and by the budget itself.
+    struct Walk {
+        std::size_t left;
+        bool spend(std::size_t bytes) noexcept {
+            if (bytes > left) return false;
+            left -= bytes;
+            return true;
+        }
+        bool operator()(const Value& x) noexcept {
+            switch (x.kind()) {
+                case Value::Kind::String: return spend(x.as_string().capacity());
+                case Value::Kind::Array: {
+                    const auto& items = x.as_array();
+                    if (!spend(items.capacity() * sizeof(Value))) return false;
+                    for (const Value& item : items)
+                        if (!(*this)(item)) return false;
+                    return true;
+                }
+                case Value::Kind::Object: {
+                    const auto& members = x.as_object();
+                    if (!spend(members.capacity() * sizeof(Value::Member))) return false;
+                    for (const auto& [key, value] : members)
+                        if (!spend(key.capacity()) || !(*this)(value)) return false;
+                    return true;
+                }
+                default: return true;
+            }
+        }
+    };
+    return Walk{budget}(v);
 }
 
 error_code read_document(ondemand::document& doc, Value& out) {

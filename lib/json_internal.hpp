@@ -117,11 +117,20 @@ inline double exact_double(std::string_view token, double fallback) noexcept {
 /// small (coroutine or sanitizer-inflated) thread.
 inline constexpr int max_json_depth = 128;
 
-/// Builds `out` from `v`, consuming it. `out` should be null on entry. Returns SUCCESS, or the
-/// simdjson error that stopped it (then `out` holds whatever was built so far). Integers that
-/// fit int64 become Int, larger ones that fit uint64 become Uint, anything else Double.
+/// Builds `out` from `v`, consuming it, whatever `out` held before: an `out` that already holds
+/// an object, array or string keeps that storage (member by member, recursively), so parsing
+/// into a recycled value of the same shape allocates nothing. Returns SUCCESS, or the simdjson
+/// error that stopped it (then `out` holds whatever was built so far). Integers that fit int64
+/// become Int, larger ones that fit uint64 become Uint, anything else Double.
 /// Throws only std::bad_alloc.
 simdjson::error_code read_value(simdjson::ondemand::value v, Value& out, int depth = 0);
+
+/// Heap bytes a recycled value may hold on to (strings' and containers' capacity), and members
+/// and elements it may have: above either, it is not worth keeping.
+inline constexpr std::size_t recycled_value_bytes = 64 * 1024;
+/// True when `v` holds at most `budget` bytes of heap storage (approximately: capacities).
+/// Stops walking as soon as the budget is spent.
+bool storage_within(const Value& v, std::size_t budget) noexcept;
 
 /// Builds `out` from a whole document, scalars included, and fails with TRAILING_CONTENT when
 /// anything follows the value.

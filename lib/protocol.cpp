@@ -265,6 +265,9 @@ struct Fields {
     RemoteError error;
     HttpInvocationConfig invocation;
     TriggerAction action;
+    // Storage handed back by Decoder::recycle(), for an invocation's `data` and id.
+    Value* spare_data = nullptr;
+    std::string* spare_id = nullptr;
 
     Value* json(Field f) noexcept {
         switch (f) {
@@ -547,7 +550,9 @@ error_code read_field(ondemand::value& v, Field f, Fields& fields) {
         }
         case Shape::Json: {
             Value& slot = *fields.json(f);
-            slot = Value();
+            // A recycled payload lends its storage (read_value() reuses it in place).
+            if (f == F_data && fields.spare_data && !fields.spare_data->is_null())
+                slot = std::exchange(*fields.spare_data, Value());
             e = read_value(v, slot);
             // Any JSON value is acceptable here, so a type error means a malformed token
             // (`tru`), not a wrong shape.
@@ -662,8 +667,13 @@ void build(std::size_t kind, Fields& f, Message& out) {
         }
         case index_of<InvokeFunction>(): {
             InvokeFunction& m = out.emplace<InvokeFunction>();
-            if ((f.present & bit(F_invocation_id)) && !(f.null & bit(F_invocation_id)))
-                m.invocation_id.emplace(f.invocation_id, sizeof f.invocation_id);
+            if ((f.present & bit(F_invocation_id)) && !(f.null & bit(F_invocation_id))) {
+                if (f.spare_id && f.spare_id->capacity() >= sizeof f.invocation_id)
+                    m.invocation_id.emplace(std::move(*f.spare_id));
+                else
+                    m.invocation_id.emplace();
+                m.invocation_id->assign(f.invocation_id, sizeof f.invocation_id);
+            }
             m.function_id = take_string(f, F_function_id);
             m.data = std::move(f.data);
             m.traceparent = opt_string(f, F_traceparent);
@@ -936,6 +946,8 @@ private:
 struct Decoder::Impl {
     ondemand::parser parser;
     PaddedBuffer buffer;
+    Value spare_data;      // null when there is none
+    std::string spare_id;  // too small for an id when there is none
 };
 
 Decoder::Decoder() : impl_(std::make_unique<Impl>()) {}
@@ -949,6 +961,8 @@ bool Decoder::decode(std::string_view frame, Message& out, DecodeFailure& failur
         ~Trim() { trim_after_parse(im.parser, im.buffer); }
     } trim{im};
     Fields f;
+    f.spare_data = &im.spare_data;
+    f.spare_id = &im.spare_id;
     int kind = -1;
     std::uint32_t wanted = ~std::uint32_t{0};  // until `type` is known, read every field
 
@@ -1025,6 +1039,21 @@ bool Decoder::decode(std::string_view frame, Message& out, DecodeFailure& failur
 
     build(static_cast<std::size_t>(kind), f, out);
     return true;
+}
+
+bool Decoder::recycle(Value payload, std::string invocation_id) {
+    Impl& im = *impl_;
+    bool kept = false;
+    if (im.spare_data.is_null() && !payload.is_null() && storage_within(payload, recycled_value_bytes)) {
+        im.spare_data = std::move(payload);
+        kept = true;
+    }
+    constexpr std::size_t id_size = 36;
+    if (im.spare_id.capacity() < id_size && invocation_id.capacity() >= id_size && invocation_id.capacity() <= 64) {
+        im.spare_id = std::move(invocation_id);
+        kept = true;
+    }
+    return kept;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -171,6 +171,60 @@ TEST_CASE("a fully populated invokefunction decodes field by field", "[unit][pro
     CHECK(m.metadata == Value{{"source", "cron"}});
 }
 
+TEST_CASE("an invokefunction decoded into recycled storage is the frame's own, whatever it held",
+          "[unit][protocol]") {
+    const std::vector<std::string> payloads = {
+        R"({"a":1,"b":"two","c":[1,2,3]})",
+        R"({"a":{"x":"a string longer than the small-string buffer"},"b":[[1],[2]]})",
+        R"([1,"x",{"k":null},[true,false]])",
+        R"("text")",
+        R"(42)",
+        R"({})",
+        R"([])",
+        R"({"b":[{"c":"d"}],"a":true})",
+        R"(null)",
+        R"({"a":1,"a":2})",
+    };
+    const std::string id = "3f2b6e1a-8c1d-4e5f-9a7b-0c1d2e3f4a5b";
+    p::Decoder decoder;
+    for (const auto& previous : payloads)
+        for (const auto& next : payloads) {
+            INFO(previous << " then " << next);
+            std::string spare_id(40, 'x');
+            const bool kept = decoder.recycle(Value::parse(previous), std::move(spare_id));
+            CHECK(kept);
+            const std::string frame = R"({"type":"invokefunction","invocation_id":")" + id +
+                                      R"(","function_id":"f","data":)" + next + "}";
+            p::Message m;
+            p::DecodeFailure failure;
+            REQUIRE(decoder.decode(frame, m, failure));
+            const auto& invoke = std::get<p::InvokeFunction>(m);
+            // dump(): member order and duplicates too, which operator== does not compare.
+            CHECK(invoke.data.dump() == Value::parse(next).dump());
+            CHECK(invoke.invocation_id == id);
+        }
+    SECTION("a frame without data leaves the spare for the next one") {
+        std::string spare_id(40, 'x');
+        const bool kept = decoder.recycle(Value{{"stale", 1}}, std::move(spare_id));
+        CHECK(kept);
+        p::Message m;
+        p::DecodeFailure failure;
+        REQUIRE(decoder.decode(R"({"type":"invocationresult","invocation_id":")" + id +
+                                   R"(","function_id":"f","result":{"r":2}})",
+                               m, failure));
+        CHECK(std::get<p::InvocationResult>(m).result->dump() == R"({"r":2})");
+        REQUIRE(decoder.decode(R"({"type":"invokefunction","function_id":"f","data":[1]})", m, failure));
+        CHECK(std::get<p::InvokeFunction>(m).data.dump() == "[1]");
+        CHECK_FALSE(std::get<p::InvokeFunction>(m).invocation_id);
+    }
+    SECTION("storage too big to keep is freed") {
+        p::Decoder fresh;
+        std::string no_id;
+        const bool kept = fresh.recycle(Value(std::string(100 * 1024, 'x')), std::move(no_id));
+        CHECK_FALSE(kept);
+    }
+}
+
 TEST_CASE("a fully populated registerfunction decodes field by field", "[unit][protocol]") {
     const auto m = decode_as<p::RegisterFunction>(encode(full_messages()[0])).message;
     CHECK(m.id == "greet");
