@@ -63,6 +63,13 @@ public:
         out[s.size() + 1] = '"';
         EndValue(true);
     }
+    /// Writes `json`, one complete JSON value of type `type` that the caller wrote itself, as
+    /// the next value: copied in one piece (RapidJSON's RawValue copies byte by byte).
+    void raw_value(std::string_view json, rapidjson::Type type) {
+        Prefix(type);
+        if (!json.empty()) std::memcpy(os_->Push(json.size()), json.data(), json.size());
+        EndValue(true);
+    }
     /// Writes `s` as a string value or key: copied when plain_ascii(), else checked (throws
     /// InvalidUtf8 and writes nothing unless it is UTF-8) and escaped by RapidJSON. The same
     /// bytes either way.

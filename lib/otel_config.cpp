@@ -1,27 +1,37 @@
 #include "otel_config.hpp"
 
-#include <algorithm>
+#include <array>
 
 namespace iii::detail::telemetry {
 namespace {
 
-bool is_hex(std::string_view s) noexcept {
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    });
-}
+// The lower-case form of each hex digit; 0 for any other byte.
+constexpr auto hex_lower = [] {
+    std::array<char, 256> table{};
+    for (char c = '0'; c <= '9'; ++c) table[static_cast<unsigned char>(c)] = c;
+    for (char c = 'a'; c <= 'f'; ++c) {
+        table[static_cast<unsigned char>(c)] = c;
+        table[static_cast<unsigned char>(c - 'a' + 'A')] = c;
+    }
+    return table;
+}();
 
-int hex_digit(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return c - 'A' + 10;
-}
+char lower_hex(char c) noexcept { return hex_lower[static_cast<unsigned char>(c)]; }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
-    return out;
+int hex_digit(char c) noexcept { return c <= '9' ? c - '0' : c - 'a' + 10; }  // of lower_hex()
+
+/// Copies the hex digits `from` into `to` in lower case; false when one is not a hex digit or
+/// all are zero (an invalid id).
+bool copy_id(std::string_view from, std::string& to) {
+    to.resize(from.size());
+    bool all_hex = true, nonzero = false;
+    for (std::size_t i = 0; i < from.size(); ++i) {
+        const char c = lower_hex(from[i]);
+        all_hex &= c != 0;
+        nonzero |= c != '0';
+        to[i] = c;
+    }
+    return all_hex && nonzero;
 }
 
 }  // namespace
@@ -49,20 +59,13 @@ EnvConfig read_env_config(const std::function<const char*(const char*)>& getenv)
 
 std::optional<SpanContext> parse_traceparent(std::string_view h) {
     if (h.size() < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-') return std::nullopt;
-    const auto version = h.substr(0, 2), trace = h.substr(3, 32), span = h.substr(36, 16),
-               flags = h.substr(53, 2);
-    // (Hex digits only: '|' 0x20 lower-cases A-F and leaves 0-9 alone.)
-    const bool version_ff = (version[0] | 0x20) == 'f' && (version[1] | 0x20) == 'f';
-    if (!is_hex(version) || !is_hex(trace) || !is_hex(span) || !is_hex(flags) || version_ff)
-        return std::nullopt;
     // Later versions may append "-<more>"; what follows is not ours to check.
     if (h.size() > 55 && h[55] != '-') return std::nullopt;
-    if (trace.find_first_not_of('0') == std::string_view::npos || span.find_first_not_of('0') == std::string_view::npos)
-        return std::nullopt;
+    const char v0 = lower_hex(h[0]), v1 = lower_hex(h[1]), f0 = lower_hex(h[53]), f1 = lower_hex(h[54]);
+    if (!v0 || !v1 || !f0 || !f1 || (v0 == 'f' && v1 == 'f')) return std::nullopt;
     SpanContext ctx;
-    ctx.trace_id = lower(trace);
-    ctx.span_id = lower(span);
-    ctx.trace_flags = static_cast<std::uint8_t>(hex_digit(flags[0]) * 16 + hex_digit(flags[1]));
+    if (!copy_id(h.substr(3, 32), ctx.trace_id) || !copy_id(h.substr(36, 16), ctx.span_id)) return std::nullopt;
+    ctx.trace_flags = static_cast<std::uint8_t>(hex_digit(f0) * 16 + hex_digit(f1));
     return ctx;
 }
 

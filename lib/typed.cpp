@@ -475,7 +475,7 @@ public:
     void write_raw(std::string_view json) override {
         // The type only matters to RapidJSON's assertion that keys are strings; a raw value is
         // never a key.
-        w_.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+        w_.raw_value(json, rapidjson::kObjectType);
     }
 
 private:

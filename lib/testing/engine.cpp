@@ -9,7 +9,7 @@ namespace iii::testing {
 namespace {
 // Sent frame texts kept for reuse: enough for a burst of calls in flight.
 constexpr std::size_t max_spare_texts = 64;
-constexpr std::size_t max_spare_text_capacity = 64 * 1024;
+constexpr std::size_t max_spare_text_capacity = 16 * 1024;  // at most 1 MiB kept in all
 }  // namespace
 
 // ---- lifecycle -----------------------------------------------------------------------------

@@ -127,6 +127,14 @@ TEST_CASE("environment fallbacks of OtelConfig", "[unit][telemetry]") {
     ::unsetenv("OTEL_ENABLED");
 }
 
+namespace {
+std::string replace_once(std::string text, const std::string& from, const std::string& to) {
+    const auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    return text.replace(at, from.size(), to);
+}
+}  // namespace
+
 TEST_CASE("a span record is written as the OTLP span object, member for member", "[unit][telemetry]") {
     using iii::Value;
     tel::SpanRecord span;
@@ -176,6 +184,27 @@ TEST_CASE("a span record is written as the OTLP span object, member for member",
           R"({"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","parentSpanId":"",)"
           R"("name":"work","kind":1,"startTimeUnixNano":"0","endTimeUnixNano":"0","status":{"code":0,"message":""},)"
           R"("attributes":[],"events":[],"links":[]})");
+
+    // The SDK's SERVER span of a failed call (its text appended piece by piece): the same
+    // bytes as the generic writer gives the same span with one more, empty, attribute list.
+    tel::SpanRecord server = shared;
+    server.kind = 2;
+    server.name = "call greet";
+    server.invoked_name = "greet";
+    server.start_ns = 1700000000000000001u;
+    server.end_ns = 18446744073709551615u;
+    server.status_code = 2;
+    server.status_message = "it broke";
+    server.parent_span_id = "a3ce929d0e0e4736";
+    const std::string server_text =
+        R"({"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","parentSpanId":"a3ce929d0e0e4736",)"
+        R"("name":"call greet","kind":2,"startTimeUnixNano":"1700000000000000001","endTimeUnixNano":"18446744073709551615",)"
+        R"("status":{"code":2,"message":"it broke"},"attributes":[{"key":"faas.invoked_name","value":{"stringValue":"greet"}}],)"
+        R"("events":[],"links":[]})";
+    CHECK(tel::encode_span(server) == server_text);
+    tel::SpanRecord generic = server;
+    generic.status_message = "it broke \xc3\xa9";  // not plain ASCII: the generic writer
+    CHECK(tel::encode_span(generic) == replace_once(server_text, "it broke", "it broke \xc3\xa9"));
 
     // Not UTF-8: a clear error, nothing half-written.
     bare.name = "bad \xff";
