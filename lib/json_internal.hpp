@@ -134,7 +134,7 @@ simdjson::error_code read_value(simdjson::ondemand::value v, Value& out, int dep
 
 /// Heap bytes a recycled value may hold on to (strings' and containers' capacity), and members
 /// and elements it may have: above either, it is not worth keeping.
-inline constexpr std::size_t recycled_value_bytes = 64 * 1024;
+inline constexpr std::size_t recycled_value_bytes = 16 * 1024;
 /// True when `v` holds at most `budget` bytes of heap storage (approximately: capacities).
 /// Stops walking as soon as the budget is spent.
 bool storage_within(const Value& v, std::size_t budget) noexcept;

@@ -266,8 +266,8 @@ struct Fields {
     HttpInvocationConfig invocation;
     TriggerAction action;
     // Storage handed back by Decoder::recycle(), for an invocation's `data` and id.
-    Value* spare_data = nullptr;
-    std::string* spare_id = nullptr;
+    std::vector<Value>* spare_data = nullptr;
+    std::vector<std::string>* spare_id = nullptr;
 
     Value* json(Field f) noexcept {
         switch (f) {
@@ -551,8 +551,10 @@ error_code read_field(ondemand::value& v, Field f, Fields& fields) {
         case Shape::Json: {
             Value& slot = *fields.json(f);
             // A recycled payload lends its storage (read_value() reuses it in place).
-            if (f == F_data && fields.spare_data && !fields.spare_data->is_null())
-                slot = std::exchange(*fields.spare_data, Value());
+            if (f == F_data && fields.spare_data && !fields.spare_data->empty()) {
+                slot = std::move(fields.spare_data->back());
+                fields.spare_data->pop_back();
+            }
             e = read_value(v, slot);
             // Any JSON value is acceptable here, so a type error means a malformed token
             // (`tru`), not a wrong shape.
@@ -668,9 +670,10 @@ void build(std::size_t kind, Fields& f, Message& out) {
         case index_of<InvokeFunction>(): {
             InvokeFunction& m = out.emplace<InvokeFunction>();
             if ((f.present & bit(F_invocation_id)) && !(f.null & bit(F_invocation_id))) {
-                if (f.spare_id && f.spare_id->capacity() >= sizeof f.invocation_id)
-                    m.invocation_id.emplace(std::move(*f.spare_id));
-                else
+                if (f.spare_id && !f.spare_id->empty()) {
+                    m.invocation_id.emplace(std::move(f.spare_id->back()));
+                    f.spare_id->pop_back();
+                } else
                     m.invocation_id.emplace();
                 m.invocation_id->assign(f.invocation_id, sizeof f.invocation_id);
             }
@@ -946,8 +949,10 @@ private:
 struct Decoder::Impl {
     ondemand::parser parser;
     PaddedBuffer buffer;
-    Value spare_data;      // null when there is none
-    std::string spare_id;  // too small for an id when there is none
+    // Storage of finished invocations (Decoder::recycle): as many as calls in flight may use
+    // at once, up to max_spares each.
+    std::vector<Value> spare_data;
+    std::vector<std::string> spare_id;
 };
 
 Decoder::Decoder() : impl_(std::make_unique<Impl>()) {}
@@ -1043,14 +1048,15 @@ bool Decoder::decode(std::string_view frame, Message& out, DecodeFailure& failur
 
 bool Decoder::recycle(Value payload, std::string invocation_id) {
     Impl& im = *impl_;
+    // Enough for a burst of calls in flight; bounded: at most max_spares x recycled_value_bytes.
+    constexpr std::size_t max_spares = 16, id_size = 36;
     bool kept = false;
-    if (im.spare_data.is_null() && !payload.is_null() && storage_within(payload, recycled_value_bytes)) {
-        im.spare_data = std::move(payload);
+    if (im.spare_data.size() < max_spares && !payload.is_null() && storage_within(payload, recycled_value_bytes)) {
+        im.spare_data.push_back(std::move(payload));
         kept = true;
     }
-    constexpr std::size_t id_size = 36;
-    if (im.spare_id.capacity() < id_size && invocation_id.capacity() >= id_size && invocation_id.capacity() <= 64) {
-        im.spare_id = std::move(invocation_id);
+    if (im.spare_id.size() < max_spares && invocation_id.capacity() >= id_size && invocation_id.capacity() <= 64) {
+        im.spare_id.push_back(std::move(invocation_id));
         kept = true;
     }
     return kept;

@@ -130,8 +130,9 @@ public:
     /// Hands back the storage of a finished invocation (its payload or result, its id) for the
     /// next invokefunction decoded: its `data` is parsed into that value in place and its id
     /// written into that string, so a steady stream of same-shaped calls allocates neither.
-    /// Keeps at most one of each, no value holding more than recycled_value_bytes and no
-    /// string too small or too big for an id. True when anything was kept.
+    /// Keeps up to 16 of each (calls in flight), no value holding more than
+    /// recycled_value_bytes and no string too small or too big for an id. True when anything
+    /// was kept.
     bool recycle(Value payload, std::string invocation_id);
 
 private:

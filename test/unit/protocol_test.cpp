@@ -217,6 +217,17 @@ TEST_CASE("an invokefunction decoded into recycled storage is the frame's own, w
         CHECK(std::get<p::InvokeFunction>(m).data.dump() == "[1]");
         CHECK_FALSE(std::get<p::InvokeFunction>(m).invocation_id);
     }
+    SECTION("storage for the calls in flight is kept, up to 16") {
+        p::Decoder fresh;
+        for (int i = 0; i < 16; ++i) {
+            std::string spare(40, 'x');
+            const bool kept = fresh.recycle(Value{{"i", i}}, std::move(spare));
+            CHECK(kept);
+        }
+        std::string one_more(40, 'x');
+        const bool kept = fresh.recycle(Value{{"i", 16}}, std::move(one_more));
+        CHECK_FALSE(kept);
+    }
     SECTION("storage too big to keep is freed") {
         p::Decoder fresh;
         std::string no_id;
