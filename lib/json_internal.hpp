@@ -132,8 +132,8 @@ inline constexpr int max_json_depth = 128;
 /// Throws only std::bad_alloc.
 simdjson::error_code read_value(simdjson::ondemand::value v, Value& out, int depth = 0);
 
-/// Heap bytes a recycled value may hold on to (strings' and containers' capacity), and members
-/// and elements it may have: above either, it is not worth keeping.
+/// Heap bytes a recycled value may hold on to (strings' and containers' capacity): above that,
+/// it is not worth keeping.
 inline constexpr std::size_t recycled_value_bytes = 16 * 1024;
 /// True when `v` holds at most `budget` bytes of heap storage (approximately: capacities).
 /// Stops walking as soon as the budget is spent.
@@ -208,8 +208,11 @@ inline constexpr std::size_t retained_buffer_limit = std::size_t{1} << 20;
 
 /// Frees `buffer` and replaces `parser` when the last document made them grow past
 /// retained_buffer_limit. Call after the document (and every view into it) is done with.
-inline void trim_after_parse(simdjson::ondemand::parser& parser, PaddedBuffer& buffer) noexcept {
+inline void trim_after_parse(PaddedBuffer& buffer) noexcept {
     buffer.release_if_above(retained_buffer_limit + simdjson::SIMDJSON_PADDING);
+}
+inline void trim_after_parse(simdjson::ondemand::parser& parser, PaddedBuffer& buffer) noexcept {
+    trim_after_parse(buffer);
     if (parser.capacity() > retained_buffer_limit) parser = simdjson::ondemand::parser();
 }
 

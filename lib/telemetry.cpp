@@ -153,6 +153,16 @@ void write_string_attribute(detail::JsonWriter& w, std::string_view key, std::st
     w.EndObject();
 }
 
+// A span without a context has empty ids.
+const std::string& trace_id_of(const SpanRecord& span) {
+    static const std::string no_id;
+    return span.context ? span.context->trace_id : no_id;
+}
+const std::string& span_id_of(const SpanRecord& span) {
+    static const std::string no_id;
+    return span.context ? span.context->span_id : no_id;
+}
+
 void append_number(std::string& out, std::uint64_t n) {
     char digits[24];
     out.append(digits, static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, n).ptr - digits));
@@ -167,9 +177,8 @@ void append_number(std::string& out, int n) {
 /// appended piece by piece: byte for byte what the generic writer below produces, at a
 /// fraction of its cost (this runs for every call). False, and `out` unspecified, otherwise.
 bool plain_span_text(std::string& out, const SpanRecord& span) {
-    static const std::string no_id;
-    const std::string& trace_id = span.context ? span.context->trace_id : no_id;
-    const std::string& span_id = span.context ? span.context->span_id : no_id;
+    const std::string& trace_id = trace_id_of(span);
+    const std::string& span_id = span_id_of(span);
     using detail::plain_ascii;
     if (!span.exceptions.empty() || (span.attributes.is_array() && !span.attributes.as_array().empty()) ||
         !plain_ascii(trace_id) || !plain_ascii(span_id) || !plain_ascii(span.parent_span_id) ||
@@ -213,10 +222,9 @@ void write_span(detail::JsonWriter& w, const SpanRecord& span) {
     }
     w.StartObject();
     w.plain_string("traceId");
-    static const std::string no_id;
-    write_id(w, span.context ? span.context->trace_id : no_id);
+    write_id(w, trace_id_of(span));
     w.plain_string("spanId");
-    write_id(w, span.context ? span.context->span_id : no_id);
+    write_id(w, span_id_of(span));
     w.plain_string("parentSpanId");
     write_id(w, span.parent_span_id);
     w.plain_string("name");

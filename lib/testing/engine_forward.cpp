@@ -352,7 +352,7 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
     FastPath& f = *fast;
     struct Trim {
         FastPath& f;
-        ~Trim() { f.buffer.release_if_above(iii::detail::retained_buffer_limit + simdjson::SIMDJSON_PADDING); }
+        ~Trim() { iii::detail::trim_after_parse(f.buffer); }
     } trim{f};
     f.buffer.load(frame);
     const char* p = f.buffer.data();
