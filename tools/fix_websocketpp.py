@@ -5,9 +5,10 @@
 
 meson.build runs this at configure time and puts <output root> ahead of the system headers on
 the include path of the one library that includes websocketpp (lib/transport), so no
-third-party source is committed. Two independent fix-ups, plus three always applied: a race fix
-(impl/connection_impl.hpp: get_buffered_amount() takes the write lock), a record of who closed
-(connection.hpp: iii_closed_first()) and a drain signal (connection.hpp: set_iii_drain_handler(),
+third-party source is committed. Two independent fix-ups, plus three always applied: race fixes
+(impl/connection_impl.hpp: get_buffered_amount() takes the write lock; common/network.hpp:
+_htonll() keeps no static), a record of who closed (connection.hpp: iii_closed_first()) and a
+drain signal (connection.hpp: set_iii_drain_handler(),
 called when the send queue shrinks and when a socket write completes, so that a writer bounding
 the queue waits for it instead of polling):
 
@@ -67,6 +68,42 @@ size_t connection<config>::get_buffered_amount() const {
     // iii: the size is written under m_write_lock (write_push, write_pop)
     scoped_lock_type lock(const_cast<mutex_type &>(m_write_lock));
     return m_send_buffer_size;
+}
+"""),
+    # _htonll() finds the byte order on first use and caches it in an unguarded static: two
+    # threads framing their first payload over 125 bytes race on it (TSan). Asking the compiler
+    # needs no state.
+    ("common/network.hpp",
+     """\
+inline uint64_t _htonll(uint64_t src) {
+    static int typ = TYP_INIT;
+    unsigned char c;
+    union {
+        uint64_t ull;
+        unsigned char c[8];
+    } x;
+    if (typ == TYP_INIT) {
+        x.ull = 0x01;
+        typ = (x.c[7] == 0x01ULL) ? TYP_BIGE : TYP_SMLE;
+    }
+    if (typ == TYP_BIGE)
+        return src;
+    x.ull = src;
+    c = x.c[0]; x.c[0] = x.c[7]; x.c[7] = c;
+    c = x.c[1]; x.c[1] = x.c[6]; x.c[6] = c;
+    c = x.c[2]; x.c[2] = x.c[5]; x.c[5] = c;
+    c = x.c[3]; x.c[3] = x.c[4]; x.c[4] = c;
+    return x.ull;
+}
+""",
+     """\
+inline uint64_t _htonll(uint64_t src) {
+    // iii: no static (the original cached the byte order in one, a data race)
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return src;
+#else
+    return __builtin_bswap64(src);
+#endif
 }
 """),
 ]

@@ -632,13 +632,39 @@ private:
 
 }  // namespace tls_policy
 
+// OpenSSL 3.0 decodes a certificate's extensions on first use and caches them behind a check
+// of its flags made outside the certificate's lock, so two handshakes verifying against the same
+// trusted certificate on two threads race there (ThreadSanitizer sees it). A shared context
+// therefore (1) decodes every certificate it holds once, before it is shared, and (2) verifies
+// peers one at a time: a CA directory adds certificates to the store lazily, during verification.
+struct SharedClientContext {
+    asio::ssl::context context{asio::ssl::context::tls_client};
+    std::mutex verifying;
+};
+
+int verify_serialized(X509_STORE_CTX* store_ctx, void* shared) {
+    std::lock_guard lock(static_cast<SharedClientContext*>(shared)->verifying);
+    return X509_verify_cert(store_ctx);
+}
+
+void decode_extensions_now(SSL_CTX* ctx) {
+    STACK_OF(X509)* trusted = X509_STORE_get1_all_certs(SSL_CTX_get_cert_store(ctx));
+    for (int i = 0; i < sk_X509_num(trusted); ++i) X509_check_purpose(sk_X509_value(trusted, i), -1, 0);
+    sk_X509_pop_free(trusted, X509_free);
+    if (X509* own = SSL_CTX_get0_certificate(ctx)) X509_check_purpose(own, -1, 0);
+    STACK_OF(X509)* chain = nullptr;
+    SSL_CTX_get0_chain_certs(ctx, &chain);
+    for (int i = 0; i < sk_X509_num(chain); ++i) X509_check_purpose(sk_X509_value(chain, i), -1, 0);
+}
+
 // Client contexts are cached by their settings: loading the system trust store takes a few
-// milliseconds, and every channel opens its own socket. An SSL_CTX is safe to share once
-// configured. The key includes $SSL_CERT_FILE and $SSL_CERT_DIR, which OpenSSL reads while
-// loading.
+// milliseconds, and every channel opens its own socket. The key includes $SSL_CERT_FILE and
+// $SSL_CERT_DIR, which OpenSSL reads while loading.
 std::shared_ptr<asio::ssl::context> build_client_context(const TlsOptions& tls) {
-    auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    auto shared = std::make_shared<SharedClientContext>();
+    std::shared_ptr<asio::ssl::context> context(shared, &shared->context);
     SSL_CTX* ctx = context->native_handle();
+    SSL_CTX_set_cert_verify_callback(ctx, &verify_serialized, shared.get());
     ERR_clear_error();
     SSL_CTX_set_min_proto_version(
         ctx, tls.min_version == TlsVersion::Tls13 ? TLS1_3_VERSION : TLS1_2_VERSION);
@@ -690,6 +716,8 @@ std::shared_ptr<asio::ssl::context> build_client_context(const TlsOptions& tls) 
             tls_config_error("TLS: client key '" + tls.key_file + "' does not match '" +
                              tls.cert_file + "': " + openssl_reason());
     }
+    decode_extensions_now(ctx);
+    ERR_clear_error();
     return context;
 }
 

@@ -117,6 +117,36 @@ TEST_CASE("a worker trusting the private CA calls another over wss://", "[integr
     CHECK_FALSE(callee->last_connect_error());
 }
 
+// OpenSSL caches a certificate's decoded extensions on first use; with one context shared by
+// every client of the same settings, that first use can come from several io threads at once.
+// Each round gets fresh trust (a new ca_pem text or CA directory path, so a new context and new
+// certificate objects) and four workers that verify the engine at the same time. Under
+// ThreadSanitizer a race there fails the test.
+TEST_CASE("workers with the same fresh TLS settings verify the engine concurrently",
+          "[integration][tls]") {
+    iii::testing::Engine engine(tls_engine_options());
+    const auto& pki = TestPki::get();
+    const std::string ca_pem = pki.read(pki.ca);
+    for (int round = 0; round < 6; ++round) {
+        auto options = fast_options();
+        options.tls.system_trust_store = false;
+        const std::string dir = pki.ca_dir + "-" + std::to_string(round);
+        if (round % 2 == 0) {
+            options.tls.ca_pem = ca_pem + "# round " + std::to_string(round) + "\n";
+        } else {
+            std::filesystem::remove_all(dir);
+            std::filesystem::copy(pki.ca_dir, dir, std::filesystem::copy_options::copy_symlinks |
+                                                         std::filesystem::copy_options::recursive);
+            options.tls.ca_dir = dir;
+        }
+        std::vector<std::shared_ptr<iii::Client>> workers;
+        for (int i = 0; i < 4; ++i) workers.push_back(iii::register_worker(engine.url(), options));
+        for (auto& worker : workers) CHECK(wait_state(*worker, iii::ConnectionState::Connected));
+        workers.clear();
+        std::filesystem::remove_all(dir);
+    }
+}
+
 TEST_CASE("without the CA the handshake fails with OpenSSL's reason, for calls, listeners and the log",
           "[integration][tls]") {
     iii::testing::Engine engine(tls_engine_options());
