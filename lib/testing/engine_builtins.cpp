@@ -143,7 +143,7 @@ Outcome Engine::Impl::workers_list(const Value& in) {
                            {"connected_at_ms", w.connected_at_ms},
                            {"function_count", ids.size()},
                            {"functions", std::move(names)},
-                           {"active_invocations", w.invocations.size()},
+                           {"active_invocations", active_invocations(w)},
                            {"latest_metrics", Value()}});
         if (w.pid) item.set("pid", *w.pid);
         list.push_back(std::move(item));
@@ -369,7 +369,7 @@ Outcome Engine::Impl::workers_list_0_22(const Value& in) {
                                     {"status", "connected"},
                                     {"function_count", w.functions.size() + w.external_functions.size()},
                                     {"connected_at_ms", w.connected_at_ms},
-                                    {"active_invocations", w.invocations.size()},
+                                    {"active_invocations", active_invocations(w)},
                                     {"isolation", or_null(w.isolation)},
                                     {"ip_address", w.ip_address.empty() ? Value() : Value(w.ip_address)}});
         if (since_0_23()) item.set("namespace", w.ns);

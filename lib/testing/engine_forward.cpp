@@ -472,8 +472,6 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
         if (!callee) return false;
 
         // Taken: the same state changes as invoke_from_worker + dispatch.
-        worker.invocations.emplace(id_view);
-        callee->invocations.emplace(id_view);
         Pending& entry = pending[std::string(id_view)];
         entry = Pending{};  // a reused id replaces its call, as on the full path
         entry.function_id = *function_id;
@@ -554,8 +552,6 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
         append_quoted(out, *entry.baggage);
     }
     out += '}';
-    worker.invocations.erase(it->first);
-    caller->invocations.erase(it->first);
     pending.erase(it);
     send_text(*caller, std::move(out));
     return true;

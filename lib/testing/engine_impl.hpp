@@ -44,7 +44,6 @@ struct Engine::Impl {
         std::string ip_address;
         std::set<std::string> functions;           // registered through this connection
         std::set<std::string> external_functions;  // HTTP-invoked ones
-        std::set<std::string> invocations;         // as caller and as callee
         std::set<std::string> triggers;
         std::set<std::string> trigger_types;
         // From engine::workers::register; all null until it is called.
@@ -143,6 +142,7 @@ struct Engine::Impl {
         std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
     };
     std::unordered_map<std::string, Pending, StringHash, std::equal_to<>> pending;
+    const std::string* builtin_caller = nullptr;  // the caller of the built-in running now
     // ---- channels (issue 5): data channels are bridged by ChannelHub (spec 6, 9.8) ----
     detail::testing::ChannelHub channel_hub{io};
     std::vector<std::string> functions_snapshot;  // the functions-available watcher's last view
@@ -303,6 +303,13 @@ struct Engine::Impl {
                   const Outcome& outcome, const std::optional<std::string>& traceparent,
                   const std::optional<std::string>& baggage);
     void invocation_result(Worker& worker, proto::InvocationResult message);
+    /// The ids of the calls `worker` takes part in, as caller and as callee, in id order (spec
+    /// 9.5's invocation set). The pending table is the only record: a per-worker copy would cost
+    /// every forwarded call four allocations.
+    std::vector<std::string> invocations_of(const Worker& worker) const;
+    /// `active_invocations` of engine::workers::list: invocations_of(), plus the built-in call
+    /// being answered when `worker` made it (it is in the set while it runs, spec 9.5).
+    std::size_t active_invocations(const Worker& worker) const;
     /// A call that starts in the engine (trigger fires, queue deliveries): fresh id, no
     /// `_caller_worker_id`, result consumed here.
     void call_from_engine(std::string function_id, Value data,

@@ -238,7 +238,7 @@ void Engine::Impl::disconnect(Worker& worker) {
         }
 
     // 2. Halt every invocation this worker takes part in.
-    for (const auto& id : worker.invocations) {
+    for (const auto& id : invocations_of(worker)) {
         auto node = pending.extract(id);
         if (node.empty()) continue;
         Pending& p = node.mapped();
@@ -246,14 +246,12 @@ void Engine::Impl::disconnect(Worker& worker) {
         if (p.caller == worker.id) continue;  // the departing caller: discarded
         if (!p.caller.empty()) {
             if (Worker* caller = find_worker(p.caller)) {
-                caller->invocations.erase(id);
                 reply_to(*caller, id, p.function_id, stopped, p.traceparent, p.baggage);
             }
         } else if (p.on_result) {
             p.on_result(stopped);
         }
     }
-    worker.invocations.clear();
 
     // 3. Its triggers; the owners of worker-implemented types are told.
     for (const auto& id : worker.triggers) {

@@ -33,10 +33,7 @@ void Engine::Impl::invoke_from_worker(Worker& worker, proto::InvokeFunction mess
     call.baggage = std::move(message.baggage);
     call.ns = ns;
     if (since_0_22()) call.metadata = std::move(message.metadata);  // dropped by 0.10
-    if (reply) {
-        call.caller = worker.id;
-        worker.invocations.insert(call.invocation_id);
-    }
+    if (reply) call.caller = worker.id;
     dispatch(std::move(call));
 }
 
@@ -57,6 +54,10 @@ void Engine::Impl::dispatch(Call call) {
     Function& function = it->second;
     if (function.builtin) {
         Outcome outcome;
+        struct Running {
+            const std::string*& slot;
+            ~Running() { slot = nullptr; }
+        } running{builtin_caller = &call.caller};
         try {
             outcome = function.builtin(call.data);
         } catch (const BadInput& bad) {
@@ -82,7 +83,6 @@ void Engine::Impl::dispatch(Call call) {
     pending[call.invocation_id] =
         Pending{call.function_id, call.caller,  callee->id,
                 call.traceparent, call.baggage, std::move(call.on_result)};
-    callee->invocations.insert(call.invocation_id);
     proto::InvokeFunction forward;
     forward.invocation_id = call.invocation_id;
     forward.function_id = call.function_id;
@@ -96,7 +96,6 @@ void Engine::Impl::dispatch(Call call) {
 void Engine::Impl::finish(Call& call, Outcome outcome) {
     if (!call.caller.empty()) {
         if (Worker* caller = find_worker(call.caller)) {
-            caller->invocations.erase(call.invocation_id);
             reply_to(*caller, call.invocation_id, call.function_id, outcome, call.traceparent,
                      call.baggage);
         }
@@ -123,8 +122,21 @@ void Engine::Impl::reply_to(Worker& worker, const std::string& invocation_id,
     send(worker, result);
 }
 
-void Engine::Impl::invocation_result(Worker& worker, proto::InvocationResult message) {
-    worker.invocations.erase(message.invocation_id);
+std::vector<std::string> Engine::Impl::invocations_of(const Worker& worker) const {
+    std::vector<std::string> ids;
+    for (const auto& [id, p] : pending)
+        if (p.caller == worker.id || p.callee == worker.id) ids.push_back(id);
+    std::sort(ids.begin(), ids.end());  // the order the set had: replies go out in it
+    return ids;
+}
+
+std::size_t Engine::Impl::active_invocations(const Worker& worker) const {
+    std::size_t count = invocations_of(worker).size();
+    if (builtin_caller && *builtin_caller == worker.id) ++count;
+    return count;
+}
+
+void Engine::Impl::invocation_result(Worker&, proto::InvocationResult message) {
     auto node = pending.extract(message.invocation_id);
     if (node.empty()) {
         note(LogLevel::Info, "invocation {}: did not find caller", message.invocation_id);
@@ -135,7 +147,6 @@ void Engine::Impl::invocation_result(Worker& worker, proto::InvocationResult mes
                     std::move(message.error)};
     if (!p.caller.empty()) {
         if (Worker* caller = find_worker(p.caller)) {
-            caller->invocations.erase(message.invocation_id);
             reply_to(*caller, message.invocation_id, p.function_id, outcome, p.traceparent,
                      p.baggage);
         }

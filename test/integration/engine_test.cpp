@@ -545,6 +545,7 @@ TEST_CASE("engine::workers::list reports metadata, functions and invocations",
     CHECK(wa["functions"] == Value::array({"a::f"}));
     CHECK(wa["latest_metrics"].is_null());
     CHECK(wa["pid"] == Value(42));
+    CHECK(wa["active_invocations"] == Value(1));  // its own list call, in its set while it runs
     const Value wb = by_id(b.worker_id());
     CHECK(wb["id"] == Value(b.worker_id()));
     CHECK(wb["name"].is_null());
