@@ -472,13 +472,32 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
         if (!callee) return false;
 
         // Taken: the same state changes as invoke_from_worker + dispatch.
-        Pending& entry = pending[std::string(id_view)];
-        entry = Pending{};  // a reused id replaces its call, as on the full path
-        entry.function_id = *function_id;
-        entry.caller = worker.id;
-        entry.callee = callee->id;
-        if (traceparent) entry.traceparent.emplace(*traceparent);
-        if (baggage) entry.baggage.emplace(*baggage);
+        Pending* slot = nullptr;
+        if (auto known = pending.find(id_view); known != pending.end()) {
+            slot = &known->second;  // a reused id replaces its call, as on the full path
+        } else if (!spare_pending.empty()) {
+            auto node = std::move(spare_pending.back());
+            spare_pending.pop_back();
+            node.key().assign(id_view);
+            slot = &pending.insert(std::move(node)).position->second;
+        } else {
+            slot = &pending.try_emplace(std::string(id_view)).first->second;
+        }
+        Pending& entry = *slot;
+        const auto assign = [](std::optional<std::string>& to, std::optional<std::string_view> from) {
+            if (!from)
+                to.reset();
+            else if (to)
+                to->assign(*from);
+            else
+                to.emplace(*from);
+        };
+        entry.function_id.assign(*function_id);
+        entry.caller.assign(worker.id);
+        entry.callee.assign(callee->id);
+        assign(entry.traceparent, traceparent);
+        assign(entry.baggage, baggage);
+        entry.on_result = nullptr;
 
         std::string out = take_text();
         out.reserve(frame.size() + caller_key.size() + worker.id.size() + 64);
@@ -552,7 +571,10 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
         append_quoted(out, *entry.baggage);
     }
     out += '}';
-    pending.erase(it);
+    if (spare_pending.size() < 64)
+        spare_pending.push_back(pending.extract(it));
+    else
+        pending.erase(it);
     send_text(*caller, std::move(out));
     return true;
 }
