@@ -1,5 +1,7 @@
 #include "otel_config.hpp"
 
+#include "telemetry_internal.hpp"
+
 #include <array>
 
 namespace iii::detail::telemetry {
@@ -20,10 +22,9 @@ char lower_hex(char c) noexcept { return hex_lower[static_cast<unsigned char>(c)
 
 int hex_digit(char c) noexcept { return c <= '9' ? c - '0' : c - 'a' + 10; }  // of lower_hex()
 
-/// Copies the hex digits `from` into `to` in lower case; false when one is not a hex digit or
+/// Copies the hex digits `from` to `to` in lower case; false when one is not a hex digit or
 /// all are zero (an invalid id).
-bool copy_id(std::string_view from, std::string& to) {
-    to.resize(from.size());
+bool copy_id(std::string_view from, char* to) noexcept {
     bool all_hex = true, nonzero = false;
     for (std::size_t i = 0; i < from.size(); ++i) {
         const char c = lower_hex(from[i]);
@@ -57,15 +58,26 @@ EnvConfig read_env_config(const std::function<const char*(const char*)>& getenv)
     return out;
 }
 
-std::optional<SpanContext> parse_traceparent(std::string_view h) {
-    if (h.size() < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-') return std::nullopt;
+bool parse_traceparent_ids(std::string_view h, TraceId& trace_id, SpanId& span_id,
+                           std::uint8_t& flags) noexcept {
+    if (h.size() < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-') return false;
     // Later versions may append "-<more>"; what follows is not ours to check.
-    if (h.size() > 55 && h[55] != '-') return std::nullopt;
+    if (h.size() > 55 && h[55] != '-') return false;
     const char v0 = lower_hex(h[0]), v1 = lower_hex(h[1]), f0 = lower_hex(h[53]), f1 = lower_hex(h[54]);
-    if (!v0 || !v1 || !f0 || !f1 || (v0 == 'f' && v1 == 'f')) return std::nullopt;
+    if (!v0 || !v1 || !f0 || !f1 || (v0 == 'f' && v1 == 'f')) return false;
+    if (!copy_id(h.substr(3, 32), trace_id.fill()) || !copy_id(h.substr(36, 16), span_id.fill()))
+        return false;
+    flags = static_cast<std::uint8_t>(hex_digit(f0) * 16 + hex_digit(f1));
+    return true;
+}
+
+std::optional<SpanContext> parse_traceparent(std::string_view h) {
+    TraceId trace_id;
+    SpanId span_id;
     SpanContext ctx;
-    if (!copy_id(h.substr(3, 32), ctx.trace_id) || !copy_id(h.substr(36, 16), ctx.span_id)) return std::nullopt;
-    ctx.trace_flags = static_cast<std::uint8_t>(hex_digit(f0) * 16 + hex_digit(f1));
+    if (!parse_traceparent_ids(h, trace_id, span_id, ctx.trace_flags)) return std::nullopt;
+    ctx.trace_id = trace_id.view();
+    ctx.span_id = span_id.view();
     return ctx;
 }
 

@@ -88,16 +88,16 @@ Value scope_value() {
 
 ContextPtr new_child(const ContextPtr& parent, std::weak_ptr<Telemetry> fallback_sink) {
     auto ctx = std::make_shared<TraceContext>();
-    if (parent && parent->trace_id.size() == 32) {
+    if (parent && !parent->trace_id.empty()) {
         ctx->trace_id = parent->trace_id;
         ctx->flags = parent->flags;
         ctx->baggage = parent->baggage;
         ctx->sink = parent->sink;
     } else {
-        ctx->trace_id = random_hex(16);
+        random_hex(ctx->trace_id.fill(), 16);
     }
     if (ctx->sink.expired()) ctx->sink = std::move(fallback_sink);
-    ctx->span_id = random_hex(8);
+    random_hex(ctx->span_id.fill(), 8);
     return ctx;
 }
 
@@ -107,12 +107,12 @@ std::shared_ptr<Telemetry> sink_of(const ContextPtr& ctx) {
     return Telemetry::process_default();
 }
 
-SpanRecord span_record(const ContextPtr& ctx, std::string parent_span_id, std::string name,
+SpanRecord span_record(const ContextPtr& ctx, SpanId parent_span_id, std::string name,
                        int kind, std::uint64_t start_ns, std::uint64_t end_ns, int status_code,
                        std::string status_message) {
     SpanRecord span;
     span.context = ctx;
-    span.parent_span_id = std::move(parent_span_id);
+    span.parent_span_id = parent_span_id;
     span.name = std::move(name);
     span.kind = kind;
     span.start_ns = start_ns;
@@ -139,7 +139,7 @@ void write_nanos(detail::JsonWriter& w, std::uint64_t ns) {
 
 // Trace and span ids are hex digits (generated here or checked by parse_traceparent): the
 // plain path of checked_string.
-void write_id(detail::JsonWriter& w, const std::string& id) { w.checked_string(id, false); }
+void write_id(detail::JsonWriter& w, std::string_view id) { w.plain_string(id); }
 
 void write_string_attribute(detail::JsonWriter& w, std::string_view key, std::string_view value) {
     w.StartObject();
@@ -154,13 +154,11 @@ void write_string_attribute(detail::JsonWriter& w, std::string_view key, std::st
 }
 
 // A span without a context has empty ids.
-const std::string& trace_id_of(const SpanRecord& span) {
-    static const std::string no_id;
-    return span.context ? span.context->trace_id : no_id;
+std::string_view trace_id_of(const SpanRecord& span) {
+    return span.context ? span.context->trace_id.view() : std::string_view();
 }
-const std::string& span_id_of(const SpanRecord& span) {
-    static const std::string no_id;
-    return span.context ? span.context->span_id : no_id;
+std::string_view span_id_of(const SpanRecord& span) {
+    return span.context ? span.context->span_id.view() : std::string_view();
 }
 
 void append_number(std::string& out, std::uint64_t n) {
@@ -177,39 +175,37 @@ void append_number(std::string& out, int n) {
 /// appended piece by piece: byte for byte what the generic writer below produces, at a
 /// fraction of its cost (this runs for every call). False, and `out` unspecified, otherwise.
 bool plain_span_text(std::string& out, const SpanRecord& span) {
-    const std::string& trace_id = trace_id_of(span);
-    const std::string& span_id = span_id_of(span);
+    using namespace std::string_view_literals;  // (appending a literal as a pointer costs a strlen)
     using detail::plain_ascii;
     if (!span.exceptions.empty() || (span.attributes.is_array() && !span.attributes.as_array().empty()) ||
-        !plain_ascii(trace_id) || !plain_ascii(span_id) || !plain_ascii(span.parent_span_id) ||
         !plain_ascii(span.name) || !plain_ascii(span.status_message) || !plain_ascii(span.invoked_name))
         return false;
     out.clear();
-    out.append(R"({"traceId":")");
-    out.append(trace_id);
-    out.append(R"(","spanId":")");
-    out.append(span_id);
-    out.append(R"(","parentSpanId":")");
-    out.append(span.parent_span_id);
-    out.append(R"(","name":")");
+    out.append(R"({"traceId":")"sv);
+    out.append(trace_id_of(span));
+    out.append(R"(","spanId":")"sv);
+    out.append(span_id_of(span));
+    out.append(R"(","parentSpanId":")"sv);
+    out.append(span.parent_span_id.view());
+    out.append(R"(","name":")"sv);
     out.append(span.name);
-    out.append(R"(","kind":)");
+    out.append(R"(","kind":)"sv);
     append_number(out, span.kind);
-    out.append(R"(,"startTimeUnixNano":")");
+    out.append(R"(,"startTimeUnixNano":")"sv);
     append_number(out, span.start_ns);
-    out.append(R"(","endTimeUnixNano":")");
+    out.append(R"(","endTimeUnixNano":")"sv);
     append_number(out, span.end_ns);
-    out.append(R"(","status":{"code":)");
+    out.append(R"(","status":{"code":)"sv);
     append_number(out, span.status_code);
-    out.append(R"(,"message":")");
+    out.append(R"(,"message":")"sv);
     out.append(span.status_message);
-    out.append(R"("},"attributes":[)");
+    out.append(R"("},"attributes":[)"sv);
     if (!span.invoked_name.empty()) {
-        out.append(R"({"key":"faas.invoked_name","value":{"stringValue":")");
+        out.append(R"({"key":"faas.invoked_name","value":{"stringValue":")"sv);
         out.append(span.invoked_name);
-        out.append(R"("}})");
+        out.append(R"("}})"sv);
     }
-    out.append(R"(],"events":[],"links":[]})");
+    out.append(R"(],"events":[],"links":[]})"sv);
     return true;
 }
 
@@ -226,7 +222,7 @@ void write_span(detail::JsonWriter& w, const SpanRecord& span) {
     w.plain_string("spanId");
     write_id(w, span_id_of(span));
     w.plain_string("parentSpanId");
-    write_id(w, span.parent_span_id);
+    write_id(w, span.parent_span_id.view());
     w.plain_string("name");
     detail::write_string(w, span.name);
     w.plain_string("kind");
@@ -299,12 +295,11 @@ ContextPtr& current_context() noexcept {
     return current;
 }
 
-std::string random_hex(std::size_t bytes) {
+void random_hex(char* out, std::size_t bytes) {
     thread_local std::mt19937_64 rng{std::random_device{}() ^
                                      static_cast<std::uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()))};
     static constexpr char digits[] = "0123456789abcdef";
     for (;;) {
-        std::string out(bytes * 2, '0');
         bool nonzero = false;
         std::uint64_t random = 0;
         for (std::size_t i = 0; i < bytes; ++i) {
@@ -315,7 +310,7 @@ std::string random_hex(std::size_t bytes) {
             out[2 * i] = digits[b >> 4];
             out[2 * i + 1] = digits[b & 15];
         }
-        if (nonzero) return out;
+        if (nonzero) return;
     }
 }
 
@@ -366,8 +361,14 @@ void inject(std::optional<std::string>& traceparent, std::optional<std::string>&
 
 void inject(const TraceContext& ctx, std::optional<std::string>& traceparent,
             std::optional<std::string>& baggage) {
-    if (ctx.trace_id.size() != 32 || ctx.span_id.size() != 16) return;
-    traceparent = fmt::format("00-{}-{}-{:02x}", ctx.trace_id, ctx.span_id, ctx.flags);
+    if (ctx.trace_id.empty() || ctx.span_id.empty()) return;
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string& text = traceparent.emplace(55, '-');  // "00-<trace id>-<span id>-<flags>"
+    text[0] = text[1] = '0';
+    std::memcpy(text.data() + 3, ctx.trace_id.view().data(), 32);
+    std::memcpy(text.data() + 36, ctx.span_id.view().data(), 16);
+    text[53] = digits[ctx.flags >> 4];
+    text[54] = digits[ctx.flags & 15];
     if (!ctx.baggage.empty()) baggage = ctx.baggage;
 }
 
@@ -981,17 +982,13 @@ ServerSpan Telemetry::begin_server_span(const std::string& function_id,
                                         const std::optional<std::string>& baggage) {
     ServerSpan span;
     auto ctx = std::make_shared<TraceContext>();
-    std::optional<SpanContext> parent;
-    if (traceparent) parent = SpanContext::from_traceparent(*traceparent);
-    if (parent) {
-        ctx->trace_id = std::move(parent->trace_id);
-        ctx->flags = parent->trace_flags;
-        span.parent_span_id = std::move(parent->span_id);
-    } else {
-        ctx->trace_id = random_hex(16);
+    if (!traceparent || !parse_traceparent_ids(*traceparent, ctx->trace_id, span.parent_span_id, ctx->flags)) {
+        span.parent_span_id = std::string_view();
+        ctx->flags = 1;
+        random_hex(ctx->trace_id.fill(), 16);
     }
     if (baggage) ctx->baggage = *baggage;
-    ctx->span_id = random_hex(8);
+    random_hex(ctx->span_id.fill(), 8);
     ctx->sink = weak_from_this();
     span.context = std::move(ctx);
     span.function_id = function_id;
@@ -1029,7 +1026,7 @@ ClientSpan Telemetry::begin_client_span(const std::string& function_id) {
     const ContextPtr& parent = current_context();
     // Exported by this client (the caller) in end_client_span, whatever the context's sink.
     span.context = new_child(parent, weak_from_this());
-    if (parent && parent->trace_id.size() == 32) span.parent_span_id = parent->span_id;
+    if (parent && !parent->trace_id.empty()) span.parent_span_id = parent->span_id;
     span.function_id = function_id;
     span.start_ns = now_unix_nano();
     return span;
@@ -1144,8 +1141,8 @@ std::optional<SpanContext> SpanContext::from_traceparent(std::string_view h) {
 SpanContext current_span_context() {
     SpanContext out;
     if (const auto& ctx = current_context()) {
-        out.trace_id = ctx->trace_id;
-        out.span_id = ctx->span_id;
+        out.trace_id = ctx->trace_id.view();
+        out.span_id = ctx->span_id.view();
         out.trace_flags = ctx->flags;
         out.baggage = ctx->baggage;
     }
@@ -1156,7 +1153,7 @@ std::uint64_t telemetry_dropped_count() noexcept { return g_dropped.load(); }
 
 struct Span::State {
     ContextPtr context;
-    std::string parent_span_id;
+    SpanId parent_span_id;
     std::string name;
     std::uint64_t start_ns = 0;
     Value attributes = Value::array();
@@ -1172,7 +1169,7 @@ Span::Span(std::string name) : state_(std::make_unique<State>()) {
     std::weak_ptr<Telemetry> fallback;
     if (!parent || parent->sink.expired()) fallback = Telemetry::process_default();
     state_->context = new_child(parent, fallback);
-    if (parent && parent->trace_id.size() == 32) state_->parent_span_id = parent->span_id;
+    if (parent && !parent->trace_id.empty()) state_->parent_span_id = parent->span_id;
     state_->name = std::move(name);
     state_->start_ns = now_unix_nano();
     state_->scope.emplace(state_->context);
@@ -1185,8 +1182,8 @@ Span::~Span() {
 
 SpanContext Span::context() const {
     SpanContext out;
-    out.trace_id = state_->context->trace_id;
-    out.span_id = state_->context->span_id;
+    out.trace_id = state_->context->trace_id.view();
+    out.span_id = state_->context->span_id.view();
     out.trace_flags = state_->context->flags;
     out.baggage = state_->context->baggage;
     return out;
@@ -1228,7 +1225,7 @@ asio::awaitable<T> with_span_impl(std::string name, asio::awaitable<T> work) {
     std::weak_ptr<Telemetry> fallback;
     if (!parent || parent->sink.expired()) fallback = Telemetry::process_default();
     ContextPtr ctx = new_child(parent, fallback);
-    const std::string parent_span_id = parent && parent->trace_id.size() == 32 ? parent->span_id : std::string();
+    const SpanId parent_span_id = parent && !parent->trace_id.empty() ? parent->span_id : SpanId();
     const std::uint64_t start = now_unix_nano();
     std::optional<std::string> failure;
     std::exception_ptr error;
@@ -1299,9 +1296,9 @@ void emit(int severity, const char* level, std::string_view message, const std::
     Value attrs = Value::array();
     if (data) attrs.push_back(kv("log.data", to_any_value(*data)));
     record.set("attributes", std::move(attrs));
-    if (ctx && ctx->trace_id.size() == 32 && ctx->span_id.size() == 16) {
-        record.set("traceId", ctx->trace_id);
-        record.set("spanId", ctx->span_id);
+    if (ctx && !ctx->trace_id.empty() && !ctx->span_id.empty()) {
+        record.set("traceId", std::string(ctx->trace_id.view()));
+        record.set("spanId", std::string(ctx->span_id.view()));
     }
     sink->submit_log(std::move(record));
 }

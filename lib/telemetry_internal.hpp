@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <memory>
@@ -30,10 +31,42 @@
 
 namespace iii::detail::telemetry {
 
+/// A trace id (N = 32) or span id (N = 16): N lower-case hex digits held inline, or none. As a
+/// std::string either would allocate (beyond the 15-character small-string buffer), and every
+/// span has two or three.
+template <std::size_t N>
+class HexId {
+public:
+    HexId() = default;
+    /// `hex` when it has N characters (the caller has checked the digits), otherwise none.
+    HexId& operator=(std::string_view hex) noexcept {
+        set_ = hex.size() == N;
+        if (set_) std::memcpy(digits_, hex.data(), N);
+        return *this;
+    }
+    /// Where to write the N digits of a new id, which is then set.
+    char* fill() noexcept {
+        set_ = true;
+        return digits_;
+    }
+    /// N, or 0 when there is none.
+    std::size_t size() const noexcept { return set_ ? N : 0; }
+    bool empty() const noexcept { return !set_; }
+    /// The digits; empty when there is none.
+    std::string_view view() const noexcept { return set_ ? std::string_view(digits_, N) : std::string_view(); }
+    bool operator==(std::string_view other) const noexcept { return view() == other; }
+
+private:
+    char digits_[N]{};
+    bool set_ = false;
+};
+using TraceId = HexId<32>;
+using SpanId = HexId<16>;
+
 /// One span's identity, the baggage, and the exporter its records go to.
 struct TraceContext {
-    std::string trace_id;
-    std::string span_id;
+    TraceId trace_id;
+    SpanId span_id;
     std::uint8_t flags = 1;
     std::string baggage;
     std::weak_ptr<Telemetry> sink;
@@ -134,7 +167,12 @@ inline asio::awaitable<void> with_context(ContextPtr context, asio::awaitable<vo
     co_await asio::co_spawn(traced, std::move(work), asio::use_awaitable);
 }
 
-std::string random_hex(std::size_t bytes);
+/// Writes 2 * `bytes` random lower-case hex digits, not all zero, at `out`.
+void random_hex(char* out, std::size_t bytes);
+/// A traceparent's ids and flags; false (and the outputs unspecified) when it is malformed or
+/// an id is all zero. parse_traceparent() without allocating.
+bool parse_traceparent_ids(std::string_view header, TraceId& trace_id, SpanId& span_id,
+                           std::uint8_t& flags) noexcept;
 std::uint64_t now_unix_nano() noexcept;
 /// OTLP AnyValue of a JSON value (spec 7.4).
 Value to_any_value(const Value& value);
@@ -152,7 +190,7 @@ struct SpanRecord {
     /// The span's identity: its trace and span ids are written from it (shared, not copied per
     /// span); empty ids when null.
     ContextPtr context;
-    std::string parent_span_id;
+    SpanId parent_span_id;
     std::string name;
     int kind = 1;  ///< OTLP SpanKind: 1 INTERNAL, 2 SERVER, 3 CLIENT
     std::uint64_t start_ns = 0;
@@ -174,7 +212,7 @@ std::string encode_span(const SpanRecord& span);
 /// The SERVER span of one served invocation (see Telemetry::begin_server_span).
 struct ServerSpan {
     ContextPtr context;  // null when telemetry is off
-    std::string parent_span_id;
+    SpanId parent_span_id;
     std::string function_id;
     std::uint64_t start_ns = 0;
     std::chrono::steady_clock::time_point started{};
@@ -184,7 +222,7 @@ struct ServerSpan {
 /// (no allocation) when telemetry is off.
 struct ClientSpan {
     ContextPtr context;  // null when telemetry is off
-    std::string parent_span_id;
+    SpanId parent_span_id;
     std::string function_id;
     std::uint64_t start_ns = 0;
 };
