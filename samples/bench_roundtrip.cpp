@@ -105,7 +105,7 @@ struct Options {
     std::size_t rounds = 3;
     std::optional<std::size_t> warmup;
     bool json = false;
-    bool inline_handlers = false;  // the echo worker runs its handler on its io thread
+    bool inline_handlers = false;  // InitOptions::handlers_on_io_thread (no effect any more)
     std::string url;
     std::string engine;
     pid_t engine_pid = -1;  // --engine-pid: the external engine's CPU is measured too
@@ -125,8 +125,9 @@ void usage(std::FILE* out) {
         "  --warmup N         warm-up calls before each phase (default calls/10, 100..2000)\n"
         "  --rounds N         rounds over all paths; medians (default 3)\n"
         "  --json             print one JSON object instead of the table\n"
-        "  --inline-handlers  the echo worker runs its handler on its io thread\n"
-        "                     (InitOptions::handlers_on_io_thread) instead of its pool\n"
+        "  --inline-handlers  sets InitOptions::handlers_on_io_thread in the echo worker;\n"
+        "                     no effect (coroutine handlers run on the io thread anyway),\n"
+        "                     kept so that older command lines still run\n"
         "  --sdk-only         only the SDK paths: no floor or raw baseline, no ratios to\n"
         "                     them (for runs long enough that the idle SDK connection\n"
         "                     would time out during the other paths, e.g. RSS over 1M calls)\n"
@@ -1128,7 +1129,7 @@ void print_table(const Report& rep) {
     std::printf("bench_roundtrip: `echo` round trips, %zu round%s x %zu calls per phase and path (after %zu "
                 "warm-up each), payload %zu B of JSON%s\n",
                 o.rounds, o.rounds == 1 ? "" : "s", o.calls, *o.warmup, rep.payload_size,
-                o.inline_handlers ? ", echo handler on its io thread" : "");
+                o.inline_handlers ? ", --inline-handlers (no effect)" : "");
     std::printf("engine: %s (%s), %u hardware threads; floor frames %zu B out, %zu B back\n", rep.url.c_str(),
                 rep.spawned ? "iii-test-engine, spawned" : "external", std::thread::hardware_concurrency(),
                 rep.frames.request.size(), rep.frames.reply.size());
