@@ -137,8 +137,8 @@ void write_nanos(detail::JsonWriter& w, std::uint64_t ns) {
     w.plain_string(std::string_view(digits, static_cast<std::size_t>(end - digits)));
 }
 
-// Trace and span ids are hex digits (generated here or checked by parse_traceparent): the
-// plain path of checked_string.
+// Trace and span ids are hex digits (generated here or checked by parse_traceparent): written
+// as they are.
 void write_id(detail::JsonWriter& w, std::string_view id) { w.plain_string(id); }
 
 void write_string_attribute(detail::JsonWriter& w, std::string_view key, std::string_view value) {

@@ -54,10 +54,11 @@ void Engine::Impl::dispatch(Call call) {
     Function& function = it->second;
     if (function.builtin) {
         Outcome outcome;
-        struct Running {
+        struct Running {  // (a built-in may run another one: the outer caller comes back)
             const std::string*& slot;
-            ~Running() { slot = nullptr; }
-        } running{builtin_caller = &call.caller};
+            const std::string* saved;
+            ~Running() { slot = saved; }
+        } running{builtin_caller, std::exchange(builtin_caller, &call.caller)};
         try {
             outcome = function.builtin(call.data);
         } catch (const BadInput& bad) {
