@@ -25,7 +25,11 @@ the queue waits for it instead of polling):
                instead: word-wise masking, and one SIMD UTF-8 check per text message (when the
                whole message is in, so UTF-8 split across frames passes; an invalid message
                still fails with processor::error::invalid_utf8, which websocketpp turns into
-               close 1007). The copy of connection.hpp binds its read and write completion
+               close 1007). prepare_data_frame hands the payload of the message it prepares
+               over to the frame it writes instead of copying it (masked in place by a client):
+               connection::send() made that message for this one send, so an unprepared message
+               passed to send(message_ptr) is consumed (ours never is; the transport sends bytes).
+               The copy of connection.hpp binds its read and write completion
                handlers so that websocketpp's copies of them do not allocate, and the copy of
                message_buffer/alloc.hpp recycles messages (lib/wspp/iii_wspp_pool.hpp). Each change
                replaces one exact, unique piece of the original text:
@@ -318,6 +322,32 @@ inline size_t byte_mask_circ(uint8_t * input, uint8_t * output, size_t length,
         // iii: word-wise (callers size o to at least i.size(); i and o may be one string).
         ::iii::detail::wspp::mask(reinterpret_cast<uint8_t const *>(i.data()),
             reinterpret_cast<uint8_t *>(&o[0]), i.size(), key.c);
+"""),
+    # Sending copied every payload twice: connection::send() copies it into a message of its
+    # own, which prepare_data_frame() then copied again into a zero-filled output buffer (two
+    # passes over every byte of a 64 KiB channel frame). That message is dropped once prepared,
+    # so its payload is masked in place and handed over instead.
+    ("processors/hybi13.hpp",
+     """\
+            // no compression, just copy data into the output buffer
+            o.resize(i.size());
+
+            // if we are masked, have the masking function write to the output
+            // buffer directly to avoid another copy. If not masked, copy
+            // directly without masking.
+            if (masked) {
+                this->masked_copy(i,o,key);
+            } else {
+                std::copy(i.begin(),i.end(),o.begin());
+            }
+""",
+     """\
+            // iii: `in` is connection::send()'s own copy, dropped once prepared: masked in
+            // place and handed over rather than copied into a zero-filled buffer.
+            if (masked) {
+                this->masked_copy(i,i,key);
+            }
+            o.swap(i);
 """),
     # The read and write completion handlers are std::functions that websocketpp copies several
     # times per frame (into each transport call and each bind around it). A bind of a member
