@@ -359,16 +359,21 @@ void inject(std::optional<std::string>& traceparent, std::optional<std::string>&
     if (ctx) inject(*ctx, traceparent, baggage);
 }
 
+std::string traceparent_text(std::string_view trace_id, std::string_view span_id, std::uint8_t flags) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string text(55, '-');  // "00-<trace id>-<span id>-<flags>"
+    text[0] = text[1] = '0';
+    std::memcpy(text.data() + 3, trace_id.data(), 32);
+    std::memcpy(text.data() + 36, span_id.data(), 16);
+    text[53] = digits[flags >> 4];
+    text[54] = digits[flags & 15];
+    return text;
+}
+
 void inject(const TraceContext& ctx, std::optional<std::string>& traceparent,
             std::optional<std::string>& baggage) {
     if (ctx.trace_id.empty() || ctx.span_id.empty()) return;
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string& text = traceparent.emplace(55, '-');  // "00-<trace id>-<span id>-<flags>"
-    text[0] = text[1] = '0';
-    std::memcpy(text.data() + 3, ctx.trace_id.view().data(), 32);
-    std::memcpy(text.data() + 36, ctx.span_id.view().data(), 16);
-    text[53] = digits[ctx.flags >> 4];
-    text[54] = digits[ctx.flags & 15];
+    traceparent = traceparent_text(ctx.trace_id.view(), ctx.span_id.view(), ctx.flags);
     if (!ctx.baggage.empty()) baggage = ctx.baggage;
 }
 
@@ -1131,7 +1136,7 @@ using namespace detail::telemetry;
 
 std::string SpanContext::traceparent() const {
     if (!valid()) return {};
-    return fmt::format("00-{}-{}-{:02x}", trace_id, span_id, trace_flags);
+    return traceparent_text(trace_id, span_id, trace_flags);
 }
 
 std::optional<SpanContext> SpanContext::from_traceparent(std::string_view h) {

@@ -167,6 +167,8 @@ inline asio::awaitable<void> with_context(ContextPtr context, asio::awaitable<vo
     co_await asio::co_spawn(traced, std::move(work), asio::use_awaitable);
 }
 
+/// "00-<trace_id>-<span_id>-<flags>" (W3C traceparent); the ids must have 32 and 16 digits.
+std::string traceparent_text(std::string_view trace_id, std::string_view span_id, std::uint8_t flags);
 /// Writes 2 * `bytes` random lower-case hex digits, not all zero, at `out`.
 void random_hex(char* out, std::size_t bytes);
 /// A traceparent's ids and flags; false (and the outputs unspecified) when it is malformed or

@@ -123,16 +123,24 @@ void Engine::Impl::reply_to(Worker& worker, const std::string& invocation_id,
     send(worker, result);
 }
 
+namespace {
+// A pending call `worker_id` takes part in, as caller or as callee.
+bool involves(const auto& pending_call, const std::string& worker_id) {
+    return pending_call.caller == worker_id || pending_call.callee == worker_id;
+}
+}  // namespace
+
 std::vector<std::string> Engine::Impl::invocations_of(const Worker& worker) const {
     std::vector<std::string> ids;
     for (const auto& [id, p] : pending)
-        if (p.caller == worker.id || p.callee == worker.id) ids.push_back(id);
+        if (involves(p, worker.id)) ids.push_back(id);
     std::sort(ids.begin(), ids.end());  // the order the set had: replies go out in it
     return ids;
 }
 
 std::size_t Engine::Impl::active_invocations(const Worker& worker) const {
-    std::size_t count = invocations_of(worker).size();
+    std::size_t count = 0;
+    for (const auto& entry : pending) count += involves(entry.second, worker.id);
     if (builtin_caller && *builtin_caller == worker.id) ++count;
     return count;
 }
