@@ -490,6 +490,12 @@ void Connection::remove_trigger(const std::string& id, const std::string& trigge
 namespace {
 asio::awaitable<Value> no_result() { co_return Value(); }
 
+// The storage of this thread's last outbound traceparent, lent to the next one.
+std::string& spare_traceparent() {
+    thread_local std::string storage;
+    return storage;
+}
+
 // A raw handler's JSON text as a Value.
 asio::awaitable<Value> parsed(asio::awaitable<std::string> raw) {
     const std::string text = co_await std::move(raw);
@@ -516,7 +522,7 @@ asio::awaitable<Value> Connection::invoke(std::string function_id, Value payload
     telemetry::ClientSpan span;
     if (telemetry_) {
         span = telemetry_->begin_client_span(function_id);
-        telemetry::inject(*span.context, message.traceparent, message.baggage);
+        telemetry::inject(*span.context, message.traceparent, message.baggage, std::move(spare_traceparent()));
     } else {
         telemetry::inject(message.traceparent, message.baggage);
     }
@@ -524,6 +530,7 @@ asio::awaitable<Value> Connection::invoke(std::string function_id, Value payload
     std::string text = frames_->take();
     if (is_void) {
         text.assign(thread_encoder().encode(message));
+        if (message.traceparent) spare_traceparent() = std::move(*message.traceparent);
         dispatch_strand([self = shared_from_this(), text = std::move(text)]() mutable {
             self->core_.send_void(std::move(text));
             self->pump();
@@ -533,28 +540,10 @@ asio::awaitable<Value> Connection::invoke(std::string function_id, Value payload
     }
     const InvocationId id = protocol::new_invocation_id();
     text.assign(thread_encoder().encode(message, id.view()));
+    if (message.traceparent) spare_traceparent() = std::move(*message.traceparent);  // encoded: for the next call
     const auto limit = std::min(timeout.value_or(options_.invocation_timeout), max_timeout);
     if (!telemetry_) return async_call(id, std::move(function_id), std::move(text), limit, asio::use_awaitable);
-    return invoke_traced(std::move(span), id, std::move(function_id), std::move(text), limit);
-}
-
-asio::awaitable<Value> Connection::invoke_traced(telemetry::ClientSpan span, InvocationId invocation_id,
-                                                 std::string function_id, std::string text,
-                                                 std::chrono::milliseconds timeout) {
-    auto self = shared_from_this();  // alive across the suspension
-    // [telemetry hook] The span ends with the call: error status when it throws (remote error,
-    // timeout, disconnect, cancellation).
-    std::exception_ptr failure;
-    std::optional<Value> result;
-    try {
-        result.emplace(co_await async_call(invocation_id, std::move(function_id), std::move(text), timeout,
-                                           asio::use_awaitable));
-    } catch (...) {
-        failure = std::current_exception();
-    }
-    telemetry_->end_client_span(span, failure);
-    if (failure) std::rethrow_exception(failure);
-    co_return std::move(*result);
+    return async_traced_call(std::move(span), id, std::move(function_id), std::move(text), limit, asio::use_awaitable);
 }
 
 // ---- handlers (callee side) ---------------------------------------------------------------
@@ -647,12 +636,13 @@ void Connection::finish_handler(std::uint64_t generation, protocol::InvocationRe
     } else if (reply.error) {
         log(LogLevel::Warn, "void invocation of {} failed: {}", invoke.function_id, reply.error->message);
     }
-    // The result and the id are encoded: their storage serves the next invocation's decode.
+    // The result and the id are encoded, the traceparent is done with: their storage serves the
+    // next invocation's decode.
     Value spent = reply.result ? std::move(*reply.result) : Value();
     dispatch_strand([self = shared_from_this(), generation, text = std::move(text), spent = std::move(spent),
-                     id = std::move(reply.invocation_id)]() mutable {
+                     id = std::move(reply.invocation_id), traceparent = std::move(invoke.traceparent)]() mutable {
         self->core_.handler_finished(Clock::now(), generation, std::move(text));
-        self->core_.recycle(std::move(spent), std::move(id));
+        self->core_.recycle(std::move(spent), std::move(id), std::move(traceparent));
         self->pump();
     });
 }

@@ -21,6 +21,7 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_cancellation_slot.hpp>
+#include <asio/associator.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/dispatch.hpp>
@@ -97,6 +98,21 @@ private:
     std::decay_t<decltype(asio::prefer(std::declval<asio::associated_executor_t<Handler, Fallback>>(),
                                        asio::execution::outstanding_work.tracked))>
         work_;
+};
+
+/// A call's completion handler that first ends the call's CLIENT span (invoke() with telemetry
+/// on): the span needs no coroutine of its own around the call. Asio sees the inner handler's
+/// executor, allocator and cancellation slot (the associator below).
+template <class Handler>
+struct EndsClientSpan {
+    Handler handler;
+    telemetry::ClientSpan span;
+    std::shared_ptr<telemetry::Telemetry> telemetry;
+
+    void operator()(std::exception_ptr error, Value value) {
+        telemetry->end_client_span(span, error);
+        std::move(handler)(std::move(error), std::move(value));
+    }
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -201,6 +217,20 @@ public:
             },
             token, std::move(invocation_id), std::move(function_id), std::move(text), timeout);
     }
+    /// async_call() with the call's CLIENT span, ended when the call completes (before the
+    /// handler runs: error status when it failed).
+    template <class Token>
+    auto async_traced_call(telemetry::ClientSpan span, InvocationId invocation_id, std::string function_id,
+                           std::string text, std::chrono::milliseconds timeout, Token&& token) {
+        return asio::async_initiate<Token, void(std::exception_ptr, Value)>(
+            [this](auto handler, telemetry::ClientSpan client_span, InvocationId id, std::string function,
+                   std::string frame, std::chrono::milliseconds limit) {
+                using Inner = decltype(handler);
+                this->initiate_call(EndsClientSpan<Inner>{std::move(handler), std::move(client_span), telemetry_},
+                                    std::move(id), std::move(function), std::move(frame), limit);
+            },
+            token, std::move(span), std::move(invocation_id), std::move(function_id), std::move(text), timeout);
+    }
 
 private:
     struct Link;
@@ -218,10 +248,6 @@ private:
     template <class Handler>
     void initiate_call(Handler handler, InvocationId invocation_id, std::string function_id,
                        std::string text, std::chrono::milliseconds timeout);
-    /// invoke() with telemetry on: the CLIENT span ends with the call.
-    asio::awaitable<Value> invoke_traced(telemetry::ClientSpan span, InvocationId invocation_id,
-                                         std::string function_id, std::string text,
-                                         std::chrono::milliseconds timeout);
     /// A waiter for a state (`target`) or for the end of the run (nullopt). `on_cancel`:
     /// what a cancellation of the waiting coroutine does.
     enum class OnCancel { Withdraw, Shutdown };
@@ -420,3 +446,16 @@ void Connection::initiate_call(Handler handler, InvocationId invocation_id, std:
 }
 
 }  // namespace iii::detail
+
+namespace asio {
+// EndsClientSpan is transparent to Asio: the inner handler's associated executor, allocator,
+// cancellation slot and immediate executor are its own (as for Asio's own binders).
+template <template <typename, typename> class Associator, class Handler, class DefaultCandidate>
+struct associator<Associator, iii::detail::EndsClientSpan<Handler>, DefaultCandidate> {
+    using type = typename Associator<Handler, DefaultCandidate>::type;
+    static type get(const iii::detail::EndsClientSpan<Handler>& h,
+                    const DefaultCandidate& c = DefaultCandidate()) noexcept {
+        return Associator<Handler, DefaultCandidate>::get(h.handler, c);
+    }
+};
+}  // namespace asio

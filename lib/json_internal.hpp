@@ -70,6 +70,16 @@ public:
         if (!json.empty()) std::memcpy(os_->Push(json.size()), json.data(), json.size());
         EndValue(true);
     }
+    /// raw_value() written in place: `write(char* out)` writes the value, at most `max_size`
+    /// bytes, at `out` and returns how many it wrote (no intermediate copy).
+    template <class Write>
+    void raw_value_in_place(std::size_t max_size, rapidjson::Type type, Write&& write) {
+        Prefix(type);
+        char* const out = os_->Push(max_size);
+        const std::size_t written = write(out);
+        os_->Pop(max_size - written);
+        EndValue(true);
+    }
     /// Writes `s` as a string value or key: copied when plain_ascii(), else checked (throws
     /// InvalidUtf8 and writes nothing unless it is UTF-8) and escaped by RapidJSON. The same
     /// bytes either way.

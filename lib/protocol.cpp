@@ -268,6 +268,7 @@ struct Fields {
     // Storage handed back by Decoder::recycle(), for an invocation's `data` and id.
     std::vector<Value>* spare_data = nullptr;
     std::vector<std::string>* spare_id = nullptr;
+    std::vector<std::string>* spare_traceparent = nullptr;
 
     Value* json(Field f) noexcept {
         switch (f) {
@@ -679,7 +680,14 @@ void build(std::size_t kind, Fields& f, Message& out) {
             }
             m.function_id = take_string(f, F_function_id);
             m.data = std::move(f.data);
-            m.traceparent = opt_string(f, F_traceparent);
+            if ((f.present & bit(F_traceparent)) && !(f.null & bit(F_traceparent))) {
+                if (f.spare_traceparent && !f.spare_traceparent->empty()) {
+                    m.traceparent.emplace(std::move(f.spare_traceparent->back()));
+                    f.spare_traceparent->pop_back();
+                } else
+                    m.traceparent.emplace();
+                m.traceparent->assign(f.strings[F_traceparent]);
+            }
             m.baggage = opt_string(f, F_baggage);
             if ((f.present & bit(F_action)) && !(f.null & bit(F_action)))
                 m.action = std::move(f.action);
@@ -953,6 +961,7 @@ struct Decoder::Impl {
     // at once, up to max_spares each.
     std::vector<Value> spare_data;
     std::vector<std::string> spare_id;
+    std::vector<std::string> spare_traceparent;
 };
 
 Decoder::Decoder() : impl_(std::make_unique<Impl>()) {}
@@ -968,6 +977,7 @@ bool Decoder::decode(std::string_view frame, Message& out, DecodeFailure& failur
     Fields f;
     f.spare_data = &im.spare_data;
     f.spare_id = &im.spare_id;
+    f.spare_traceparent = &im.spare_traceparent;
     int kind = -1;
     std::uint32_t wanted = ~std::uint32_t{0};  // until `type` is known, read every field
 
@@ -1046,7 +1056,7 @@ bool Decoder::decode(std::string_view frame, Message& out, DecodeFailure& failur
     return true;
 }
 
-bool Decoder::recycle(Value payload, std::string invocation_id) {
+bool Decoder::recycle(Value payload, std::string invocation_id, std::optional<std::string> traceparent) {
     Impl& im = *impl_;
     // Enough for a burst of calls in flight; bounded: at most max_spares x recycled_value_bytes.
     constexpr std::size_t max_spares = 16, id_size = 36;
@@ -1057,6 +1067,13 @@ bool Decoder::recycle(Value payload, std::string invocation_id) {
     }
     if (im.spare_id.size() < max_spares && invocation_id.capacity() >= id_size && invocation_id.capacity() <= 64) {
         im.spare_id.push_back(std::move(invocation_id));
+        kept = true;
+    }
+    // A W3C traceparent has 55 characters (a later version may append more).
+    constexpr std::size_t traceparent_size = 55;
+    if (traceparent && im.spare_traceparent.size() < max_spares && traceparent->capacity() >= traceparent_size &&
+        traceparent->capacity() <= 2 * traceparent_size) {
+        im.spare_traceparent.push_back(std::move(*traceparent));
         kept = true;
     }
     return kept;

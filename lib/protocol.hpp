@@ -127,13 +127,13 @@ public:
     /// invocation id that is not a UUID. Unknown fields are ignored; optional fields may be
     /// absent or null.
     bool decode(std::string_view frame, Message& out, DecodeFailure& failure);
-    /// Hands back the storage of a finished invocation (its payload or result, its id) for the
-    /// next invokefunction decoded: its `data` is parsed into that value in place and its id
-    /// written into that string, so a steady stream of same-shaped calls allocates neither.
-    /// Keeps up to 16 of each (calls in flight), no value holding more than
-    /// recycled_value_bytes and no string too small or too big for an id. True when anything
-    /// was kept.
-    bool recycle(Value payload, std::string invocation_id);
+    /// Hands back the storage of a finished invocation (its payload or result, its id, its
+    /// traceparent) for the next invokefunction decoded: its `data` is parsed into that value
+    /// in place and its id and traceparent written into those strings, so a steady stream of
+    /// same-shaped calls allocates none of them. Keeps up to 16 of each (calls in flight), no
+    /// value holding more than recycled_value_bytes and no string too small or too big for an
+    /// id or a traceparent. True when anything was kept.
+    bool recycle(Value payload, std::string invocation_id, std::optional<std::string> traceparent = std::nullopt);
 
 private:
     struct Impl;

@@ -27,15 +27,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <random>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -161,61 +164,84 @@ std::string_view span_id_of(const SpanRecord& span) {
     return span.context ? span.context->span_id.view() : std::string_view();
 }
 
-void append_number(std::string& out, std::uint64_t n) {
-    char digits[24];
-    out.append(digits, static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, n).ptr - digits));
-}
+// Copies the pieces of one value into space reserved for it (write_plain_span).
+struct Cursor {
+    char* at;
+    void put(std::string_view s) noexcept {
+        if (!s.empty()) std::memcpy(at, s.data(), s.size());  // (a null data() when empty)
+        at += s.size();
+    }
+    // Room for any std::uint64_t or int in decimal.
+    static constexpr std::size_t max_digits = 20;
+    template <class Number>
+    void number(Number n) noexcept {
+        at = std::to_chars(at, at + max_digits, n).ptr;
+    }
+};
 
-void append_number(std::string& out, int n) {
-    char digits[16];
-    out.append(digits, static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, n).ptr - digits));
-}
+// The text of a plain span around its values, in order (write_plain_span). Their total bounds
+// the space reserved.
+constexpr std::string_view span_pieces[] = {
+    R"({"traceId":")", R"(","spanId":")", R"(","parentSpanId":")", R"(","name":")",
+    R"(","kind":)", R"(,"startTimeUnixNano":")", R"(","endTimeUnixNano":")", R"(","status":{"code":)",
+    R"(,"message":")", R"("},"attributes":[)", R"({"key":"faas.invoked_name","value":{"stringValue":")",
+    R"("}})", R"(],"events":[],"links":[]})"};
+constexpr std::size_t span_pieces_size = [] {
+    std::size_t n = 0;
+    for (std::string_view piece : span_pieces) n += piece.size();
+    return n;
+}();
 
-/// The SDK's own spans (every string plain ASCII, no further attribute, no event) as text
-/// appended piece by piece: byte for byte what the generic writer below produces, at a
-/// fraction of its cost (this runs for every call). False, and `out` unspecified, otherwise.
-bool plain_span_text(std::string& out, const SpanRecord& span) {
-    using namespace std::string_view_literals;  // (appending a literal as a pointer costs a strlen)
+/// The SDK's own spans (every string plain ASCII, no further attribute, no event) written
+/// straight into the writer's buffer: byte for byte what the generic writer below produces, at
+/// a fraction of its cost (this runs for every call). False, and nothing written, otherwise.
+bool write_plain_span(detail::JsonWriter& w, const SpanRecord& span) {
     using detail::plain_ascii;
     if (!span.exceptions.empty() || (span.attributes.is_array() && !span.attributes.as_array().empty()) ||
-        !plain_ascii(span.name) || !plain_ascii(span.status_message) || !plain_ascii(span.invoked_name))
+        !plain_ascii(span.name_prefix) || !plain_ascii(span.name) || !plain_ascii(span.status_message))
         return false;
-    out.clear();
-    out.append(R"({"traceId":")"sv);
-    out.append(trace_id_of(span));
-    out.append(R"(","spanId":")"sv);
-    out.append(span_id_of(span));
-    out.append(R"(","parentSpanId":")"sv);
-    out.append(span.parent_span_id.view());
-    out.append(R"(","name":")"sv);
-    out.append(span.name);
-    out.append(R"(","kind":)"sv);
-    append_number(out, span.kind);
-    out.append(R"(,"startTimeUnixNano":")"sv);
-    append_number(out, span.start_ns);
-    out.append(R"(","endTimeUnixNano":")"sv);
-    append_number(out, span.end_ns);
-    out.append(R"(","status":{"code":)"sv);
-    append_number(out, span.status_code);
-    out.append(R"(,"message":")"sv);
-    out.append(span.status_message);
-    out.append(R"("},"attributes":[)"sv);
-    if (!span.invoked_name.empty()) {
-        out.append(R"({"key":"faas.invoked_name","value":{"stringValue":")"sv);
-        out.append(span.invoked_name);
-        out.append(R"("}})"sv);
-    }
-    out.append(R"(],"events":[],"links":[]})"sv);
+    const std::string_view trace_id = trace_id_of(span), span_id = span_id_of(span);
+    const std::string_view parent_id = span.parent_span_id.view();
+    const std::size_t max_size = span_pieces_size + 4 * Cursor::max_digits + trace_id.size() + span_id.size() +
+                                 parent_id.size() + span.name_prefix.size() + 2 * span.name.size() +
+                                 span.status_message.size();
+    w.raw_value_in_place(max_size, rapidjson::kObjectType, [&](char* const begin) {
+        const std::string_view* piece = span_pieces;
+        Cursor out{begin};
+        out.put(*piece++);
+        out.put(trace_id);
+        out.put(*piece++);
+        out.put(span_id);
+        out.put(*piece++);
+        out.put(parent_id);
+        out.put(*piece++);
+        out.put(span.name_prefix);
+        out.put(span.name);
+        out.put(*piece++);
+        out.number(span.kind);
+        out.put(*piece++);
+        out.number(span.start_ns);
+        out.put(*piece++);
+        out.number(span.end_ns);
+        out.put(*piece++);
+        out.number(span.status_code);
+        out.put(*piece++);
+        out.put(span.status_message);
+        out.put(*piece++);
+        if (span.invoked_name) {
+            out.put(piece[0]);
+            out.put(span.name);
+            out.put(piece[1]);
+        }
+        piece += 2;
+        out.put(*piece);
+        return static_cast<std::size_t>(out.at - begin);
+    });
     return true;
 }
 
 void write_span(detail::JsonWriter& w, const SpanRecord& span) {
-    thread_local std::string text;
-    if (plain_span_text(text, span)) {
-        w.raw_value(text, rapidjson::kObjectType);
-        if (text.capacity() > 64 * 1024) std::string().swap(text);  // one huge name: not kept
-        return;
-    }
+    if (write_plain_span(w, span)) return;
     w.StartObject();
     w.plain_string("traceId");
     write_id(w, trace_id_of(span));
@@ -224,7 +250,10 @@ void write_span(detail::JsonWriter& w, const SpanRecord& span) {
     w.plain_string("parentSpanId");
     write_id(w, span.parent_span_id.view());
     w.plain_string("name");
-    detail::write_string(w, span.name);
+    if (span.name_prefix.empty())
+        detail::write_string(w, span.name);
+    else
+        detail::write_string(w, std::string(span.name_prefix) + span.name);
     w.plain_string("kind");
     w.Int64(span.kind);
     w.plain_string("startTimeUnixNano");
@@ -240,7 +269,7 @@ void write_span(detail::JsonWriter& w, const SpanRecord& span) {
     w.EndObject();
     w.plain_string("attributes");
     w.StartArray();
-    if (!span.invoked_name.empty()) write_string_attribute(w, "faas.invoked_name", span.invoked_name);
+    if (span.invoked_name) write_string_attribute(w, "faas.invoked_name", span.name);
     if (span.attributes.is_array())
         for (const Value& attribute : span.attributes.as_array()) detail::write_value(w, attribute);
     w.EndArray();
@@ -298,19 +327,26 @@ ContextPtr& current_context() noexcept {
 void random_hex(char* out, std::size_t bytes) {
     thread_local std::mt19937_64 rng{std::random_device{}() ^
                                      static_cast<std::uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()))};
-    static constexpr char digits[] = "0123456789abcdef";
-    for (;;) {
-        bool nonzero = false;
-        std::uint64_t random = 0;
-        for (std::size_t i = 0; i < bytes; ++i) {
-            if (i % 8 == 0) random = rng();  // eight bytes per draw
-            const auto b = static_cast<unsigned>(random & 0xff);
-            random >>= 8;
-            nonzero |= b != 0;
-            out[2 * i] = digits[b >> 4];
-            out[2 * i + 1] = digits[b & 15];
+    // The two digits of each byte value, looked up at once.
+    static constexpr auto digit_pairs = [] {
+        constexpr char digits[] = "0123456789abcdef";
+        std::array<char, 512> pairs{};
+        for (std::size_t b = 0; b < 256; ++b) {
+            pairs[2 * b] = digits[b >> 4];
+            pairs[2 * b + 1] = digits[b & 15];
         }
-        if (nonzero) return;
+        return pairs;
+    }();
+    for (;;) {
+        std::uint64_t any = 0;
+        for (std::size_t i = 0; i < bytes; i += 8) {
+            std::uint64_t random = rng();  // eight bytes per draw
+            const std::size_t used = std::min<std::size_t>(bytes - i, 8);
+            any |= used == 8 ? random : random & ((std::uint64_t{1} << (8 * used)) - 1);
+            for (std::size_t j = i; j < i + used; ++j, random >>= 8)
+                std::memcpy(out + 2 * j, &digit_pairs[2 * (random & 0xff)], 2);
+        }
+        if (any != 0) return;
     }
 }
 
@@ -359,21 +395,29 @@ void inject(std::optional<std::string>& traceparent, std::optional<std::string>&
     if (ctx) inject(*ctx, traceparent, baggage);
 }
 
-std::string traceparent_text(std::string_view trace_id, std::string_view span_id, std::uint8_t flags) {
+namespace {
+void write_traceparent(std::string& text, std::string_view trace_id, std::string_view span_id, std::uint8_t flags) {
     static constexpr char digits[] = "0123456789abcdef";
-    std::string text(55, '-');  // "00-<trace id>-<span id>-<flags>"
+    text.assign(55, '-');  // "00-<trace id>-<span id>-<flags>"
     text[0] = text[1] = '0';
     std::memcpy(text.data() + 3, trace_id.data(), 32);
     std::memcpy(text.data() + 36, span_id.data(), 16);
     text[53] = digits[flags >> 4];
     text[54] = digits[flags & 15];
+}
+}  // namespace
+
+std::string traceparent_text(std::string_view trace_id, std::string_view span_id, std::uint8_t flags) {
+    std::string text;
+    write_traceparent(text, trace_id, span_id, flags);
     return text;
 }
 
-void inject(const TraceContext& ctx, std::optional<std::string>& traceparent,
-            std::optional<std::string>& baggage) {
+void inject(const TraceContext& ctx, std::optional<std::string>& traceparent, std::optional<std::string>& baggage,
+            std::string&& storage) {
     if (ctx.trace_id.empty() || ctx.span_id.empty()) return;
-    traceparent = traceparent_text(ctx.trace_id.view(), ctx.span_id.view(), ctx.flags);
+    write_traceparent(storage, ctx.trace_id.view(), ctx.span_id.view(), ctx.flags);
+    traceparent = std::move(storage);
     if (!ctx.baggage.empty()) baggage = ctx.baggage;
 }
 
@@ -392,11 +436,11 @@ std::string encode_span(const SpanRecord& span) {
 
 struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
     enum class Kind { Log, Span };
-    /// A log record or a span: a DOM (logs, submit_span(Value)) or a compact span record.
+    /// A log record or a span given as a DOM (submit_span(Value)). The SDK's spans are
+    /// queued as compact records (span_channel).
     struct Item {
         Kind kind;
         Value body;
-        std::optional<SpanRecord> record;
     };
     struct Frame {
         std::string bytes;
@@ -421,9 +465,10 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
 
     // Producer side.
     std::mutex channel_mutex;
-    // Swapped with `drained` by each drain, so that both keep their capacity: queueing a span
-    // allocates nothing in the steady state.
+    // Swapped with `drained` and `drained_spans` by each drain, so that all keep their capacity:
+    // queueing a span allocates nothing in the steady state.
     std::vector<Item> channel;
+    std::vector<SpanRecord> span_channel;
     bool drain_posted = false;
     // Spans do not wake the exporter one by one (a post per call, across threads): the first
     // one arms the span timer and the timer drains, or a full batch posts a drain.
@@ -437,8 +482,11 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
 
     // Telemetry thread only.
     std::vector<Item> drained;  // empty between drains
+    std::vector<SpanRecord> drained_spans;
     std::vector<Value> log_batch;
-    std::vector<Item> span_batch;
+    // The next OTLP frames' spans: records, and spans given as DOMs.
+    std::vector<SpanRecord> span_batch;
+    std::vector<Value> span_value_batch;
     rapidjson::StringBuffer span_buffer;  // reused: keeps its capacity across batches
     std::string resource_json;            // resource() as JSON, made once (strand)
     std::deque<Frame> pending;
@@ -482,14 +530,29 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
         return r;
     }
 
-    bool submit(Kind kind, Value body, std::optional<SpanRecord> record = std::nullopt) {
+    bool submit(Kind kind, Value body) {
         std::lock_guard lock(channel_mutex);
-        if (closing_requested.load() || channel.size() >= std::max<std::size_t>(s().channel_capacity, 1)) {
-            dropped.fetch_add(1);
-            g_dropped.fetch_add(1);
-            return false;
-        }
-        channel.push_back(Item{kind, std::move(body), std::move(record)});
+        if (!has_room()) return false;
+        channel.push_back(Item{kind, std::move(body)});
+        return queued(kind);
+    }
+    bool submit(SpanRecord&& record) {
+        std::lock_guard lock(channel_mutex);
+        if (!has_room()) return false;
+        span_channel.push_back(std::move(record));
+        return queued(Kind::Span);
+    }
+    // Whether the channel takes one more item; counts it as dropped otherwise (channel_mutex).
+    bool has_room() {
+        if (!closing_requested.load() &&
+            channel.size() + span_channel.size() < std::max<std::size_t>(s().channel_capacity, 1))
+            return true;
+        dropped.fetch_add(1);
+        g_dropped.fetch_add(1);
+        return false;
+    }
+    // Wakes the exporter for what was just queued, if it has to be woken (channel_mutex).
+    bool queued(Kind kind) {
         if (kind == Kind::Span && ++queued_spans < span_batch_limit) {
             if (!drain_posted && !span_drain_scheduled) {
                 span_drain_scheduled = true;
@@ -513,6 +576,7 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
         {
             std::lock_guard lock(channel_mutex);
             items.swap(channel);
+            drained_spans.swap(span_channel);
             drain_posted = false;
             queued_spans = 0;
         }
@@ -521,13 +585,21 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
                 log_batch.push_back(std::move(item.body));
                 if (log_batch.size() >= std::max<std::size_t>(s().logs_batch_size, 1)) emit_logs();
             } else {
-                span_batch.push_back(std::move(item));
-                if (span_batch.size() >= span_batch_limit) emit_spans();
+                span_value_batch.push_back(std::move(item.body));
             }
         }
         items.clear();
+        // The records are taken as they are (no move of each) when none is waiting.
+        if (span_batch.empty()) {
+            span_batch.swap(drained_spans);
+        } else {
+            std::move(drained_spans.begin(), drained_spans.end(), std::back_inserter(span_batch));
+            drained_spans.clear();
+        }
+        if (span_batch.size() + span_value_batch.size() >= span_batch_limit) emit_spans();
         // A burst should not pin its queue forever.
         if (items.capacity() > 4 * span_batch_limit) std::vector<Item>().swap(items);
+        if (drained_spans.capacity() > 4 * span_batch_limit) std::vector<SpanRecord>().swap(drained_spans);
         if (!log_batch.empty() && !log_timer_armed) {
             log_timer_armed = true;
             log_timer.expires_after(s().logs_flush_interval);
@@ -536,7 +608,7 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
                 emit_logs();
             });
         }
-        if (!span_batch.empty()) arm_span_timer();
+        if (!span_batch.empty() || !span_value_batch.empty()) arm_span_timer();
     }
 
     // Exports the spans queued and batched so far once the flush interval has passed (strand).
@@ -572,10 +644,26 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
         enqueue_frame("LOGS" + body.dump(), n);
     }
 
-    // One OTLP/JSON frame for the whole batch, written straight from the records.
+    // OTLP/JSON frames of at most span_batch_limit spans for everything batched, written
+    // straight from the records.
     void emit_spans() {
-        if (span_batch.empty()) return;
-        const std::size_t n = span_batch.size();
+        std::size_t records = 0, values = 0;  // written so far
+        while (records < span_batch.size() || values < span_value_batch.size()) {
+            const std::size_t n_records = std::min(span_batch.size() - records, span_batch_limit);
+            const std::size_t n_values = std::min(span_value_batch.size() - values, span_batch_limit - n_records);
+            emit_span_frame(std::span(span_batch).subspan(records, n_records),
+                            std::span(span_value_batch).subspan(values, n_values));
+            records += n_records;
+            values += n_values;
+        }
+        span_batch.clear();
+        span_value_batch.clear();
+        if (span_batch.capacity() > 4 * span_batch_limit) std::vector<SpanRecord>().swap(span_batch);
+    }
+
+    // One OTLP/JSON frame of these spans.
+    void emit_span_frame(std::span<const SpanRecord> records, std::span<const Value> values) {
+        const std::size_t n = records.size() + values.size();
         span_buffer.Clear();
         for (char c : std::string_view("OTLP")) span_buffer.Put(c);
         detail::JsonWriter w(span_buffer);
@@ -595,12 +683,8 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
             w.raw_value(scope_json, rapidjson::kObjectType);
             w.plain_string("spans");
             w.StartArray();
-            for (const Item& item : span_batch) {
-                if (item.record)
-                    write_span(w, *item.record);
-                else
-                    detail::write_value(w, item.body);
-            }
+            for (const SpanRecord& record : records) write_span(w, record);
+            for (const Value& value : values) detail::write_value(w, value);
             w.EndArray();
             w.EndObject();
             w.EndArray();
@@ -611,13 +695,11 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
             // A span name or attribute that is not UTF-8 (Span's, from the application): the
             // batch cannot be written as JSON. Counted as dropped rather than thrown on the
             // exporter's strand.
-            span_batch.clear();
             dropped.fetch_add(n);
             g_dropped.fetch_add(n);
             log(LogLevel::Warn, "telemetry: {} spans dropped: {}", n, e.describe("span"));
             return;
         }
-        span_batch.clear();
         enqueue_frame(std::string(span_buffer.GetString(), span_buffer.GetSize()), n);
         // One huge batch should not pin its buffer forever.
         if (span_buffer.GetSize() > (std::size_t{1} << 20)) span_buffer.ShrinkToFit();
@@ -1018,10 +1100,11 @@ void Telemetry::end_server_span(ServerSpan& span, const RemoteError* error) {
             std::lower_bound(Impl::bounds.begin(), Impl::bounds.end(), ms) - Impl::bounds.begin());
         ++st.buckets[bucket];
     }
-    SpanRecord record = span_record(span.context, std::move(span.parent_span_id), "call " + span.function_id, 2,
+    SpanRecord record = span_record(span.context, std::move(span.parent_span_id), std::move(span.function_id), 2,
                                     span.start_ns, now_unix_nano(), error ? 2 : 0,
                                     error ? error->message : std::string());
-    record.invoked_name = std::move(span.function_id);
+    record.name_prefix = "call ";
+    record.invoked_name = true;
     if (error) record.exceptions.push_back(exception_event(error->code, error->message));
     submit_span(std::move(record));
 }
@@ -1068,9 +1151,10 @@ void Telemetry::end_client_span(ClientSpan& span, const std::exception_ptr& erro
     }
     // Kind 3 (CLIENT). Named like the reference engine's caller-side span of an invocation
     // (`trigger <fid>` in fire_triggers), after the API call it wraps.
-    SpanRecord record = span_record(span.context, std::move(span.parent_span_id), "trigger " + span.function_id, 3,
+    SpanRecord record = span_record(span.context, std::move(span.parent_span_id), std::move(span.function_id), 3,
                                     span.start_ns, now_unix_nano(), error ? 2 : 0, message);
-    record.invoked_name = std::move(span.function_id);
+    record.name_prefix = "trigger ";
+    record.invoked_name = true;
     if (error) record.exceptions.push_back(exception_event(type, std::move(message)));
     submit_span(std::move(record));
 }
@@ -1084,9 +1168,7 @@ bool Telemetry::engine_away() const noexcept { return impl_->engine_away.load();
 
 bool Telemetry::submit_log(Value record) { return impl_->submit(Impl::Kind::Log, std::move(record)); }
 bool Telemetry::submit_span(Value span) { return impl_->submit(Impl::Kind::Span, std::move(span)); }
-bool Telemetry::submit_span(SpanRecord span) {
-    return impl_->submit(Impl::Kind::Span, Value(), std::move(span));
-}
+bool Telemetry::submit_span(SpanRecord&& span) { return impl_->submit(std::move(span)); }
 
 asio::awaitable<void> Telemetry::flush_and_close() {
     auto self = shared_from_this();

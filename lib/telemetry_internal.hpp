@@ -193,15 +193,18 @@ struct SpanRecord {
     /// span); empty ids when null.
     ContextPtr context;
     SpanId parent_span_id;
+    /// Written before `name` in the span's name: a literal ("call ", "trigger "), so that the
+    /// SDK's spans need not build their names.
+    std::string_view name_prefix;
     std::string name;
     int kind = 1;  ///< OTLP SpanKind: 1 INTERNAL, 2 SERVER, 3 CLIENT
     std::uint64_t start_ns = 0;
     std::uint64_t end_ns = 0;
     int status_code = 0;  ///< 0 UNSET, 2 ERROR
     std::string status_message;
-    /// The `faas.invoked_name` string attribute when not empty (the SDK's SERVER and CLIENT
-    /// spans), written first.
-    std::string invoked_name;
+    /// Whether the span has the `faas.invoked_name` string attribute, written first: `name`,
+    /// without the prefix (the SDK's SERVER and CLIENT spans).
+    bool invoked_name = false;
     /// Further OTLP attributes (an array of key/value objects), or null: Span::set_attribute.
     Value attributes;
     std::vector<Exception> exceptions;
@@ -299,7 +302,7 @@ public:
     /// Queues an OTLP span; false (and counted) when the queue is full.
     bool submit_span(Value span);
     /// The same for a compact record (what the SDK's own spans use).
-    bool submit_span(SpanRecord span);
+    bool submit_span(SpanRecord&& span);
     std::uint64_t dropped() const noexcept;
     /// True while the telemetry socket is down after a failed connect or a drop.
     bool engine_away() const noexcept;
@@ -325,8 +328,9 @@ private:
 /// Connection::invoke hook: the current context as W3C traceparent/baggage (left unset
 /// without a valid current context).
 void inject(std::optional<std::string>& traceparent, std::optional<std::string>& baggage);
-/// The same for an explicit context (the CLIENT span of the call).
+/// The same for an explicit context (the CLIENT span of the call). The traceparent is written
+/// into `storage` (no allocation when it has the capacity, e.g. a traceparent given back).
 void inject(const TraceContext& context, std::optional<std::string>& traceparent,
-            std::optional<std::string>& baggage);
+            std::optional<std::string>& baggage, std::string&& storage = std::string());
 
 }  // namespace iii::detail::telemetry

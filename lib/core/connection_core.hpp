@@ -231,10 +231,10 @@ public:
     /// A dispatched handler is done; `reply` (encoded invocationresult) is sent if the
     /// connection it came from is still the current one.
     void handler_finished(TimePoint now, std::uint64_t generation, std::optional<std::string> reply);
-    /// Storage of a finished invocation (its result, its id) for the next one's decode (see
-    /// protocol::Decoder::recycle); what is not kept is freed.
-    void recycle(Value payload, std::string invocation_id) {
-        decoder_.recycle(std::move(payload), std::move(invocation_id));
+    /// Storage of a finished invocation (its result, its id, its traceparent) for the next
+    /// one's decode (see protocol::Decoder::recycle); what is not kept is freed.
+    void recycle(Value payload, std::string invocation_id, std::optional<std::string> traceparent = std::nullopt) {
+        decoder_.recycle(std::move(payload), std::move(invocation_id), std::move(traceparent));
     }
     /// Sends `text` if connection `generation` is still the current one.
     void send_if_current(std::uint64_t generation, std::string text);

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cctype>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -59,4 +60,28 @@ TEST_CASE("traceparent: future versions may append after a dash", "[unit][teleme
     CHECK(ctx->trace_flags == 3);
     CHECK_FALSE(tel::parse_traceparent(base + "x"));
     CHECK_FALSE(tel::parse_traceparent(base.substr(0, 54)));
+}
+
+TEST_CASE("traceparent ids: every byte of every id is checked, upper case is lowered", "[unit][telemetry][config]") {
+    const std::string good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    auto upper = good;
+    for (std::size_t i = 3; i < 52; ++i) upper[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(upper[i])));
+    auto ctx = tel::parse_traceparent(upper);
+    REQUIRE(ctx);
+    CHECK(ctx->trace_id == "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(ctx->span_id == "00f067aa0ba902b7");
+    // Bytes next to the hex digits' ranges, bytes that become digits with the case bit set
+    // (0x10, 0x41 - 0x20 ...) or with the top bit cleared (0xb0), at every position of both ids.
+    for (const char bad : {'/', ':', '@', 'G', '`', 'g', '\x10', '\x19', '\xb0', '\xc1', '\0', ' '}) {
+        for (std::size_t i = 3; i < 52; ++i) {
+            if (i == 35) continue;  // the dash between the ids
+            auto text = good;
+            text[i] = bad;
+            INFO("byte " << static_cast<int>(static_cast<unsigned char>(bad)) << " at " << i);
+            CHECK_FALSE(tel::parse_traceparent(text));
+        }
+    }
+    CHECK_FALSE(tel::parse_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+    CHECK_FALSE(tel::parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"));
+    CHECK(tel::parse_traceparent("00-00000000000000000000000000000001-1000000000000000-01"));
 }

@@ -143,13 +143,14 @@ TEST_CASE("a span record is written as the OTLP span object, member for member",
     identity->span_id = "00f067aa0ba902b7";
     span.context = identity;
     span.parent_span_id = "a3ce929d0e0e4736";
-    span.name = "call greet";
+    span.name_prefix = "call ";
+    span.name = "greet";
     span.kind = 2;
     span.start_ns = 1700000000000000001u;
     span.end_ns = 18446744073709551615u;  // the largest: written in full, as a string
     span.status_code = 2;
     span.status_message = "bad \"input\" \xc3\xa9";
-    span.invoked_name = "greet";
+    span.invoked_name = true;
     span.attributes = Value::array({Value{{"key", "n"}, {"value", tel::to_any_value(Value(3))}}});
     span.exceptions.push_back({"invocation_failed", "bad \"input\" \xc3\xa9", 1700000000000000002u});
     // The members and their order of the DOM the exporter used to build per span.
@@ -189,8 +190,9 @@ TEST_CASE("a span record is written as the OTLP span object, member for member",
     // bytes as the generic writer gives the same span with one more, empty, attribute list.
     tel::SpanRecord server = shared;
     server.kind = 2;
-    server.name = "call greet";
-    server.invoked_name = "greet";
+    server.name_prefix = "call ";
+    server.name = "greet";
+    server.invoked_name = true;
     server.start_ns = 1700000000000000001u;
     server.end_ns = 18446744073709551615u;
     server.status_code = 2;
