@@ -590,6 +590,14 @@ error_code read_field(ondemand::value& v, Field f, Fields& fields) {
 
 int lowest_bit(std::uint32_t v) noexcept { return std::countr_zero(v); }
 
+// A recycled string from `spares` (for its capacity: the caller assigns it), else a new one.
+std::string take_spare(std::vector<std::string>* spares) {
+    if (!spares || spares->empty()) return {};
+    std::string s = std::move(spares->back());
+    spares->pop_back();
+    return s;
+}
+
 std::optional<std::string> opt_string(const Fields& f, Field field) {
     if ((f.present & bit(field)) && !(f.null & bit(field)))
         return std::string(f.strings[field]);
@@ -670,24 +678,12 @@ void build(std::size_t kind, Fields& f, Message& out) {
         }
         case index_of<InvokeFunction>(): {
             InvokeFunction& m = out.emplace<InvokeFunction>();
-            if ((f.present & bit(F_invocation_id)) && !(f.null & bit(F_invocation_id))) {
-                if (f.spare_id && !f.spare_id->empty()) {
-                    m.invocation_id.emplace(std::move(f.spare_id->back()));
-                    f.spare_id->pop_back();
-                } else
-                    m.invocation_id.emplace();
-                m.invocation_id->assign(f.invocation_id, sizeof f.invocation_id);
-            }
+            if ((f.present & bit(F_invocation_id)) && !(f.null & bit(F_invocation_id)))
+                m.invocation_id.emplace(take_spare(f.spare_id)).assign(f.invocation_id, sizeof f.invocation_id);
             m.function_id = take_string(f, F_function_id);
             m.data = std::move(f.data);
-            if ((f.present & bit(F_traceparent)) && !(f.null & bit(F_traceparent))) {
-                if (f.spare_traceparent && !f.spare_traceparent->empty()) {
-                    m.traceparent.emplace(std::move(f.spare_traceparent->back()));
-                    f.spare_traceparent->pop_back();
-                } else
-                    m.traceparent.emplace();
-                m.traceparent->assign(f.strings[F_traceparent]);
-            }
+            if ((f.present & bit(F_traceparent)) && !(f.null & bit(F_traceparent)))
+                m.traceparent.emplace(take_spare(f.spare_traceparent)).assign(f.strings[F_traceparent]);
             m.baggage = opt_string(f, F_baggage);
             if ((f.present & bit(F_action)) && !(f.null & bit(F_action)))
                 m.action = std::move(f.action);

@@ -8,6 +8,7 @@
 #include "otel_config.hpp"
 #include "protocol.hpp"
 #include "redact.hpp"
+#include "small_pool.hpp"
 #include "transport/ws_transport.hpp"
 #include "iii/version.hpp"
 
@@ -89,8 +90,15 @@ Value scope_value() {
     return scope;
 }
 
+// A span's context lives from its begin to its end (its record copies the ids), mostly on the
+// thread that serves or makes the call: from that thread's small_pool, one block reused by call
+// after call.
+std::shared_ptr<TraceContext> new_context() {
+    return std::allocate_shared<TraceContext>(small_pool::Allocator<TraceContext>());
+}
+
 ContextPtr new_child(const ContextPtr& parent, std::weak_ptr<Telemetry> fallback_sink) {
-    auto ctx = std::make_shared<TraceContext>();
+    auto ctx = new_context();
     if (parent && !parent->trace_id.empty()) {
         ctx->trace_id = parent->trace_id;
         ctx->flags = parent->flags;
@@ -114,7 +122,10 @@ SpanRecord span_record(const ContextPtr& ctx, SpanId parent_span_id, std::string
                        int kind, std::uint64_t start_ns, std::uint64_t end_ns, int status_code,
                        std::string status_message) {
     SpanRecord span;
-    span.context = ctx;
+    if (ctx) {
+        span.trace_id = ctx->trace_id;
+        span.span_id = ctx->span_id;
+    }
     span.parent_span_id = parent_span_id;
     span.name = std::move(name);
     span.kind = kind;
@@ -156,13 +167,6 @@ void write_string_attribute(detail::JsonWriter& w, std::string_view key, std::st
     w.EndObject();
 }
 
-// A span without a context has empty ids.
-std::string_view trace_id_of(const SpanRecord& span) {
-    return span.context ? span.context->trace_id.view() : std::string_view();
-}
-std::string_view span_id_of(const SpanRecord& span) {
-    return span.context ? span.context->span_id.view() : std::string_view();
-}
 
 // Copies the pieces of one value into space reserved for it (write_plain_span).
 struct Cursor {
@@ -200,7 +204,7 @@ bool write_plain_span(detail::JsonWriter& w, const SpanRecord& span) {
     if (!span.exceptions.empty() || (span.attributes.is_array() && !span.attributes.as_array().empty()) ||
         !plain_ascii(span.name_prefix) || !plain_ascii(span.name) || !plain_ascii(span.status_message))
         return false;
-    const std::string_view trace_id = trace_id_of(span), span_id = span_id_of(span);
+    const std::string_view trace_id = span.trace_id.view(), span_id = span.span_id.view();
     const std::string_view parent_id = span.parent_span_id.view();
     const std::size_t max_size = span_pieces_size + 4 * Cursor::max_digits + trace_id.size() + span_id.size() +
                                  parent_id.size() + span.name_prefix.size() + 2 * span.name.size() +
@@ -244,9 +248,9 @@ void write_span(detail::JsonWriter& w, const SpanRecord& span) {
     if (write_plain_span(w, span)) return;
     w.StartObject();
     w.plain_string("traceId");
-    write_id(w, trace_id_of(span));
+    write_id(w, span.trace_id.view());
     w.plain_string("spanId");
-    write_id(w, span_id_of(span));
+    write_id(w, span.span_id.view());
     w.plain_string("parentSpanId");
     write_id(w, span.parent_span_id.view());
     w.plain_string("name");
@@ -1068,7 +1072,7 @@ ServerSpan Telemetry::begin_server_span(const std::string& function_id,
                                         const std::optional<std::string>& traceparent,
                                         const std::optional<std::string>& baggage) {
     ServerSpan span;
-    auto ctx = std::make_shared<TraceContext>();
+    auto ctx = new_context();
     if (!traceparent || !parse_traceparent_ids(*traceparent, ctx->trace_id, span.parent_span_id, ctx->flags)) {
         span.parent_span_id = std::string_view();
         ctx->flags = 1;

@@ -112,7 +112,7 @@ public:
     template <class F>
     void execute(F&& f) const {
         asio::execution::execute(inner_, [context = context_, f = std::forward<F>(f)]() mutable {
-            ContextScope scope(context);
+            ContextScope scope(std::move(context));  // (runs once: the copy is not needed after)
             std::move(f)();
         });
     }
@@ -189,9 +189,10 @@ struct SpanRecord {
         std::string message;
         std::uint64_t time_ns = 0;
     };
-    /// The span's identity: its trace and span ids are written from it (shared, not copied per
-    /// span); empty ids when null.
-    ContextPtr context;
+    /// The span's ids (copied: the record does not keep its context alive, so that a context
+    /// is freed, and its memory reused, as soon as its span ends). Empty when none.
+    TraceId trace_id;
+    SpanId span_id;
     SpanId parent_span_id;
     /// Written before `name` in the span's name: a literal ("call ", "trigger "), so that the
     /// SDK's spans need not build their names.
