@@ -107,10 +107,12 @@ template <class Handler>
 struct EndsClientSpan {
     Handler handler;
     telemetry::ClientSpan span;
-    std::shared_ptr<telemetry::Telemetry> telemetry;
+    // Weak: the handler may outlive its client (queued on the caller's executor when the client
+    // is destroyed), and the exporter must not then be destroyed by it, after its io_context.
+    std::weak_ptr<telemetry::Telemetry> telemetry;
 
     void operator()(std::exception_ptr error, Value value) {
-        telemetry->end_client_span(span, error);
+        if (auto exporter = telemetry.lock()) exporter->end_client_span(span, error);
         std::move(handler)(std::move(error), std::move(value));
     }
 };
