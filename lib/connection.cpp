@@ -560,14 +560,17 @@ void Connection::dispatch_handler(core::action::Dispatch& d) {
         telemetry::ServerSpan span = begin_server_span(d.invoke);
         // Blocking handlers may block or burn CPU: never on the caller's executor.
         asio::co_spawn(pool->get_executor(),
-                       run_handler(std::move(slot), std::move(d.invoke), d.generation, std::move(span)),
+                       run_handler(std::move(slot), small_pool::make_box<protocol::InvokeFunction>(std::move(d.invoke)),
+                                   d.generation, std::move(span)),
                        asio::detached);
         return;
     }
     // Posted, not started inline: the handler must not run inside the transport's read
-    // handler, nor hold the strand until its first suspension.
-    small_pool::post(executor_, [self, slot, invoke = std::move(d.invoke), generation = d.generation]() mutable {
-        telemetry::ServerSpan span = self->begin_server_span(invoke);
+    // handler, nor hold the strand until its first suspension. The invocation is boxed: it
+    // moves from here to the handler's coroutine as one pointer.
+    auto invoke = small_pool::make_box<protocol::InvokeFunction>(std::move(d.invoke));
+    small_pool::post(executor_, [self, slot, invoke = std::move(invoke), generation = d.generation]() mutable {
+        telemetry::ServerSpan span = self->begin_server_span(*invoke);
         // [telemetry hook] With a span, the handler's coroutine runs on an executor that makes
         // the span's context current at every resumption: no wrapping coroutine per call.
         auto executor = span.context ? telemetry::traced_executor(self->executor_, span.context) : self->executor_;
@@ -583,30 +586,30 @@ telemetry::ServerSpan Connection::begin_server_span(const protocol::InvokeFuncti
 }
 
 asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionSlot> slot,
-                                              protocol::InvokeFunction invoke, std::uint64_t generation,
-                                              telemetry::ServerSpan span) {
+                                              small_pool::Box<protocol::InvokeFunction> invoke,
+                                              std::uint64_t generation, telemetry::ServerSpan span) {
     protocol::InvocationResult reply;
-    reply.function_id = invoke.function_id;
     // In the frame: a (Value, InvocationContext) handler copies it during the call.
-    // The invocation's fields move into the context (no copies): `invoke` keeps function_id
-    // and data; the reply takes the id back from the context once the handler is done.
+    // The invocation's fields move into the context (no copies): `invoke` keeps the data; the
+    // reply takes the function and invocation ids back from the context once the handler is
+    // done (finish_handler).
     InvocationContext context;
-    context.function_id = invoke.function_id;
-    context.invocation_id = std::move(invoke.invocation_id);
-    context.metadata = std::move(invoke.metadata);
-    context.traceparent = std::move(invoke.traceparent);
-    context.baggage = std::move(invoke.baggage);
+    context.function_id = std::move(invoke->function_id);
+    context.invocation_id = std::move(invoke->invocation_id);
+    context.metadata = std::move(invoke->metadata);
+    context.traceparent = std::move(invoke->traceparent);
+    context.baggage = std::move(invoke->baggage);
     try {
         if (slot->blocking_handler) {
             telemetry::ContextScope scope(span.context);
-            reply.result = call_in_scope(std::as_const(context), slot->blocking_handler, std::move(invoke.data));
+            reply.result = call_in_scope(std::as_const(context), slot->blocking_handler, std::move(invoke->data));
         } else {
             // The span's context is current already: dispatch_handler spawned this coroutine on
             // a traced executor. (One co_await: g++ 12 warns falsely on a coroutine that
             // co_awaits in two branches.)
             auto work = slot->handler
-                            ? call_in_scope(std::as_const(context), slot->handler, std::move(invoke.data))
-                            : parsed(call_in_scope(std::as_const(context), slot->raw_handler, invoke.data.dump()));
+                            ? call_in_scope(std::as_const(context), slot->handler, std::move(invoke->data))
+                            : parsed(call_in_scope(std::as_const(context), slot->raw_handler, invoke->data.dump()));
             reply.result = co_await std::move(work);
         }
     } catch (const Error& e) {
@@ -630,7 +633,9 @@ void Connection::finish_handler(std::uint64_t generation, protocol::InvocationRe
     if (telemetry_) telemetry_->end_server_span(span, reply.error ? &*reply.error : nullptr);  // [telemetry hook]
     std::optional<std::string> text;
     if (invoke.invocation_id) {
-        reply.invocation_id = std::move(*invoke.invocation_id);  // the handler is done with it
+        // The handler is done with them.
+        reply.invocation_id = std::move(*invoke.invocation_id);
+        reply.function_id = std::move(invoke.function_id);
         text.emplace(frames_->take());
         text->assign(thread_encoder().encode(reply));  // encoded here, off the strand
     } else if (reply.error) {

@@ -270,7 +270,7 @@ private:
     void forget_rejection(const std::string& id);
     void dispatch_handler(core::action::Dispatch& dispatch);
     void dispatch_trigger(core::action::DispatchTrigger& dispatch);
-    asio::awaitable<void> run_handler(std::shared_ptr<const FunctionSlot> slot, protocol::InvokeFunction invoke,
+    asio::awaitable<void> run_handler(std::shared_ptr<const FunctionSlot> slot, small_pool::Box<protocol::InvokeFunction> invoke,
                                       std::uint64_t generation, telemetry::ServerSpan span);
     telemetry::ServerSpan begin_server_span(const protocol::InvokeFunction& invoke) const;
     void finish_handler(std::uint64_t generation, protocol::InvocationResult& reply,

@@ -1,5 +1,6 @@
 #include "otel_config.hpp"
 
+#include "swar.hpp"
 #include "telemetry_internal.hpp"
 
 #include <array>
@@ -28,20 +29,13 @@ int hex_digit(char c) noexcept { return c <= '9' ? c - '0' : c - 'a' + 10; }  //
 /// all are zero (an invalid id). Eight digits at a time (this runs for every call served), the
 /// rest one by one.
 bool copy_id(std::string_view from, char* to) noexcept {
-    constexpr std::uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-    // Top bit of each byte set where lo <= byte <= hi, for bytes below 0x80 (no carries).
-    auto within = [](std::uint64_t x, unsigned char lo, unsigned char hi) {
-        return (x + ones * (0x80u - lo)) & ~(x + ones * (0x7fu - hi)) & highs;
-    };
+    using namespace swar;
     bool all_hex = true, nonzero = false;
     std::size_t i = 0;
     for (; i + 8 <= from.size(); i += 8) {
-        std::uint64_t x;
-        std::memcpy(&x, from.data() + i, 8);
-        const std::uint64_t ascii = ~x & highs;  // bytes with the top bit clear
-        const std::uint64_t digit = within(x & ~highs, '0', '9') & ascii;
-        const std::uint64_t letter = within((x | ones * 0x20) & ~highs, 'a', 'f') & ascii;
-        all_hex &= (digit | letter) == highs;
+        const std::uint64_t x = load(from.data() + i);
+        const std::uint64_t letter = hex_letter_bytes(x, true);
+        all_hex &= (digit_bytes(x) | letter) == highs;
         const std::uint64_t lower = x | (letter >> 2);  // 0x80 >> 2: the case bit of each letter
         nonzero |= lower != ones * '0';
         std::memcpy(to + i, &lower, 8);

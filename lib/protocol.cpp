@@ -1,12 +1,14 @@
 #include "protocol.hpp"
 
 #include "json_internal.hpp"
+#include "swar.hpp"
 
 #include <fmt/format.h>
 
 #include <array>
 #include <bit>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <type_traits>
 
@@ -64,6 +66,11 @@ bool iequals_ascii(std::string_view a, std::string_view lower) noexcept {
 
 // Writes the canonical form of `text` into out[0..36) without allocating.
 bool canonicalize_uuid(std::string_view text, char* out) noexcept {
+    // What every SDK sends: already canonical, copied as it is.
+    if (text.size() == 36 && swar::canonical_uuid(text.data())) {
+        std::memcpy(out, text.data(), 36);
+        return true;
+    }
     if (text.size() > 9 && iequals_ascii(text.substr(0, 9), "urn:uuid:"))
         text.remove_prefix(9);
     else if (text.size() > 2 && text.front() == '{' && text.back() == '}')
@@ -752,7 +759,9 @@ public:
     }
     void end() { w_.EndObject(); }
 
-    void key(std::string_view k) { write_key(w_, k); }
+    // Every key written here is one of the protocol's field names (a literal): plain ASCII,
+    // copied without a check.
+    void key(std::string_view k) { w_.plain_string(k); }
     // Runs `write` (which writes the member `step`); an invalid UTF-8 string below it gets
     // `step` prepended to its path on the way out.
     template <class F>

@@ -102,4 +102,27 @@ struct Allocator {
     }
 };
 
+/// Destroys and gives back what make_box() made.
+template <class T>
+struct BoxDeleter {
+    void operator()(T* p) const noexcept {
+        p->~T();
+        deallocate(p, sizeof(T));
+    }
+};
+/// A pooled T that moves as one pointer (for objects handed along a call's path).
+template <class T>
+using Box = std::unique_ptr<T, BoxDeleter<T>>;
+
+template <class T, class... Args>
+Box<T> make_box(Args&&... args) {
+    void* block = allocate(sizeof(T));
+    try {
+        return Box<T>(::new (block) T(std::forward<Args>(args)...));
+    } catch (...) {
+        deallocate(block, sizeof(T));
+        throw;
+    }
+}
+
 }  // namespace iii::detail::small_pool

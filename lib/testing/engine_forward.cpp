@@ -13,6 +13,7 @@
 #include "testing/engine_impl.hpp"
 
 #include "json_internal.hpp"
+#include "swar.hpp"
 
 #include <array>
 #include <bit>
@@ -197,19 +198,7 @@ bool needs_no_escape(std::string_view s) {
 }
 
 /// Already in the form proto::canonical_uuid() returns (lower-case, hyphenated).
-bool is_canonical_uuid(std::string_view s) {
-    static constexpr auto hex = [] {
-        std::array<bool, 256> t{};
-        for (char c : std::string_view("0123456789abcdef")) t[static_cast<unsigned char>(c)] = true;
-        return t;
-    }();
-    if (s.size() != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
-        return false;
-    bool ok = true;
-    for (std::size_t i = 0; i < s.size(); ++i)
-        ok &= hex[static_cast<unsigned char>(s[i])] || i == 8 || i == 13 || i == 18 || i == 23;
-    return ok;
-}
+bool is_canonical_uuid(std::string_view s) { return s.size() == 36 && iii::detail::swar::canonical_uuid(s.data()); }
 
 void append_quoted(std::string& out, std::string_view s) {
     out.push_back('"');

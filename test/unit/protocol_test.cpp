@@ -873,6 +873,30 @@ TEST_CASE("canonical_uuid accepts every UUID spelling and returns lower-case hyp
           "00000000-0000-0000-0000-000000000000");
 }
 
+TEST_CASE("canonical_uuid checks every byte of a canonical-looking id (its word-wise fast path)",
+          "[unit][protocol]") {
+    const std::string good = uuid_a;
+    // Upper-case letters anywhere: still accepted (the slow path), lowered.
+    for (std::size_t i = 0; i < good.size(); ++i) {
+        if (good[i] < 'a') continue;
+        auto text = good;
+        text[i] = static_cast<char>(text[i] - 'a' + 'A');
+        INFO(text);
+        CHECK(p::canonical_uuid(text) == uuid_a);
+    }
+    // Bytes next to the digits' and letters' ranges, bytes that become digits or letters with
+    // the case bit set or the top bit cleared, at every position (hyphens included).
+    for (const char bad : {'/', ':', '@', 'G', '`', 'g', '\x10', '\x19', '\xb0', '\xe1', '\0', ' ', '-'}) {
+        for (std::size_t i = 0; i < good.size(); ++i) {
+            if (good[i] == bad) continue;
+            auto text = good;
+            text[i] = bad;
+            INFO("byte " << static_cast<int>(static_cast<unsigned char>(bad)) << " at " << i);
+            CHECK_FALSE(p::canonical_uuid(text));
+        }
+    }
+}
+
 TEST_CASE("canonical_uuid rejects anything else", "[unit][protocol]") {
     for (const char* bad : {"", "x", "3f2b8c1e-8a4d-4c6e-9b0e-2f1c5d7a9e1",
                             "3f2b8c1e-8a4d-4c6e-9b0e-2f1c5d7a9e111",
