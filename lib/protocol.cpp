@@ -1236,14 +1236,19 @@ void write_uuid(char* out) {
     std::uint64_t lo = rng();
     hi = (hi & ~(std::uint64_t{0xF} << 12)) | (std::uint64_t{0x4} << 12);  // version 4
     lo = (lo & ~(std::uint64_t{0x3} << 62)) | (std::uint64_t{0x2} << 62);  // RFC 4122 variant
-    static constexpr char digits[] = "0123456789abcdef";
-    std::size_t o = 0;
-    for (int i = 0; i < 32; ++i) {
-        if (o == 8 || o == 13 || o == 18 || o == 23) out[o++] = '-';
-        const std::uint64_t word = i < 16 ? hi : lo;
-        const int shift = 60 - 4 * (i % 16);
-        out[o++] = digits[(word >> shift) & 0xF];
-    }
+    char digits[32];
+    swar::write_hex64(hi, digits);
+    swar::write_hex64(lo, digits + 16);
+    // 8-4-4-4-12
+    std::memcpy(out, digits, 8);
+    out[8] = '-';
+    std::memcpy(out + 9, digits + 8, 4);
+    out[13] = '-';
+    std::memcpy(out + 14, digits + 12, 4);
+    out[18] = '-';
+    std::memcpy(out + 19, digits + 16, 4);
+    out[23] = '-';
+    std::memcpy(out + 24, digits + 20, 12);
 }
 
 const char* type_name(const Message& message) noexcept {

@@ -1,7 +1,10 @@
 #pragma once
-// Byte classes tested eight bytes at a time in one 64-bit word ("SIMD within a register"), for
-// the short fixed-form tokens every call carries (invocation ids, trace ids).
+// Byte classes tested eight bytes at a time in one 64-bit word ("SIMD within a register"), and
+// hex digits written two at a time, for the short fixed-form tokens every call carries
+// (invocation ids, trace ids).
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -49,6 +52,23 @@ inline bool canonical_uuid(const char* p) noexcept {
         all &= digit_bytes(x) | hex_letter_bytes(x, false);
     }
     return all == highs;
+}
+
+/// The two lower-case hex digits of each byte value: 2 * b and 2 * b + 1.
+inline constexpr std::array<char, 512> hex_pairs = [] {
+    constexpr char digits[] = "0123456789abcdef";
+    std::array<char, 512> pairs{};
+    for (std::size_t b = 0; b < 256; ++b) {
+        pairs[2 * b] = digits[b >> 4];
+        pairs[2 * b + 1] = digits[b & 15];
+    }
+    return pairs;
+}();
+
+/// Writes the 16 hex digits of `x`, most significant first, at `out`.
+inline void write_hex64(std::uint64_t x, char* out) noexcept {
+    for (int byte = 0; byte < 8; ++byte)
+        std::memcpy(out + 2 * byte, &hex_pairs[2 * ((x >> (56 - 8 * byte)) & 0xff)], 2);
 }
 
 }  // namespace iii::detail::swar

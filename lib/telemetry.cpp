@@ -9,6 +9,7 @@
 #include "protocol.hpp"
 #include "redact.hpp"
 #include "small_pool.hpp"
+#include "swar.hpp"
 #include "transport/ws_transport.hpp"
 #include "iii/version.hpp"
 
@@ -331,16 +332,6 @@ ContextPtr& current_context() noexcept {
 void random_hex(char* out, std::size_t bytes) {
     thread_local std::mt19937_64 rng{std::random_device{}() ^
                                      static_cast<std::uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()))};
-    // The two digits of each byte value, looked up at once.
-    static constexpr auto digit_pairs = [] {
-        constexpr char digits[] = "0123456789abcdef";
-        std::array<char, 512> pairs{};
-        for (std::size_t b = 0; b < 256; ++b) {
-            pairs[2 * b] = digits[b >> 4];
-            pairs[2 * b + 1] = digits[b & 15];
-        }
-        return pairs;
-    }();
     for (;;) {
         std::uint64_t any = 0;
         for (std::size_t i = 0; i < bytes; i += 8) {
@@ -348,7 +339,7 @@ void random_hex(char* out, std::size_t bytes) {
             const std::size_t used = std::min<std::size_t>(bytes - i, 8);
             any |= used == 8 ? random : random & ((std::uint64_t{1} << (8 * used)) - 1);
             for (std::size_t j = i; j < i + used; ++j, random >>= 8)
-                std::memcpy(out + 2 * j, &digit_pairs[2 * (random & 0xff)], 2);
+                std::memcpy(out + 2 * j, &swar::hex_pairs[2 * (random & 0xff)], 2);
         }
         if (any != 0) return;
     }
