@@ -411,7 +411,7 @@ error_code read_value(ondemand::value v, Value& out, int depth) {
     return simdjson::TAPE_ERROR;
 }
 
-bool storage_within(const Value& v, std::size_t budget) noexcept {
+std::optional<std::size_t> storage_bytes(const Value& v, std::size_t budget) noexcept {
     // An explicit stack would allocate; the recursion is bounded by max_json_depth (every
     // recycled value was parsed or built within it) and by the budget itself.
     struct Walk {
@@ -442,7 +442,9 @@ bool storage_within(const Value& v, std::size_t budget) noexcept {
             }
         }
     };
-    return Walk{budget}(v);
+    Walk walk{budget};
+    if (!walk(v)) return std::nullopt;
+    return budget - walk.left;
 }
 
 error_code read_document(ondemand::document& doc, Value& out) {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -145,9 +146,9 @@ simdjson::error_code read_value(simdjson::ondemand::value v, Value& out, int dep
 /// Heap bytes a recycled value may hold on to (strings' and containers' capacity): above that,
 /// it is not worth keeping.
 inline constexpr std::size_t recycled_value_bytes = 16 * 1024;
-/// True when `v` holds at most `budget` bytes of heap storage (approximately: capacities).
-/// Stops walking as soon as the budget is spent.
-bool storage_within(const Value& v, std::size_t budget) noexcept;
+/// The bytes of heap storage `v` holds (approximately: capacities) when at most `budget`;
+/// nullopt otherwise. Stops walking as soon as the budget is spent.
+std::optional<std::size_t> storage_bytes(const Value& v, std::size_t budget) noexcept;
 
 /// Builds `out` from a whole document, scalars included, and fails with TRAILING_CONTENT when
 /// anything follows the value.

@@ -260,6 +260,37 @@ struct AuthFields {
     std::string_view type, secret_key, token_key, header, value_key;
 };
 
+/// Payloads of finished invocations whose storage the next invocations' `data` is parsed into
+/// (Decoder::recycle). Bounded in number and in total heap bytes, whatever the payloads' sizes.
+struct SparePayloads {
+    static constexpr std::size_t max_count = 64;
+    static constexpr std::size_t max_total_bytes = 256 * 1024;
+
+    /// Keeps `payload` when the bounds allow; true when kept.
+    bool keep(Value&& payload) {
+        if (payload.is_null() || items.size() >= max_count) return false;
+        const auto bytes = storage_bytes(payload, std::min(recycled_value_bytes, max_total_bytes - total_bytes));
+        if (!bytes) return false;
+        items.push_back({std::move(payload), *bytes});
+        total_bytes += *bytes;
+        return true;
+    }
+    /// Moves the last kept payload into `slot`, if there is one.
+    void lend(Value& slot) {
+        if (items.empty()) return;
+        slot = std::move(items.back().value);
+        total_bytes -= items.back().bytes;
+        items.pop_back();
+    }
+
+    struct Spare {
+        Value value;
+        std::size_t bytes;
+    };
+    std::vector<Spare> items;
+    std::size_t total_bytes = 0;
+};
+
 struct Fields {
     std::uint32_t present = 0;  // key seen and read (value possibly null)
     std::uint32_t null = 0;     // value was null
@@ -273,7 +304,7 @@ struct Fields {
     HttpInvocationConfig invocation;
     TriggerAction action;
     // Storage handed back by Decoder::recycle(), for an invocation's `data` and id.
-    std::vector<Value>* spare_data = nullptr;
+    SparePayloads* spare_data = nullptr;
     std::vector<std::string>* spare_id = nullptr;
     std::vector<std::string>* spare_traceparent = nullptr;
 
@@ -559,10 +590,7 @@ error_code read_field(ondemand::value& v, Field f, Fields& fields) {
         case Shape::Json: {
             Value& slot = *fields.json(f);
             // A recycled payload lends its storage (read_value() reuses it in place).
-            if (f == F_data && fields.spare_data && !fields.spare_data->empty()) {
-                slot = std::move(fields.spare_data->back());
-                fields.spare_data->pop_back();
-            }
+            if (f == F_data && fields.spare_data) fields.spare_data->lend(slot);
             e = read_value(v, slot);
             // Any JSON value is acceptable here, so a type error means a malformed token
             // (`tru`), not a wrong shape.
@@ -964,7 +992,7 @@ struct Decoder::Impl {
     PaddedBuffer buffer;
     // Storage of finished invocations (Decoder::recycle): as many as calls in flight may use
     // at once, up to max_spares each.
-    std::vector<Value> spare_data;
+    SparePayloads spare_data;
     std::vector<std::string> spare_id;
     std::vector<std::string> spare_traceparent;
 };
@@ -1063,13 +1091,10 @@ bool Decoder::decode(std::string_view frame, Message& out, DecodeFailure& failur
 
 bool Decoder::recycle(Value payload, std::string invocation_id, std::optional<std::string> traceparent) {
     Impl& im = *impl_;
-    // Enough for a burst of calls in flight; bounded: at most max_spares x recycled_value_bytes.
-    constexpr std::size_t max_spares = 16, id_size = 36;
-    bool kept = false;
-    if (im.spare_data.size() < max_spares && !payload.is_null() && storage_within(payload, recycled_value_bytes)) {
-        im.spare_data.push_back(std::move(payload));
-        kept = true;
-    }
+    // Enough for the calls in flight that one read delivers; the strings are small, the
+    // payloads bounded in total too (SparePayloads).
+    constexpr std::size_t max_spares = SparePayloads::max_count, id_size = 36;
+    bool kept = im.spare_data.keep(std::move(payload));
     if (im.spare_id.size() < max_spares && invocation_id.capacity() >= id_size && invocation_id.capacity() <= 64) {
         im.spare_id.push_back(std::move(invocation_id));
         kept = true;

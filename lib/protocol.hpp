@@ -130,9 +130,10 @@ public:
     /// Hands back the storage of a finished invocation (its payload or result, its id, its
     /// traceparent) for the next invokefunction decoded: its `data` is parsed into that value
     /// in place and its id and traceparent written into those strings, so a steady stream of
-    /// same-shaped calls allocates none of them. Keeps up to 16 of each (calls in flight), no
-    /// value holding more than recycled_value_bytes and no string too small or too big for an
-    /// id or a traceparent. True when anything was kept.
+    /// same-shaped calls allocates none of them. Keeps up to 64 of each (the calls in flight
+    /// one read delivers), no value holding more than recycled_value_bytes, values of at most
+    /// 256 KiB in all, and no string too small or too big for an id or a traceparent. True when
+    /// anything was kept.
     bool recycle(Value payload, std::string invocation_id, std::optional<std::string> traceparent = std::nullopt);
 
 private:

@@ -217,16 +217,33 @@ TEST_CASE("an invokefunction decoded into recycled storage is the frame's own, w
         CHECK(std::get<p::InvokeFunction>(m).data.dump() == "[1]");
         CHECK_FALSE(std::get<p::InvokeFunction>(m).invocation_id);
     }
-    SECTION("storage for the calls in flight is kept, up to 16") {
+    SECTION("storage for the calls in flight is kept, up to 64") {
         p::Decoder fresh;
-        for (int i = 0; i < 16; ++i) {
+        for (int i = 0; i < 64; ++i) {
             std::string spare(40, 'x');
             const bool kept = fresh.recycle(Value{{"i", i}}, std::move(spare));
             CHECK(kept);
         }
         std::string one_more(40, 'x');
-        const bool kept = fresh.recycle(Value{{"i", 16}}, std::move(one_more));
+        const bool kept = fresh.recycle(Value{{"i", 64}}, std::move(one_more));
         CHECK_FALSE(kept);
+    }
+    SECTION("kept payloads hold at most 256 KiB in all, and lending one makes room again") {
+        p::Decoder fresh;
+        const std::string big(12 * 1024, 'x');  // each under the 16 KiB of one payload
+        int kept = 0;
+        for (int i = 0; i < 64; ++i) {
+            std::string no_id;
+            if (fresh.recycle(Value(big), std::move(no_id))) ++kept;
+        }
+        CHECK(kept == 256 / 12);  // 21 x 12 KiB (and the capacities' slack) fit, the 22nd does not
+        p::Message m;
+        p::DecodeFailure failure;
+        REQUIRE(fresh.decode(R"({"type":"invokefunction","function_id":"f","data":1})", m, failure));
+        std::string no_id;
+        CHECK(fresh.recycle(Value(big), std::move(no_id)));  // the decode took one
+        std::string again;
+        CHECK_FALSE(fresh.recycle(Value(big), std::move(again)));
     }
     SECTION("storage too big to keep is freed") {
         p::Decoder fresh;
