@@ -695,7 +695,12 @@ struct Telemetry::Impl : std::enable_shared_from_this<Telemetry::Impl> {
             log(LogLevel::Warn, "telemetry: {} spans dropped: {}", n, e.describe("span"));
             return;
         }
-        enqueue_frame(std::string(span_buffer.GetString(), span_buffer.GetSize()), n);
+        const std::string_view bytes(span_buffer.GetString(), span_buffer.GetSize());
+        // Connected with nothing queued ahead: sent from the buffer (the transport copies it).
+        if (connected && socket && pending.empty() && !socket->send(bytes, true))
+            check_flush();
+        else
+            enqueue_frame(std::string(bytes), n);
         // One huge batch should not pin its buffer forever.
         if (span_buffer.GetSize() > (std::size_t{1} << 20)) span_buffer.ShrinkToFit();
     }
