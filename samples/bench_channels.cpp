@@ -229,6 +229,14 @@ struct Result {
     double mb_per_s = 0;  // 10^6 bytes per second
     Memory memory;
     std::size_t writer_peak_buffered = 0;  // SDK only
+    // CPU time over the timed span: this process (both workers, or both raw ends) and, for the
+    // SDK path through a spawned engine, the engine process.
+    std::int64_t self_cpu_us = 0;
+    std::optional<std::int64_t> engine_cpu_us;
+    // All of it, per MiB moved.
+    double cpu_us_per_mib(std::size_t mib_count) const {
+        return static_cast<double>(self_cpu_us + engine_cpu_us.value_or(0)) / static_cast<double>(mib_count);
+    }
 };
 
 void finish(Result& r, std::size_t bytes, Clock::duration elapsed) {
@@ -336,6 +344,7 @@ Result run_raw(Stream& stream) {
 
     asio::io_context client_io;
     RawSender sender(client_io, stream);
+    const std::int64_t cpu0 = bench::rusage_us(RUSAGE_SELF);
     sender.start("ws://127.0.0.1:" + std::to_string(port) + "/");
     client_io.run();
 
@@ -349,6 +358,7 @@ Result run_raw(Stream& stream) {
         end = result.get();
         if (!end) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    const std::int64_t cpu1 = bench::rusage_us(RUSAGE_SELF);
     asio::post(server_io, [&] {
         server.stop_listening();
         if (server_socket) server_socket->abort();
@@ -367,6 +377,7 @@ Result run_raw(Stream& stream) {
     finish(r, stream.count * mib, *end - sender.started());
     memory.peak = proc_status_kb("self", "VmHWM:").value_or(0);
     r.memory = memory;
+    r.self_cpu_us = cpu1 - cpu0;
     return r;
 }
 
@@ -427,7 +438,7 @@ asio::awaitable<void> write_stream(iii::ChannelWriter& writer, Stream& stream) {
     co_await writer.close();
 }
 
-asio::awaitable<Result> transfer(iii::Client& a, Stream& stream) {
+asio::awaitable<Result> transfer(iii::Client& a, Stream& stream, pid_t engine_pid) {
     Memory memory;
     reset_peak_rss();
     memory.rss_before = proc_status_kb("self", "VmRSS:").value_or(0);
@@ -437,12 +448,16 @@ asio::awaitable<Result> transfer(iii::Client& a, Stream& stream) {
     payload.set("input", channel.reader_ref.to_value());
     iii::TriggerRequest request(std::string(sink_id), std::move(payload));
 
+    const std::int64_t cpu0 = bench::rusage_us(RUSAGE_SELF);
+    const auto engine_cpu0 = engine_pid > 0 ? bench::process_cpu_us(engine_pid) : std::nullopt;
     const auto t0 = Clock::now();
     auto call = a.trigger(std::move(request));
     auto write = write_stream(channel.writer, stream);
     auto both = std::move(call) && std::move(write);
     iii::Value result = co_await std::move(both);
     const auto elapsed = Clock::now() - t0;
+    const std::int64_t cpu1 = bench::rusage_us(RUSAGE_SELF);
+    const auto engine_cpu1 = engine_pid > 0 ? bench::process_cpu_us(engine_pid) : std::nullopt;
 
     if (result["bytes"].as_uint() != stream.count * mib || result["checksum"].as_uint() != stream.expected)
         throw std::runtime_error("SDK: worker B received different bytes: " + result.dump());
@@ -453,6 +468,8 @@ asio::awaitable<Result> transfer(iii::Client& a, Stream& stream) {
     memory.peak = proc_status_kb("self", "VmHWM:").value_or(0);
     r.memory = memory;
     r.writer_peak_buffered = channel.writer.peak_buffered();
+    r.self_cpu_us = cpu1 - cpu0;
+    if (engine_cpu0 && engine_cpu1) r.engine_cpu_us = *engine_cpu1 - *engine_cpu0;
     co_return r;
 }
 
@@ -464,6 +481,19 @@ double to_mib(std::size_t bytes) { return static_cast<double>(bytes) / static_ca
 const Result& best(const std::vector<Result>& results) {
     return *std::max_element(results.begin(), results.end(),
                              [](const Result& x, const Result& y) { return x.mb_per_s < y.mb_per_s; });
+}
+
+// The median over rounds of sdk[i] / raw[i] (both paths run back to back in each round, so a
+// round's ratio does not swing with how busy the machine was).
+template <class F>
+double median_ratio(const std::vector<Result>& sdk, const std::vector<Result>& raw, F value) {
+    std::vector<double> ratios;
+    for (std::size_t i = 0; i < sdk.size() && i < raw.size(); ++i)
+        if (value(raw[i]) > 0) ratios.push_back(value(sdk[i]) / value(raw[i]));
+    if (ratios.empty()) return 0;
+    std::sort(ratios.begin(), ratios.end());
+    const std::size_t n = ratios.size();
+    return n % 2 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2;
 }
 
 const char* const hops_note =
@@ -481,9 +511,11 @@ struct Report {
     bench::Provenance provenance{};  // constructed before the rounds: the load before them
 };
 
-iii::Value result_json(const Result& r) {
+iii::Value result_json(const Result& r, std::size_t mib_count) {
     iii::Value v = iii::Value::object();
     v.set("mb_per_s", round2(r.mb_per_s)).set("seconds", std::round(r.seconds * 1000) / 1000);
+    v.set("cpu_us_per_mib", std::round(r.cpu_us_per_mib(mib_count))).set("self_cpu_us", r.self_cpu_us);
+    v.set("engine_cpu_us", r.engine_cpu_us ? iii::Value(*r.engine_cpu_us) : iii::Value());
     v.set("peak_rss_bytes", r.memory.peak).set("rss_before_bytes", r.memory.rss_before);
     return v;
 }
@@ -496,7 +528,7 @@ void print_json(const Report& rep) {
     config.set("frame_bytes", frame_bytes).set("queue_bound_bytes", queue_bound);
     config.set("engine_url", rep.url).set("engine", rep.engine_kind);
     config.set("hardware_threads", std::thread::hardware_concurrency());
-    iii::Value sdk_v = result_json(sdk), raw_v = result_json(raw);
+    iii::Value sdk_v = result_json(sdk, rep.options.mib), raw_v = result_json(raw, rep.options.mib);
     sdk_v.set("writer_peak_buffered_bytes", sdk.writer_peak_buffered);
     iii::Value sdk_rounds = iii::Value::array(), raw_rounds = iii::Value::array();
     for (const auto& r : rep.sdk) sdk_rounds.push_back(round2(r.mb_per_s));
@@ -506,6 +538,11 @@ void print_json(const Report& rep) {
     iii::Value out = iii::Value::object();
     out.set("config", std::move(config)).set("sdk", std::move(sdk_v)).set("raw", std::move(raw_v));
     out.set("sdk_to_raw", round2(sdk.mb_per_s / raw.mb_per_s));
+    out.set("sdk_to_raw_median_of_rounds",
+            round2(median_ratio(rep.sdk, rep.raw, [](const Result& r) { return r.mb_per_s; })));
+    const std::size_t mib_count = rep.options.mib;
+    out.set("sdk_to_raw_cpu_per_mib_median_of_rounds",
+            round2(median_ratio(rep.sdk, rep.raw, [mib_count](const Result& r) { return r.cpu_us_per_mib(mib_count); })));
     out.set("engine_peak_rss_bytes", rep.engine_peak ? iii::Value(*rep.engine_peak) : iii::Value());
     out.set("peak_rss_reset_per_path", rep.peak_reset).set("note", hops_note);
     out.set("provenance", rep.provenance.to_value());
@@ -520,14 +557,25 @@ void print_table(const Report& rep) {
     std::printf("engine: %s (%s), %u hardware threads\n", rep.url.c_str(), rep.engine_kind.c_str(),
                 std::thread::hardware_concurrency());
     std::printf("%s\n\n", bench::describe(rep.provenance.to_value()).c_str());
-    std::printf("%-34s %9s %9s %14s %12s\n", "", "MB/s", "seconds", "peak RSS MiB", "RSS before");
-    auto row = [](const char* label, const Result& r) {
-        std::printf("%-34s %9.1f %9.3f %14.1f %12.1f\n", label, r.mb_per_s, r.seconds,
-                    to_mib(r.memory.peak), to_mib(r.memory.rss_before));
+    const std::size_t mib_count = rep.options.mib;
+    std::printf("%-34s %9s %9s %12s %14s %12s\n", "", "MB/s", "seconds", "CPU us/MiB", "peak RSS MiB",
+                "RSS before");
+    auto row = [mib_count](const char* label, const Result& r) {
+        std::printf("%-34s %9.1f %9.3f %12.0f %14.1f %12.1f\n", label, r.mb_per_s, r.seconds,
+                    r.cpu_us_per_mib(mib_count), to_mib(r.memory.peak), to_mib(r.memory.rss_before));
     };
     row("SDK channel  A -> engine -> B", sdk);
     row("raw websocketpp  client -> server", raw);
-    std::printf("\nSDK / raw throughput: %.2fx\n", sdk.mb_per_s / raw.mb_per_s);
+    std::printf("\nSDK / raw throughput: %.2fx best rounds, %.2fx median of per-round ratios\n",
+                sdk.mb_per_s / raw.mb_per_s,
+                median_ratio(rep.sdk, rep.raw, [](const Result& r) { return r.mb_per_s; }));
+    std::printf("SDK / raw CPU per MiB (all processes): %.2fx median of per-round ratios",
+                median_ratio(rep.sdk, rep.raw, [mib_count](const Result& r) { return r.cpu_us_per_mib(mib_count); }));
+    if (sdk.engine_cpu_us)
+        std::printf(" (best SDK round: workers %.0f, engine %.0f us/MiB)",
+                    static_cast<double>(sdk.self_cpu_us) / static_cast<double>(mib_count),
+                    static_cast<double>(*sdk.engine_cpu_us) / static_cast<double>(mib_count));
+    std::printf("\n");
     std::printf("SDK writer: at most %zu bytes queued on its socket (bound %zu)\n",
                 sdk.writer_peak_buffered, queue_bound);
     if (rep.engine_peak)
@@ -536,7 +584,9 @@ void print_table(const Report& rep) {
     for (const auto& r : rep.sdk) std::printf(" %.1f", r.mb_per_s);
     std::printf("; raw");
     for (const auto& r : rep.raw) std::printf(" %.1f", r.mb_per_s);
-    std::printf("\n\nPeak RSS: this process's VmHWM, %s; it holds both workers (SDK) or both "
+    std::printf("\n\nCPU: user + system time over the timed span of this process (both workers, or "
+                "both raw ends) plus the spawned engine's.\n");
+    std::printf("Peak RSS: this process's VmHWM, %s; it holds both workers (SDK) or both "
                 "ends (raw)%s.\nNote: %s\n",
                 rep.peak_reset ? "reset before each path" : "NOT resettable here, so cumulative",
                 rep.engine_kind == "embedded" ? " and the embedded engine" : "", hops_note);
@@ -575,7 +625,7 @@ int run_bench(const Options& o) {
         co_await wait_for_sink(*a);
         for (std::size_t i = 0; i < o.rounds; ++i) {
             rep.raw.push_back(run_raw(stream));  // blocks this thread: A is idle meanwhile
-            rep.sdk.push_back(co_await transfer(*a, stream));
+            rep.sdk.push_back(co_await transfer(*a, stream, engine_process.pid()));
         }
         co_await a->shutdown_async();
     };

@@ -244,51 +244,6 @@ FloorFrames floor_frames(std::size_t payload_bytes) {
             R"({"type":"invocationresult",)" + id + R"(,"function_id":"echo","result":)" + with_caller + "}"};
 }
 
-// ---- CPU time --------------------------------------------------------------------------------
-
-std::int64_t rusage_us(int who) {
-    rusage ru{};
-    getrusage(who, &ru);
-    return (static_cast<std::int64_t>(ru.ru_utime.tv_sec) + ru.ru_stime.tv_sec) * 1000000 +
-           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-}
-
-// CPU time of another process: the sum over its threads of /proc/<pid>/task/<tid>/schedstat
-// (ns; the engine's threads live as long as it does), else utime + stime from /proc/<pid>/stat
-// (fields 14 and 15, in clock ticks, typically 10 ms).
-std::optional<std::int64_t> process_cpu_us(pid_t pid) {
-    const std::string proc = "/proc/" + std::to_string(pid);
-    if (DIR* tasks = opendir((proc + "/task").c_str())) {
-        std::int64_t ns = 0;
-        bool any = false;
-        while (const dirent* entry = readdir(tasks)) {
-            if (entry->d_name[0] == '.') continue;
-            std::ifstream schedstat(proc + "/task/" + entry->d_name + "/schedstat");
-            long long on_cpu = 0;
-            if (schedstat >> on_cpu) {
-                ns += on_cpu;
-                any = true;
-            }
-        }
-        closedir(tasks);
-        if (any) return ns / 1000;
-    }
-    std::ifstream file(proc + "/stat");
-    std::string stat;
-    if (!std::getline(file, stat)) return std::nullopt;
-    const auto paren = stat.rfind(')');
-    if (paren == std::string::npos || paren + 2 > stat.size()) return std::nullopt;
-    std::istringstream fields(stat.substr(paren + 2));  // starts at field 3 (state)
-    std::string field;
-    long long utime = -1, stime = -1;
-    for (int n = 3; n <= 15 && fields >> field; ++n) {
-        if (n == 14) utime = std::atoll(field.c_str());
-        if (n == 15) stime = std::atoll(field.c_str());
-    }
-    if (utime < 0 || stime < 0) return std::nullopt;
-    return (utime + stime) * 1000000 / sysconf(_SC_CLK_TCK);
-}
-
 // This process's resident set (VmRSS of /proc/self/status), kB; 0 when unreadable.
 std::int64_t rss_kb() {
     std::ifstream status("/proc/self/status");
@@ -308,7 +263,7 @@ struct Usage {
 
 Usage self_usage() {
     const bench::AllocationCount a = bench::allocation_count();
-    return {rusage_us(RUSAGE_SELF), a.allocations, a.bytes, rss_kb()};
+    return {bench::rusage_us(RUSAGE_SELF), a.allocations, a.bytes, rss_kb()};
 }
 
 // The echo worker's, asked over its stdin/stdout ("cpu" -> "cpu US ALLOCATIONS BYTES RSS_KB").
@@ -495,7 +450,7 @@ public:
             sent_at_.assign(calls, {});
             calls_ = calls;
             sent_ = received_ = 0;
-            cpu0_ = rusage_us(RUSAGE_THREAD);
+            cpu0_ = bench::rusage_us(RUSAGE_THREAD);
             started_ = Clock::now();
             if (calls == 0) return finish();
             while (sent_ < window && sent_ < calls_) send_one();
@@ -523,7 +478,7 @@ private:
 
     void finish() {
         result_.elapsed = Clock::now() - started_;
-        result_.thread_cpu_us = rusage_us(RUSAGE_THREAD) - cpu0_;
+        result_.thread_cpu_us = bench::rusage_us(RUSAGE_THREAD) - cpu0_;
         std::exchange(done_, nullptr)->set_value(std::move(result_));
     }
 
@@ -592,7 +547,7 @@ public:
 
     // The server thread's CPU time, read on that thread.
     std::int64_t cpu_us() {
-        std::packaged_task<std::int64_t()> task([] { return rusage_us(RUSAGE_THREAD); });
+        std::packaged_task<std::int64_t()> task([] { return bench::rusage_us(RUSAGE_THREAD); });
         auto result = task.get_future();
         asio::post(io_, [&task] { task(); });
         return result.get();
@@ -879,13 +834,13 @@ struct Bench {
         std::vector<std::int64_t> warm(*o.warmup), latency(o.calls);
         run_on(io, calls(sdk, warm, window));
         const Usage echo0 = echo_usage(sdk.echo);
-        const auto engine0 = sdk.engine_pid > 0 ? process_cpu_us(sdk.engine_pid) : std::nullopt;
+        const auto engine0 = sdk.engine_pid > 0 ? bench::process_cpu_us(sdk.engine_pid) : std::nullopt;
         const Usage caller0 = self_usage();
         const auto t0 = Clock::now();
         run_on(io, calls(sdk, latency, window));
         const auto elapsed = Clock::now() - t0;
         const Usage caller1 = self_usage();
-        const auto engine1 = sdk.engine_pid > 0 ? process_cpu_us(sdk.engine_pid) : std::nullopt;
+        const auto engine1 = sdk.engine_pid > 0 ? bench::process_cpu_us(sdk.engine_pid) : std::nullopt;
         const Usage echo1 = echo_usage(sdk.echo);
         Phase p = summarize(mode, window, latency, elapsed);
         const double n = static_cast<double>(o.calls);
@@ -907,9 +862,9 @@ struct Bench {
 
     Phase run_floor(const std::string& mode, std::size_t window) {
         floor.run(*o.warmup, window);
-        const auto relay0 = process_cpu_us(relay_pid), echo0 = process_cpu_us(floor_echo_pid);
+        const auto relay0 = bench::process_cpu_us(relay_pid), echo0 = bench::process_cpu_us(floor_echo_pid);
         auto r = floor.run(o.calls, window);
-        const auto relay1 = process_cpu_us(relay_pid), echo1 = process_cpu_us(floor_echo_pid);
+        const auto relay1 = bench::process_cpu_us(relay_pid), echo1 = bench::process_cpu_us(floor_echo_pid);
         Phase p = summarize(mode, window, r.latency_ns, r.elapsed);
         const double n = static_cast<double>(o.calls);
         p.cpu_us_per_call = {{"client", static_cast<double>(r.thread_cpu_us) / n}};

@@ -58,8 +58,7 @@ std::map<std::string, std::string> parse_query(std::string_view query) {
 
 struct ChannelHub::Channel {
     Channel(asio::io_context& io, std::string id_, std::string key_, std::size_t capacity_)
-        : id(std::move(id_)), key(std::move(key_)), capacity(capacity_), relay_timer(io),
-          grace_timer(io) {}
+        : id(std::move(id_)), key(std::move(key_)), capacity(capacity_), grace_timer(io) {}
 
     struct Frame {
         std::string data;
@@ -80,9 +79,8 @@ struct ChannelHub::Channel {
     bool writer_done = false;     // FIFO closed: no more frames
     bool reader_gone = false;     // reader left (before or after the end)
     bool end_sent = false;        // Close sent to the reader
-    bool relay_armed = false;
+    bool drain_posted = false;    // a pump after the reader socket's queue shrank is queued
 
-    asio::steady_timer relay_timer;  // polls the reader socket's send queue
     asio::steady_timer grace_timer;
 };
 
@@ -90,7 +88,6 @@ ChannelHub::ChannelHub(asio::io_context& io) : io_(io) {}
 
 ChannelHub::~ChannelHub() {
     for (auto& [id, channel] : channels_) {
-        channel->relay_timer.cancel();
         channel->grace_timer.cancel();
         if (channel->writer) channel->writer->detach();
         if (channel->reader) channel->reader->detach();
@@ -176,6 +173,22 @@ transport::Callbacks ChannelHub::accept(const std::shared_ptr<transport::Socket>
         channel->reader_claimed = true;
         channel->reader = socket;
         // A reader sends nothing but its Close; frames from it are ignored (spec 6.3).
+        // Frames waiting on a full reader queue go on when the queue drops below the bound
+        // (the transport's write progress; it runs inside websocketpp's write path, so the
+        // pump is posted rather than run there).
+        callbacks.on_drain = [this, weak] {
+            auto c = weak.lock();
+            if (!c || c->drain_posted || c->fifo.empty() || !c->reader ||
+                c->reader->buffered_amount() >= relay_bound)
+                return;
+            c->drain_posted = true;
+            asio::post(io_, [this, weak] {
+                if (auto ch = weak.lock()) {
+                    ch->drain_posted = false;
+                    pump(ch);
+                }
+            });
+        };
         callbacks.on_close = [this, weak](std::error_code, std::uint16_t, std::string) {
             if (auto c = weak.lock()) on_reader_closed(c);
         };
@@ -221,7 +234,6 @@ void ChannelHub::on_writer_closed(const std::shared_ptr<Channel>& channel) {
 void ChannelHub::on_reader_closed(const std::shared_ptr<Channel>& channel) {
     channel->reader.reset();
     channel->reader_gone = true;
-    channel->relay_timer.cancel();
     channel->fifo.clear();
     if (!channel->writer_done && channel->writer) {
         // The relay fails (spec 6.4): the writer learns it now instead of backing up.
@@ -247,22 +259,7 @@ void ChannelHub::pump(const std::shared_ptr<Channel>& channel) {
         c.writer->resume_reading();
         c.writer_paused = false;
     }
-    if (!c.fifo.empty()) {
-        // The reader socket's queue is full: look again when it has drained a little. The
-        // transport has no write-completion event, so poll at a fine grain.
-        if (!c.relay_armed) {
-            c.relay_armed = true;
-            std::weak_ptr<Channel> weak = channel;
-            c.relay_timer.expires_after(std::chrono::microseconds(500));
-            c.relay_timer.async_wait([this, weak](std::error_code ec) {
-                auto ch = weak.lock();
-                if (!ch) return;
-                ch->relay_armed = false;
-                if (!ec) pump(ch);
-            });
-        }
-        return;
-    }
+    if (!c.fifo.empty()) return;  // the reader socket's on_drain pumps again
     if (c.writer_done && !c.end_sent) {
         c.end_sent = true;
         c.reader->close(1000, "stream_complete");
@@ -278,7 +275,6 @@ void ChannelHub::maybe_forget(const std::shared_ptr<Channel>& channel) {
 
 void ChannelHub::abort_all() {
     for (auto& [id, channel] : channels_) {
-        channel->relay_timer.cancel();
         channel->grace_timer.cancel();
         if (channel->writer) channel->writer->abort();
         if (channel->reader) channel->reader->abort();

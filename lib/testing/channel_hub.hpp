@@ -9,7 +9,7 @@
 // `capacity` frames (clamp(buffer_size ?? 64, 1, 1024)); when it is full the hub stops reading
 // the writer socket, so TCP backpressure reaches the writing SDK. Frames are relayed one to one
 // to the reader end with their type, at most `relay_bound` bytes queued on the reader socket at
-// a time. When the writer closes (Close, error or EOF) the FIFO is marked closed after a 10 ms
+// a time (the socket's drain signal resumes the relay, no polling). When the writer closes (Close, error or EOF) the FIFO is marked closed after a 10 ms
 // grace (as the real engine), and once it is empty the reader gets a Close (1000). Each end can
 // be claimed once: a second socket for a taken end is closed at once (1008). A reader that
 // leaves before the end of the stream closes the writer (1011), so its writes fail instead of
