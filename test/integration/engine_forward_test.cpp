@@ -93,7 +93,7 @@ Trace exchange(Setup& s, const std::string& id, const std::string& invoke,
 }
 
 struct Case {
-    const char* name;
+    std::string name;
     std::string invoke, result;
 };
 
@@ -103,12 +103,38 @@ std::string call(const std::string& rest) {
 std::string reply(const std::string& rest) {
     return R"({"type":"invocationresult","invocation_id":"$ID","function_id":"t::f")" + rest + "}";
 }
+std::string echo_ok_reply() { return reply(R"(,"result":{"ok":true})"); }
+
+// Strings whose quote, escape or control character falls at every offset of the text path's
+// 16-byte scan: keys, values, ids and trace headers of 0 to 40 bytes before it.
+std::vector<Case> scan_boundary_cases() {
+    std::vector<Case> out;
+    for (std::size_t n = 0; n <= 40; ++n) {
+        const std::string run(n, 'x');
+        const std::string tag = " (" + std::to_string(n) + " bytes before)";
+        out.push_back({"a plain string and key" + tag, call(R"(,"data":{")" + run + R"(":")" + run + R"("})"),
+                       reply(R"(,"result":")" + run + R"(")")});
+        out.push_back({"an escape in a string" + tag,
+                       call(R"(,"data":{"s":")" + run + R"("y\z
+")" + R"(})"),
+                       reply(R"(,"result":[")" + run + R"(\"])")});
+        out.push_back({"an escape RapidJSON writes otherwise" + tag,
+                       call(R"(,"data":{"s":")" + run + R"(é"})"), echo_ok_reply()});
+        out.push_back({"an escaped key" + tag, call(R"(,"data":{")" + run + R"("":1})"), echo_ok_reply()});
+        out.push_back({"malformed: a raw control character" + tag,
+                       call(R"(,"data":{"s":")" + run + "\x01" + R"("})"), ""});
+        out.push_back({"a trace header" + tag,
+                       call(R"(,"data":{},"traceparent":")" + run + R"(","baggage":")" + run + R"("")"),
+                       reply(R"(,"result":1,"traceparent":")" + run + R"(")")});
+    }
+    return out;
+}
 
 std::vector<Case> cases() {
     std::string deep = "1";
     for (int i = 0; i < 70; ++i) deep = R"({"a":)" + deep + "}";
-    const std::string echo_ok = reply(R"(,"result":{"ok":true})");
-    return {
+    const std::string echo_ok = echo_ok_reply();
+    std::vector<Case> all = {
         {"simple object", call(R"(,"data":{"a":1})"), reply(R"(,"result":{"a":1,"b":[1,2]})")},
         {"empty object", call(R"(,"data":{})"), reply(R"(,"result":{})")},
         {"a key before _caller_worker_id", call(R"(,"data":{"Z":1,"a":2})"),
@@ -202,6 +228,8 @@ std::vector<Case> cases() {
         {"malformed: result with a bad trace header", call(R"(,"data":{})"),
          reply(R"(,"result":1,"baggage":[1])")},
     };
+    for (Case& c : scan_boundary_cases()) all.push_back(std::move(c));
+    return all;
 }
 
 }  // namespace
