@@ -231,6 +231,48 @@ void append_quoted(std::string& out, std::string_view s) {
     out.push_back('"');
 }
 
+/// The frame fields the text path reads.
+enum class Field { Type, InvocationId, FunctionId, Traceparent, Baggage, Data, Metadata, Namespace, Action, Result, Error, Other };
+
+Field field_of(std::string_view key) {
+    static constexpr std::pair<std::string_view, Field> names[] = {
+        {"type", Field::Type},           {"invocation_id", Field::InvocationId}, {"function_id", Field::FunctionId},
+        {"traceparent", Field::Traceparent}, {"baggage", Field::Baggage},    {"data", Field::Data},
+        {"metadata", Field::Metadata},   {"namespace", Field::Namespace},     {"action", Field::Action},
+        {"result", Field::Result},       {"error", Field::Error},
+    };
+    for (const auto& [name, field] : names)
+        if (key == name) return field;
+    return Field::Other;
+}
+
+struct CompactKey {
+    std::string_view text;  // `"key":`
+    Field field;
+};
+
+/// The compact key at `p` (its opening quote) among those of the fields read here, chosen by
+/// its first letter and checked whole; nullptr when it is not one. Reads at most 16 bytes
+/// from `p`, inside the frame's padding; the caller checks the match ends inside the frame.
+const CompactKey* compact_key(const char* p) {
+    static constexpr CompactKey invocation_id{R"("invocation_id":)", Field::InvocationId},
+        function_id{R"("function_id":)", Field::FunctionId}, traceparent{R"("traceparent":)", Field::Traceparent},
+        type{R"("type":)", Field::Type}, baggage{R"("baggage":)", Field::Baggage}, data{R"("data":)", Field::Data},
+        metadata{R"("metadata":)", Field::Metadata}, result{R"("result":)", Field::Result};
+    const CompactKey* candidate = nullptr;
+    switch (p[1]) {
+        case 'i': candidate = &invocation_id; break;
+        case 'f': candidate = &function_id; break;
+        case 't': candidate = p[2] == 'y' ? &type : &traceparent; break;
+        case 'b': candidate = &baggage; break;
+        case 'd': candidate = &data; break;
+        case 'm': candidate = &metadata; break;
+        case 'r': candidate = &result; break;
+        default: return nullptr;
+    }
+    return std::memcmp(p, candidate->text.data(), candidate->text.size()) == 0 ? candidate : nullptr;
+}
+
 }  // namespace
 
 /// The buffers of the hot path (one io thread uses them).
@@ -377,6 +419,11 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
     std::optional<std::string_view> data, metadata, result;
     FastPath::Splice splice;
     bool data_object = false;
+    std::size_t data_at = 0;  // offset of the payload in the frame
+    // The fields came in the order this path writes them, each at most once, none it drops
+    // (see written_as_is below).
+    bool in_order = true;
+    int last_rank = 0;
     // A field twice: the full path takes the last one; simpler to leave such frames to it.
     std::uint32_t seen = 0;
     auto once = [&](int bit) {
@@ -412,16 +459,25 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
             ++p;
             skip_space(p, end);
         }
-        std::optional<std::string_view> key;
-        if (!plain(key)) return false;  // an escaped key (or none): the full path
-        skip_space(p, end);
-        if (p >= end || *p != ':') return false;
-        ++p;
+        // The field, from its key. Compact keys of the fields read here are recognised by one
+        // comparison of `"key":` (what every SDK writes); any other key is read as a token.
+        Field field = Field::Other;
+        if (const auto* known = compact_key(p); known && static_cast<std::size_t>(end - p) >= known->text.size()) {
+            field = known->field;
+            p += known->text.size();
+        } else {
+            std::optional<std::string_view> key;
+            if (!plain(key)) return false;  // an escaped key (or none): the full path
+            skip_space(p, end);
+            if (p >= end || *p != ':') return false;
+            ++p;
+            field = field_of(*key);
+        }
         skip_space(p, end);
         if (kind == Unknown) {
             // `type` first, as every SDK writes it; otherwise the full path sorts it out.
             std::optional<std::string_view> type;
-            if (*key != "type" || !plain(type)) return false;
+            if (field != Field::Type || !plain(type)) return false;
             if (*type == "invokefunction")
                 kind = Invoke;
             else if (*type == "invocationresult")
@@ -431,41 +487,76 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
             continue;
         }
         // Only the fields the decoder reads for this type; the others it skips unread, so do we.
+        // `rank`: the field's place in the frame this path writes (0 for a field it never
+        // writes), to tell a frame that is already in that order.
         bool ok = true;
-        if (*key == "type") {
-            ok = false;  // twice
-        } else if (*key == "invocation_id") {
-            ok = once(0) && plain(invocation_id);
-        } else if (*key == "function_id") {
-            ok = once(1) && plain(function_id);
-        } else if (*key == "traceparent") {
-            ok = once(2) && optional_plain(traceparent);
-        } else if (*key == "baggage") {
-            ok = once(3) && optional_plain(baggage);
-        } else if (kind == Invoke && *key == "data") {
-            data_object = p < end && *p == '{';
-            ok = once(4) && (data = f.payload(p, end, data_object ? &splice : nullptr));
-        } else if (kind == Invoke && *key == "metadata") {
-            ok = once(5) && (null() || (metadata = f.payload(p, end, nullptr)));
-        } else if (kind == Invoke && *key == "namespace") {
-            ok = once(6) && optional_plain(ns);
-        } else if (kind == Invoke && *key == "action") {
-            ok = once(7) && null();  // void and enqueue calls are rare: the full path
-        } else if (kind == Result && *key == "result") {
-            ok = once(8) && (null() || (result = f.payload(p, end, nullptr)));
-        } else if (kind == Result && *key == "error") {
-            ok = once(9) && null();
-        } else {
-            ok = any_value(p, end, 0);
+        int rank = 0;
+        switch (field) {
+            case Field::Type: ok = false; break;  // twice
+            case Field::InvocationId:
+                ok = once(0) && plain(invocation_id);
+                rank = 1;
+                break;
+            case Field::FunctionId:
+                ok = once(1) && plain(function_id);
+                rank = 2;
+                break;
+            case Field::Traceparent:
+                ok = once(2) && optional_plain(traceparent);
+                rank = 4;
+                break;
+            case Field::Baggage:
+                ok = once(3) && optional_plain(baggage);
+                rank = 5;
+                break;
+            case Field::Data:
+                if (kind != Invoke) {
+                    ok = any_value(p, end, 0);
+                    break;
+                }
+                data_object = p < end && *p == '{';
+                data_at = static_cast<std::size_t>(p - f.buffer.data());
+                ok = once(4) && (data = f.payload(p, end, data_object ? &splice : nullptr));
+                rank = 3;
+                break;
+            case Field::Metadata:
+                if (kind != Invoke) {
+                    ok = any_value(p, end, 0);
+                    break;
+                }
+                ok = once(5) && (null() || (metadata = f.payload(p, end, nullptr)));
+                rank = 6;
+                break;
+            case Field::Namespace:
+                ok = kind == Invoke ? once(6) && optional_plain(ns) : any_value(p, end, 0);
+                break;
+            case Field::Action:  // void and enqueue calls are rare: the full path
+                ok = kind == Invoke ? once(7) && null() : any_value(p, end, 0);
+                break;
+            case Field::Result:
+                if (kind != Result) {
+                    ok = any_value(p, end, 0);
+                    break;
+                }
+                ok = once(8) && (null() || (result = f.payload(p, end, nullptr)));
+                rank = 3;
+                break;
+            case Field::Error:
+                ok = kind == Result ? once(9) && null() : any_value(p, end, 0);
+                break;
+            case Field::Other: ok = any_value(p, end, 0); break;
         }
         if (!ok) return false;
+        in_order = in_order && rank > last_rank;
+        last_rank = rank;
     }
     skip_space(p, end);
     if (p != end) return false;  // trailing content: the full path drops the frame
     // A call without an id is a void call (fresh id): the full path.
     if (!invocation_id || !function_id) return false;
     char id[36];
-    if (is_canonical_uuid(*invocation_id)) {
+    const bool canonical_id = is_canonical_uuid(*invocation_id);
+    if (canonical_id) {
         std::memcpy(id, invocation_id->data(), sizeof id);  // what SDKs send: no allocation
     } else {
         const auto canonical = proto::canonical_uuid(*invocation_id);
@@ -515,6 +606,35 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
 
         std::string out = take_text();
         out.reserve(frame.size() + caller_key.size() + worker.id.size() + 64);
+        // The frame as this path writes it, but for the caller's id: copied in two pieces
+        // around the splice instead of written field by field. Same order, same id text and
+        // the same length mean the same bytes: every piece written is a view of the frame,
+        // and whitespace or a field written as null (dropped on the way out) adds length.
+        const bool metadata_out = metadata && since_0_22();
+        const std::size_t written_size =
+            R"({"type":"invokefunction","invocation_id":"","function_id":,"data":})"sv.size() +
+            sizeof id + function_id->size() + 2 + data->size() +
+            (traceparent ? R"(,"traceparent":)"sv.size() + traceparent->size() + 2 : 0) +
+            (baggage ? R"(,"baggage":)"sv.size() + baggage->size() + 2 : 0) +
+            (metadata_out ? R"(,"metadata":)"sv.size() + metadata->size() : 0);
+        if (in_order && canonical_id && written_size == frame.size()) {
+            if (!data_object) {
+                out.assign(frame);  // not an object: forwarded unchanged
+            } else {
+                const std::size_t at = data_at + (splice.at == npos ? data->size() - 1 : splice.at);
+                out.append(frame.substr(0, at));
+                if (splice.at == npos && !splice.empty) out += ',';
+                out += '"';
+                out += caller_key;
+                out.append(R"(":")"sv);
+                out += worker.id;
+                out += '"';
+                if (splice.at != npos) out += ',';
+                out.append(frame.substr(at));
+            }
+            send_text(*callee, std::move(out));
+            return true;
+        }
         out.append(R"({"type":"invokefunction","invocation_id":")"sv);
         out += id_view;
         out.append(R"(","function_id":)"sv);
@@ -544,7 +664,7 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
             out.append(R"(,"baggage":)"sv);
             append_quoted(out, *baggage);
         }
-        if (metadata && since_0_22()) {  // 0.10 drops it
+        if (metadata_out) {  // 0.10 drops it
             out.append(R"(,"metadata":)"sv);
             out += *metadata;
         }
@@ -567,24 +687,39 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
 
     // Taken: the same state changes as invocation_result.
     std::string out = take_text();
-    out.reserve(frame.size() + 64);
-    out.append(R"({"type":"invocationresult","invocation_id":")"sv);
-    out += id_view;
-    out.append(R"(","function_id":)"sv);
-    append_quoted(out, entry.function_id);
-    if (result) {  // a null result is no result (spec 9.10)
-        out.append(R"(,"result":)"sv);
-        out += *result;
+    // What this path writes is the frame itself when the fields came in its order, with the
+    // caller's function id and trace headers, and nothing dropped (see the call above).
+    const auto same = [](const std::optional<std::string>& a, std::optional<std::string_view> b) {
+        return a ? b && *a == *b : !b;
+    };
+    const std::size_t written_size =
+        R"({"type":"invocationresult","invocation_id":"","function_id":})"sv.size() + sizeof id +
+        entry.function_id.size() + 2 + (result ? R"(,"result":)"sv.size() + result->size() : 0) +
+        (entry.traceparent ? R"(,"traceparent":)"sv.size() + entry.traceparent->size() + 2 : 0) +
+        (entry.baggage ? R"(,"baggage":)"sv.size() + entry.baggage->size() + 2 : 0);
+    if (in_order && canonical_id && written_size == frame.size() && *function_id == entry.function_id &&
+        same(entry.traceparent, traceparent) && same(entry.baggage, baggage)) {
+        out.assign(frame);
+    } else {
+        out.reserve(frame.size() + 64);
+        out.append(R"({"type":"invocationresult","invocation_id":")"sv);
+        out += id_view;
+        out.append(R"(","function_id":)"sv);
+        append_quoted(out, entry.function_id);
+        if (result) {  // a null result is no result (spec 9.10)
+            out.append(R"(,"result":)"sv);
+            out += *result;
+        }
+        if (entry.traceparent) {
+            out.append(R"(,"traceparent":)"sv);
+            append_quoted(out, *entry.traceparent);
+        }
+        if (entry.baggage) {
+            out.append(R"(,"baggage":)"sv);
+            append_quoted(out, *entry.baggage);
+        }
+        out += '}';
     }
-    if (entry.traceparent) {
-        out.append(R"(,"traceparent":)"sv);
-        append_quoted(out, *entry.traceparent);
-    }
-    if (entry.baggage) {
-        out.append(R"(,"baggage":)"sv);
-        append_quoted(out, *entry.baggage);
-    }
-    out += '}';
     if (spare_pending.size() < 64)
         spare_pending.push_back(pending.extract(it));
     else

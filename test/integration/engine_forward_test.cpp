@@ -115,16 +115,15 @@ std::vector<Case> scan_boundary_cases() {
         out.push_back({"a plain string and key" + tag, call(R"(,"data":{")" + run + R"(":")" + run + R"("})"),
                        reply(R"(,"result":")" + run + R"(")")});
         out.push_back({"an escape in a string" + tag,
-                       call(R"(,"data":{"s":")" + run + R"("y\z
-")" + R"(})"),
-                       reply(R"(,"result":[")" + run + R"(\"])")});
+                       call(R"(,"data":{"s":")" + run + R"(\"y\\z\n"})"),
+                       reply(R"(,"result":[")" + run + R"(\\"])")});
         out.push_back({"an escape RapidJSON writes otherwise" + tag,
-                       call(R"(,"data":{"s":")" + run + R"(é"})"), echo_ok_reply()});
-        out.push_back({"an escaped key" + tag, call(R"(,"data":{")" + run + R"("":1})"), echo_ok_reply()});
+                       call(R"(,"data":{"s":")" + run + R"(\u00e9"})"), echo_ok_reply()});
+        out.push_back({"an escaped key" + tag, call(R"(,"data":{")" + run + R"(\"":1})"), echo_ok_reply()});
         out.push_back({"malformed: a raw control character" + tag,
                        call(R"(,"data":{"s":")" + run + "\x01" + R"("})"), ""});
         out.push_back({"a trace header" + tag,
-                       call(R"(,"data":{},"traceparent":")" + run + R"(","baggage":")" + run + R"("")"),
+                       call(R"(,"data":{},"traceparent":")" + run + R"(","baggage":")" + run + R"(\"")"),
                        reply(R"(,"result":1,"traceparent":")" + run + R"(")")});
     }
     return out;
@@ -174,6 +173,19 @@ std::vector<Case> cases() {
         {"deep nesting", call(R"(,"data":)" + deep), reply(R"(,"result":)" + deep)},
         {"trace headers", call(R"(,"data":{},"traceparent":"00-abc-def-01","baggage":"k=v")"),
          reply(R"(,"result":1,"traceparent":"00-other-01","baggage":"x=y")")},
+        {"trace headers echoed as the caller sent them",
+         call(R"(,"data":{"z":1},"traceparent":"00-abc-def-01","baggage":"k=v")"),
+         reply(R"(,"result":{"a":1},"traceparent":"00-abc-def-01","baggage":"k=v")")},
+        {"trace headers of the same length, not the caller's",
+         call(R"(,"data":{"z":1},"traceparent":"00-abc-def-01","baggage":"k=v")"),
+         reply(R"(,"result":{"a":1},"traceparent":"00-abc-def-02","baggage":"k=w")")},
+        {"only some trace headers echoed", call(R"(,"data":{},"traceparent":"00-abc-def-01")"),
+         reply(R"(,"result":1,"traceparent":"00-abc-def-01","baggage":"k=v")")},
+        {"fields out of the written order",
+         R"({"type":"invokefunction","invocation_id":"$ID","data":{"a":1},"function_id":"t::f","baggage":"b","traceparent":"t"})",
+         R"({"type":"invocationresult","invocation_id":"$ID","result":{"a":1},"function_id":"t::f"})"},
+        {"an empty payload object and a non-object result",
+         call(R"(,"data":{},"metadata":{"m":1})"), reply(R"(,"result":[{}])")},
         {"trace headers with escapes", call(R"(,"data":{},"traceparent":"a\"b","baggage":"c\\d")"),
          echo_ok},
         {"null trace headers and action", call(R"(,"data":{},"traceparent":null,"baggage":null,"action":null)"),
