@@ -246,6 +246,21 @@ Field field_of(std::string_view key) {
     return Field::Other;
 }
 
+/// The field's place in the frame the text path writes (0: never written), to tell a frame
+/// that is already in that order.
+int written_rank(Field field) {
+    switch (field) {
+        case Field::InvocationId: return 1;
+        case Field::FunctionId: return 2;
+        case Field::Data:
+        case Field::Result: return 3;
+        case Field::Traceparent: return 4;
+        case Field::Baggage: return 5;
+        case Field::Metadata: return 6;
+        default: return 0;
+    }
+}
+
 struct CompactKey {
     std::string_view text;  // `"key":`
     Field field;
@@ -487,66 +502,33 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
             continue;
         }
         // Only the fields the decoder reads for this type; the others it skips unread, so do we.
-        // `rank`: the field's place in the frame this path writes (0 for a field it never
-        // writes), to tell a frame that is already in that order.
+        // Fields of the other type's frame are skipped unread, as unknown ones.
+        const bool invoke_only = field == Field::Data || field == Field::Metadata ||
+                                 field == Field::Namespace || field == Field::Action;
+        const bool result_only = field == Field::Result || field == Field::Error;
+        if ((invoke_only && kind != Invoke) || (result_only && kind != Result)) field = Field::Other;
         bool ok = true;
-        int rank = 0;
+        if (field != Field::Other && field != Field::Type && !once(static_cast<int>(field))) return false;
         switch (field) {
             case Field::Type: ok = false; break;  // twice
-            case Field::InvocationId:
-                ok = once(0) && plain(invocation_id);
-                rank = 1;
-                break;
-            case Field::FunctionId:
-                ok = once(1) && plain(function_id);
-                rank = 2;
-                break;
-            case Field::Traceparent:
-                ok = once(2) && optional_plain(traceparent);
-                rank = 4;
-                break;
-            case Field::Baggage:
-                ok = once(3) && optional_plain(baggage);
-                rank = 5;
-                break;
+            case Field::InvocationId: ok = plain(invocation_id); break;
+            case Field::FunctionId: ok = plain(function_id); break;
+            case Field::Traceparent: ok = optional_plain(traceparent); break;
+            case Field::Baggage: ok = optional_plain(baggage); break;
             case Field::Data:
-                if (kind != Invoke) {
-                    ok = any_value(p, end, 0);
-                    break;
-                }
                 data_object = p < end && *p == '{';
                 data_at = static_cast<std::size_t>(p - f.buffer.data());
-                ok = once(4) && (data = f.payload(p, end, data_object ? &splice : nullptr));
-                rank = 3;
+                ok = bool(data = f.payload(p, end, data_object ? &splice : nullptr));
                 break;
-            case Field::Metadata:
-                if (kind != Invoke) {
-                    ok = any_value(p, end, 0);
-                    break;
-                }
-                ok = once(5) && (null() || (metadata = f.payload(p, end, nullptr)));
-                rank = 6;
-                break;
-            case Field::Namespace:
-                ok = kind == Invoke ? once(6) && optional_plain(ns) : any_value(p, end, 0);
-                break;
-            case Field::Action:  // void and enqueue calls are rare: the full path
-                ok = kind == Invoke ? once(7) && null() : any_value(p, end, 0);
-                break;
-            case Field::Result:
-                if (kind != Result) {
-                    ok = any_value(p, end, 0);
-                    break;
-                }
-                ok = once(8) && (null() || (result = f.payload(p, end, nullptr)));
-                rank = 3;
-                break;
-            case Field::Error:
-                ok = kind == Result ? once(9) && null() : any_value(p, end, 0);
-                break;
+            case Field::Metadata: ok = null() || (metadata = f.payload(p, end, nullptr)); break;
+            case Field::Namespace: ok = optional_plain(ns); break;
+            case Field::Action: ok = null(); break;  // void and enqueue calls: the full path
+            case Field::Result: ok = null() || (result = f.payload(p, end, nullptr)); break;
+            case Field::Error: ok = null(); break;
             case Field::Other: ok = any_value(p, end, 0); break;
         }
         if (!ok) return false;
+        const int rank = written_rank(field);
         in_order = in_order && rank > last_rank;
         last_rank = rank;
     }
@@ -606,6 +588,20 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
 
         std::string out = take_text();
         out.reserve(frame.size() + caller_key.size() + worker.id.size() + 64);
+        // `text` with `"_caller_worker_id":"<id>"` at its sorted place in the payload, which
+        // starts at `data_offset` of it (worker ids need no escaping).
+        const auto append_with_caller = [&](std::string_view text, std::size_t data_offset) {
+            const std::size_t at = data_offset + (splice.at == npos ? data->size() - 1 : splice.at);
+            out += text.substr(0, at);
+            if (splice.at == npos && !splice.empty) out += ',';
+            out += '"';
+            out += caller_key;
+            out.append(R"(":")"sv);
+            out += worker.id;
+            out += '"';
+            if (splice.at != npos) out += ',';
+            out += text.substr(at);
+        };
         // The frame as this path writes it, but for the caller's id: copied in two pieces
         // around the splice instead of written field by field. Same order, same id text and
         // the same length mean the same bytes: every piece written is a view of the frame,
@@ -618,20 +614,10 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
             (baggage ? R"(,"baggage":)"sv.size() + baggage->size() + 2 : 0) +
             (metadata_out ? R"(,"metadata":)"sv.size() + metadata->size() : 0);
         if (in_order && canonical_id && written_size == frame.size()) {
-            if (!data_object) {
+            if (data_object)
+                append_with_caller(frame, data_at);
+            else
                 out.assign(frame);  // not an object: forwarded unchanged
-            } else {
-                const std::size_t at = data_at + (splice.at == npos ? data->size() - 1 : splice.at);
-                out.append(frame.substr(0, at));
-                if (splice.at == npos && !splice.empty) out += ',';
-                out += '"';
-                out += caller_key;
-                out.append(R"(":")"sv);
-                out += worker.id;
-                out += '"';
-                if (splice.at != npos) out += ',';
-                out.append(frame.substr(at));
-            }
             send_text(*callee, std::move(out));
             return true;
         }
@@ -641,18 +627,7 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
         append_quoted(out, *function_id);
         out.append(R"(,"data":)"sv);
         if (data_object) {
-            const std::string_view text = *data;
-            // `"_caller_worker_id":"<id>"` at its sorted place (worker ids need no escaping).
-            const std::size_t at = splice.at == npos ? text.size() - 1 : splice.at;
-            out += text.substr(0, at);
-            if (splice.at == npos && !splice.empty) out += ',';
-            out += '"';
-            out += caller_key;
-            out.append(R"(":")"sv);
-            out += worker.id;
-            out += '"';
-            if (splice.at != npos) out += ',';
-            out += text.substr(at);
+            append_with_caller(*data, 0);
         } else {
             out += *data;  // not an object: forwarded unchanged
         }
