@@ -3,6 +3,7 @@
 #include "log.hpp"
 #include "pooled_post.hpp"
 #include "small_pool.hpp"
+#include "wspp/mask_keys.hpp"
 
 #include <websocketpp/client.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
@@ -30,6 +31,7 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 
 namespace iii::detail::transport {
 namespace {
@@ -839,6 +841,11 @@ struct Config : Base {
             IsClient ? no_limit_ms : Stock::timeout_socket_post_init;
     };
     typedef NumericHostEndpoint<transport_config> transport_type;
+    // Clients mask every frame: keys from the kernel's CSPRNG in bulk, not std::random_device
+    // per frame (wspp/mask_keys.hpp). Servers do not mask.
+    typedef std::conditional_t<IsClient, iii::detail::wspp::MaskKeys<std::uint32_t, typename Base::concurrency_type>,
+                               typename Base::rng_type>
+        rng_type;
 };
 
 using PlainClientEndpoint =

@@ -7,6 +7,7 @@
 #include <cstddef>  // first: see lib/transport/ws_transport.hpp
 
 #include "iii_wspp_ops.hpp"
+#include "mask_keys.hpp"
 
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/config/asio_no_tls_client.hpp>
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -354,4 +356,22 @@ TEST_CASE("recycled messages may outlive their manager and be dropped on another
     std::thread dropper([&kept] { kept.clear(); });
     dropper.join();
     CHECK(kept.empty());
+}
+
+TEST_CASE("client masking keys come from fresh entropy across refills of the key pool", "[unit][wspp]") {
+    // 4096 keys span four refills of the 4 KiB pool: a refill that reused its bytes would give
+    // at most 1024 distinct keys; random ones repeat a key in about one run of 500, and the
+    // check allows six repeats.
+    iii::detail::wspp::MaskKeys<std::uint32_t, websocketpp::concurrency::basic> keys;
+    std::set<std::uint32_t> seen;
+    for (int i = 0; i < 4096; ++i) seen.insert(keys());
+    CHECK(seen.size() >= 4090);
+    // Two endpoints' generators do not share a sequence.
+    iii::detail::wspp::MaskKeys<std::uint32_t, websocketpp::concurrency::basic> other;
+    std::vector<std::uint32_t> a, b;
+    for (int i = 0; i < 8; ++i) {
+        a.push_back(keys());
+        b.push_back(other());
+    }
+    CHECK(a != b);
 }
