@@ -435,8 +435,8 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
     FastPath::Splice splice;
     bool data_object = false;
     std::size_t data_at = 0;  // offset of the payload in the frame
-    // The fields came in the order this path writes them, each at most once, none it drops
-    // (see written_as_is below).
+    // The fields came in the order this path writes them and none it never writes: with the
+    // length check below, the frame is then copied instead of written field by field.
     bool in_order = true;
     int last_rank = 0;
     // A field twice: the full path takes the last one; simpler to leave such frames to it.
