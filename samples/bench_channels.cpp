@@ -19,7 +19,9 @@
 // (transport::Callbacks::on_drain). Timed from the first send to the server's end of the close
 // handshake.
 //
-// Each round runs both paths (raw first); the table shows the best round of each. Memory: the
+// Each round runs both paths (raw first); the table shows the best round of each and the
+// medians of the per-round SDK/raw ratios. CPU: user + system time per MiB over the timed span,
+// of this process (both workers, or both raw ends) plus the spawned engine process. Memory: the
 // process's peak RSS (VmHWM, reset through /proc/self/clear_refs before each path), the
 // engine process's VmHWM and the most bytes the SDK writer had queued on its socket.
 
