@@ -35,10 +35,7 @@ constexpr int max_fast_depth = 64;
 constexpr std::string_view caller_key = "_caller_worker_id";
 using namespace std::string_view_literals;
 
-// Compact frames have no whitespace: one comparison rejects every token character.
-bool is_space(char c) {
-    return static_cast<unsigned char>(c) <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r');
-}
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 #if !defined(__SSE2__)
 // A high bit set in (at least) the byte of the first '"', '\\' or control character of the 8
@@ -501,8 +498,8 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
                 return false;
             continue;
         }
-        // Only the fields the decoder reads for this type; the others it skips unread, so do we.
-        // Fields of the other type's frame are skipped unread, as unknown ones.
+        // Only the fields the decoder reads for this type; the others (the other type's fields
+        // too) it skips unread, so do we.
         const bool invoke_only = field == Field::Data || field == Field::Metadata ||
                                  field == Field::Namespace || field == Field::Action;
         const bool result_only = field == Field::Result || field == Field::Error;
