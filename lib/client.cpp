@@ -580,7 +580,8 @@ void validate_url(const std::string& url, const InitOptions& options) {
 
 // The io thread a client owns when the caller does not pass one.
 struct OwnedIo {
-    asio::io_context io;
+    // One thread runs it: the hint lets Asio queue work posted from that thread without a lock.
+    asio::io_context io{1};
     asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(io);
     std::thread thread;
 };

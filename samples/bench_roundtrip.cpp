@@ -496,7 +496,7 @@ private:
 
     std::string request_;
     std::size_t reply_size_;
-    asio::io_context io_;
+    asio::io_context io_{1};  // one thread runs it
     asio::executor_work_guard<asio::io_context::executor_type> work_;
     std::shared_ptr<transport::Socket> socket_;
     std::thread thread_;
@@ -553,7 +553,7 @@ public:
 
 private:
     bool tls_;
-    asio::io_context io_;
+    asio::io_context io_{1};  // one thread runs it
     asio::executor_work_guard<asio::io_context::executor_type> work_;
     std::optional<transport::Server> server_;
     std::vector<std::shared_ptr<transport::Socket>> sockets_;  // server thread only
@@ -597,7 +597,7 @@ struct BenchPki {
 // Serves on 127.0.0.1:0, prints "listening on ws://127.0.0.1:<port>", runs until killed.
 // `forward` (the relay) or `reply` (the echo server): what an incoming message turns into.
 int run_floor_process(const Options& o) {
-    asio::io_context io;
+    asio::io_context io{1};  // one thread, as the engine's and the SDK's own io_context
     auto work = asio::make_work_guard(io);
     std::shared_ptr<transport::Socket> upstream;       // relay: to the floor's echo server
     std::shared_ptr<transport::Socket> downstream;     // relay: the client of the moment
@@ -1247,7 +1247,7 @@ int run_bench(const Options& o) {
             raw_tls.emplace(raw_tls_server->url(), payload_text, payload_text.size(), connect_options);
         }
 
-        asio::io_context io;  // the caller workers and the bench coroutines share this thread
+        asio::io_context io{1};  // the caller workers and the bench coroutines share this thread
         auto caller = iii::register_worker(io, url, worker_options());
         std::shared_ptr<iii::Client> tls_caller;
         if (pki) tls_caller = iii::register_worker(io, tls_url, worker_options(false, pki->ca));

@@ -446,7 +446,9 @@ III_API std::shared_ptr<Client> register_worker(std::string url, InitOptions opt
 /// io_context), which the caller must run; the client starts no thread of its own for it.
 /// Coroutine handlers run on `executor`; blocking handlers on a pool created at the first
 /// blocking registration (InitOptions::handler_threads). `executor` must belong to an
-/// asio::io_context (Error(Errc::Runtime) otherwise).
+/// asio::io_context (Error(Errc::Runtime) otherwise). An io_context that one thread runs is
+/// best made with Asio's concurrency hint 1 (`asio::io_context io{1};`): work posted from that
+/// thread is then queued without a lock (the client's own io thread is made so).
 III_API std::shared_ptr<Client> register_worker(asio::any_io_executor executor, std::string url,
                                                 InitOptions options = {});
 /// register_worker(io.get_executor(), url, options).

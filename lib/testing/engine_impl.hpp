@@ -121,7 +121,7 @@ struct Engine::Impl {
     };
 
     EngineOptions options;
-    asio::io_context io;
+    asio::io_context io{1};  // run by `thread` alone (see OwnedIo in client.cpp)
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
     std::unique_ptr<transport::Server> server;
     asio::steady_timer functions_available_timer{io};

@@ -8,6 +8,7 @@
 #include <websocketpp/client.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/config/asio_no_tls_client.hpp>
+#include <websocketpp/logger/stub.hpp>
 #include <websocketpp/message_buffer/alloc.hpp>
 #include <websocketpp/message_buffer/message.hpp>
 #include <websocketpp/server.hpp>
@@ -839,8 +840,14 @@ struct Config : Base {
             IsClient ? no_limit_ms : Stock::timeout_socket_pre_init;
         static const long timeout_socket_post_init =
             IsClient ? no_limit_ms : Stock::timeout_socket_post_init;
+        typedef websocketpp::log::stub elog_type;
+        typedef websocketpp::log::stub alog_type;
     };
     typedef NumericHostEndpoint<transport_config> transport_type;
+    // Logging is off (quiet()), and websocketpp's basic logger locks a mutex on every write()
+    // before it looks whether the channel is on: a lock per message for nothing.
+    typedef websocketpp::log::stub elog_type;
+    typedef websocketpp::log::stub alog_type;
     // Clients mask every frame: keys from the kernel's CSPRNG in bulk, not std::random_device
     // per frame (wspp/mask_keys.hpp). Servers do not mask.
     typedef std::conditional_t<IsClient, iii::detail::wspp::MaskKeys<std::uint32_t, typename Base::concurrency_type>,
