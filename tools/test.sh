@@ -79,6 +79,7 @@ run_config() {
     local suite_args=()
     for s in "$@"; do suite_args+=(--suite "$s"); done
     echo "== $dir: ${*:-every suite}"
+    local started=$SECONDS
     # A failed build still ends with the summary line: its missing testlog counts as a failure.
     rm -f "$dir/meson-logs/testlog.json"
     logs+=("$dir/meson-logs/testlog.json")
@@ -93,7 +94,10 @@ run_config() {
         mapfile -t targets < <(python3 tools/suite_targets.py "$dir" "$@")
     fi
     env "${env[@]}" ninja -C "$dir" "${targets[@]}" || { status=1; return; }
+    local built=$SECONDS
     env "${env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 "${suite_args[@]}" || status=1
+    # CI has a time budget: each configuration's build and test times show where it goes.
+    echo "== $dir: built in $((built - started)) s, tested in $((SECONDS - built)) s"
 }
 
 if $ci; then
