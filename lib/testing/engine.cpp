@@ -270,6 +270,15 @@ Engine::Impl::Worker* Engine::Impl::find_worker(const std::string& id) {
     return it == workers.end() ? nullptr : it->second.get();
 }
 
+Engine::Impl::Worker* Engine::Impl::find_worker(const std::string& id, WorkerRef& ref) {
+    // Alive (no disconnect since it was found, and it was not leaving then) and the same id:
+    // ids are fresh UUIDs, so it is the worker find_worker(id) returns.
+    if (ref.worker && ref.disconnects == disconnects && ref.worker->id == id) return ref.worker;
+    Worker* worker = find_worker(id);
+    ref = worker && !worker->gone ? WorkerRef{worker, disconnects} : WorkerRef{};
+    return worker;
+}
+
 void Engine::Impl::send(Worker& worker, const proto::Message& message) {
     send_text(worker, encoder.encode(message));
 }

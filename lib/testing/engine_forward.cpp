@@ -550,9 +550,9 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
         if (since_0_23() && ns && *ns != "default") id_in_ns = qualify(std::string(*ns), id_in_ns);
         auto it = functions.find(id_in_ns);
         if (it == functions.end()) return false;
-        const Function& function = it->second;
+        Function& function = it->second;
         if (function.builtin || function.invocation) return false;
-        Worker* callee = find_worker(function.owner);
+        Worker* callee = find_worker(function.owner, function.owner_ref);
         if (!callee) return false;
 
         // Taken: the same state changes as invoke_from_worker + dispatch.
@@ -582,6 +582,7 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
         assign(entry.traceparent, traceparent);
         assign(entry.baggage, baggage);
         entry.on_result = nullptr;
+        entry.caller_ref = worker.gone ? WorkerRef{} : WorkerRef{&worker, disconnects};
 
         std::string out = take_text();
         out.reserve(frame.size() + caller_key.size() + worker.id.size() + 64);
@@ -648,9 +649,9 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
     // kind == Result
     auto it = pending.find(id_view);
     if (it == pending.end()) return false;
-    const Pending& entry = it->second;
+    Pending& entry = it->second;
     if (entry.caller.empty()) return false;  // the engine's own call: its consumer runs
-    Worker* caller = find_worker(entry.caller);
+    Worker* caller = find_worker(entry.caller, entry.caller_ref);
     if (!caller) return false;
     // What the caller sent is echoed back; text that needs escaping takes the full path.
     if (!needs_no_escape(entry.function_id) || (entry.traceparent && !needs_no_escape(*entry.traceparent)) ||

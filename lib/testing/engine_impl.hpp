@@ -67,6 +67,14 @@ struct Engine::Impl {
         bool gone = false;
     };
 
+    /// A worker found by id, remembered for the next lookup of the same id (the hot path looks
+    /// up a call's callee and its caller once per frame). Valid only while no worker has
+    /// disconnected since: workers are destroyed only after disconnect(), which counts.
+    struct WorkerRef {
+        Worker* worker = nullptr;
+        std::uint64_t disconnects = 0;  // Impl::disconnects when `worker` was found
+    };
+
     struct Function {
         std::string id;                // without the namespace
         std::string ns = "default";    // 0.23; always "default" before
@@ -76,6 +84,7 @@ struct Engine::Impl {
         std::optional<HttpInvocationConfig> invocation;  // HTTP-invoked
         std::function<Outcome(const Value&)> builtin;
         std::string builtin_worker;  // 0.22+: the in-process worker that provides a built-in
+        WorkerRef owner_ref;  // forward_fast()'s last lookup of `owner`
     };
 
     struct TriggerType {
@@ -118,6 +127,7 @@ struct Engine::Impl {
         std::string callee;
         std::optional<std::string> traceparent, baggage;  // the caller's, echoed in the reply
         std::function<void(const Outcome&)> on_result;
+        WorkerRef caller_ref;  // set by forward_fast(); empty from the full path
     };
 
     EngineOptions options;
@@ -261,6 +271,9 @@ struct Engine::Impl {
     transport::Callbacks accept_otel(const std::shared_ptr<transport::Socket>& socket);
     transport::Callbacks accept_worker(const std::shared_ptr<transport::Socket>& socket);
     Worker* find_worker(const std::string& id);
+    /// find_worker(id), through `ref` when it still holds that worker.
+    Worker* find_worker(const std::string& id, WorkerRef& ref);
+    std::uint64_t disconnects = 0;  // disconnect() calls so far: invalidates every WorkerRef
     void send(Worker& worker, const proto::Message& message);
     // Queued, and written when the event ends, after its state change is published: a test
     // that has seen a frame arrive can rely on the engine's observable state (worker_ids(),

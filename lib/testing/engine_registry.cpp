@@ -225,6 +225,7 @@ void Engine::Impl::trigger_registration_result(Worker& worker,
 void Engine::Impl::disconnect(Worker& worker) {
     Event event(*this);
     worker.gone = true;
+    ++disconnects;  // every WorkerRef is stale from here: this worker is destroyed at the end
     auto keep = workers.at(worker.id);  // `worker` lives until the end of the cleanup
 
     // 1. Functions. 0.10: by id, whoever holds them now (quirk: an overwrite is deleted too).

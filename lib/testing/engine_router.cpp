@@ -83,7 +83,7 @@ void Engine::Impl::dispatch(Call call) {
     }
     pending[call.invocation_id] =
         Pending{call.function_id, call.caller,  callee->id,
-                call.traceparent, call.baggage, std::move(call.on_result)};
+                call.traceparent, call.baggage, std::move(call.on_result), WorkerRef{}};
     proto::InvokeFunction forward;
     forward.invocation_id = call.invocation_id;
     forward.function_id = call.function_id;

@@ -301,3 +301,55 @@ TEST_CASE("the text path splices the caller's id into the payload at its sorted 
     CHECK(callee.nth_text("invokefunction", 5) == head + "{" + cw + R"(,"a":1}})");
     CHECK(engine.frames_forwarded_as_text() == 6);  // each of them as text
 }
+
+std::size_t count_of(const std::vector<RawFrame>& frames, const std::string& type) {
+    return static_cast<std::size_t>(
+        std::count_if(frames.begin(), frames.end(), [&](const RawFrame& f) { return f.type == type; }));
+}
+
+// The text path remembers the worker it found for a function's owner and for a call's caller
+// (Engine::Impl::WorkerRef): after the function changes hands, and after a worker leaves, the
+// next call goes to whoever holds the function then, as find_worker() would find it.
+TEST_CASE("the text path follows a function to its new owner, connected or after a disconnect",
+          "[engine][forward]") {
+    // 0.22: a registration takes the function over; a disconnect deletes only what the
+    // leaving worker still owns (0.10 would delete t::f by id whoever holds it then).
+    EngineOptions options;
+    options.generation = Generation::V0_22;
+    Engine engine(options);
+    RawWorker caller(engine.url());
+    auto first = std::make_unique<RawWorker>(engine.url());
+    RawWorker second(engine.url()), third(engine.url());
+    // One call from `caller` to `callee`, answered; true when the callee got the call and the
+    // caller its result (and nobody else got anything).
+    const auto round_trip = [&](RawWorker& callee) {
+        const std::size_t calls = callee.count("invokefunction");
+        const std::size_t results = caller.count("invocationresult");
+        const std::string id = proto::new_uuid();
+        caller.send(replace_all(call(R"(,"data":{"n":1})"), "$ID", id));
+        if (!callee.wait([&](const auto& frames) { return count_of(frames, "invokefunction") == calls + 1; }))
+            return false;
+        callee.send(replace_all(echo_ok_reply(), "$ID", id));
+        return caller.wait([&](const auto& frames) { return count_of(frames, "invocationresult") == results + 1; }) &&
+               caller.of_type("invocationresult").back()["invocation_id"].as_string() == id;
+    };
+    const auto owned_by = [&](RawWorker& owner) {
+        owner.send(R"({"type":"registerfunction","id":"t::f"})");
+        owner.sync();
+    };
+
+    owned_by(*first);
+    CHECK(round_trip(*first));
+    CHECK(round_trip(*first));  // the remembered owner
+    owned_by(second);           // changes hands, both connected
+    CHECK(round_trip(second));
+    CHECK(first->count("invokefunction") == 2);
+    owned_by(third);
+    first.reset();  // a worker leaves (not the owner): every remembered worker is stale
+    REQUIRE(engine.wait_for([&] { return engine.worker_ids().size() == 3; }));
+    CHECK(round_trip(third));
+    owned_by(second);
+    CHECK(round_trip(second));
+    CHECK(third.count("invokefunction") == 1);
+    CHECK(engine.frames_forwarded_as_text() == 10);  // every call and result took the text path
+}
