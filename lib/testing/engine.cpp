@@ -2,6 +2,9 @@
 
 #include "testing/engine_impl.hpp"
 
+#include <asio/signal_set.hpp>
+
+#include <csignal>
 #include <stdexcept>
 
 namespace iii::testing {
@@ -14,7 +17,7 @@ constexpr std::size_t max_spare_text_capacity = 16 * 1024;  // at most 1 MiB kep
 
 // ---- lifecycle -----------------------------------------------------------------------------
 
-Engine::Impl::Impl(EngineOptions opts) : options(std::move(opts)) {
+Engine::Impl::Impl(EngineOptions opts, bool own_thread) : options(std::move(opts)) {
     if (options.log_file) {
         log_file.open(*options.log_file, std::ios::out | std::ios::app);
         if (!log_file)
@@ -43,7 +46,7 @@ Engine::Impl::Impl(EngineOptions opts) : options(std::move(opts)) {
     port = server->listen(options.port);
     work.emplace(io.get_executor());
     schedule_functions_available();
-    thread = std::thread([this] { run(); });
+    if (own_thread) thread = std::thread([this] { run(); });
 }
 
 transport::ServerTls Engine::Impl::server_tls() const {
@@ -82,12 +85,36 @@ void Engine::Impl::run() {
     }
 }
 
+void EngineProcess::serve(EngineOptions options,
+                          const std::function<void(const std::string& url)>& on_listening) {
+    Engine::Impl impl(std::move(options), false);
+    asio::signal_set signals(impl.io, SIGINT, SIGTERM);
+    signals.async_wait([&impl](const std::error_code& ec, int) {
+        if (ec) return;
+        // As ~Impl() with its own thread: connections dropped, and what they left queued is
+        // destroyed with the io_context, not run.
+        impl.stop_everything();
+        impl.io.stop();
+    });
+    on_listening(fmt::format("{}://127.0.0.1:{}", impl.options.tls ? "wss" : "ws", impl.port));
+    impl.run();
+}
+
 // ---- observation ---------------------------------------------------------------------------
 
 void Engine::Impl::publish() {
     if (log_unflushed) {
         log_file.flush();  // a reader of the log sees the event once it is published
         log_unflushed = false;
+    }
+    if (batch.empty() && telemetry_batch.empty() && !workers_dirty && !functions_dirty) {
+        events.fetch_add(1);  // (seq_cst, before reading `waiting`: see there)
+        if (waiting.load() == 0) return;
+        // A waiter between its check of `events` and blocking holds the lock: taking it
+        // first means the notification cannot fall into that gap.
+        { std::lock_guard lock(mutex); }
+        changed.notify_all();
+        return;
     }
     {
         std::lock_guard lock(mutex);
@@ -100,7 +127,7 @@ void Engine::Impl::publish() {
         }
         if (workers_dirty) observed_workers = worker_order;
         if (functions_dirty) observed_functions = function_id_list();
-        ++events;
+        events.fetch_add(1);
     }
     batch.clear();
     telemetry_batch.clear();
@@ -604,8 +631,7 @@ std::optional<std::uint16_t> Engine::close_code(const std::string& worker_id) co
 }
 
 std::uint64_t Engine::frames_forwarded_as_text() const {
-    std::lock_guard lock(impl_->mutex);
-    return impl_->forwarded_as_text;
+    return impl_->forwarded_as_text.load();
 }
 
 std::vector<std::string> Engine::function_ids() const {
@@ -617,16 +643,16 @@ bool Engine::wait_for(const std::function<bool()>& predicate,
                       std::chrono::milliseconds timeout) const {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        std::uint64_t seen;
-        {
-            std::lock_guard lock(impl_->mutex);
-            seen = impl_->events;
-        }
+        const std::uint64_t seen = impl_->events.load();
         // Evaluated without the lock: the predicate calls the observation methods. An event
         // published meanwhile bumps `events`, so the wait below returns at once.
         if (predicate()) return true;
         std::unique_lock lock(impl_->mutex);
-        if (!impl_->changed.wait_until(lock, deadline, [&] { return impl_->events != seen; })) {
+        ++impl_->waiting;  // before reading `events` (see Impl::events)
+        const bool changed =
+            impl_->changed.wait_until(lock, deadline, [&] { return impl_->events.load() != seen; });
+        --impl_->waiting;
+        if (!changed) {
             lock.unlock();  // the predicate takes the lock itself
             return predicate();
         }

@@ -19,6 +19,7 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
@@ -206,12 +207,17 @@ struct Engine::Impl {
 
     mutable std::mutex mutex;
     mutable std::condition_variable changed;
-    std::uint64_t events = 0;
+    // Published events. Atomic, with `waiting`, so that an event with nothing to copy out takes
+    // no lock when no test thread waits (every routed frame of a benchmark): the io thread
+    // bumps `events` and then reads `waiting`; wait_for() raises `waiting` under the lock and
+    // then reads `events`, so one of them sees the other (sequentially consistent order).
+    std::atomic<std::uint64_t> events{0};
+    mutable std::atomic<int> waiting{0};  // wait_for() calls blocked on `changed`
     std::vector<RecordedFrame> recorded;
     std::vector<std::pair<std::string, Value>> observed_telemetry;
     std::vector<std::string> observed_workers;
     std::vector<std::string> observed_functions;
-    std::uint64_t forwarded_as_text = 0;  // frames that took forward_fast()
+    std::atomic<std::uint64_t> forwarded_as_text{0};  // frames that took forward_fast()
     std::map<std::string, std::uint16_t> close_codes;  // per worker, once its socket closed
 
     std::thread thread;
@@ -225,7 +231,8 @@ struct Engine::Impl {
         return ns == "default" ? id : ns + "/" + id;
     }
 
-    explicit Impl(EngineOptions opts);
+    /// Listens; with `own_thread`, starts `thread` running `io` (otherwise the caller runs it).
+    explicit Impl(EngineOptions opts, bool own_thread = true);
     ~Impl();
     transport::ServerTls server_tls() const;
     void run();
@@ -411,5 +418,15 @@ struct Engine::Impl {
     void stall(Worker& worker);
     void resume(Worker& worker);
     void stop_everything();
+};
+
+/// iii-test-engine (engine_main.cpp) runs its engine here, on the process's only thread: a
+/// process that never starts a second thread skips glibc's cancellation bookkeeping around
+/// each system call and libstdc++'s atomic reference counts (about 280 instructions per
+/// routed call under callgrind), as the single-threaded relay of the benchmarks does.
+struct III_API EngineProcess {
+    /// Listens (throws what Engine's constructor throws), calls `on_listening(url)`, then
+    /// serves until SIGINT or SIGTERM and stops as ~Engine() does.
+    static void serve(EngineOptions options, const std::function<void(const std::string& url)>& on_listening);
 };
 }  // namespace iii::testing

@@ -11,8 +11,8 @@
 
 #include <iii/testing/engine.hpp>
 
-#include <signal.h>
-#include <csignal>
+#include "testing/engine_impl.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -144,23 +144,11 @@ int main(int argc, char** argv) {
         return 2;
     }
 
-    // Blocked before the engine starts its thread, so that the thread inherits the mask and
-    // the signals are taken only by sigwait below. The dispositions are reset first: a shell
-    // starts background jobs with SIGINT ignored, and an ignored signal is discarded before
-    // sigwait could see it.
-    std::signal(SIGINT, SIG_DFL);
-    std::signal(SIGTERM, SIG_DFL);
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
     try {
-        iii::testing::Engine engine(options);
-        std::cout << "iii-test-engine listening on " << engine.url() << std::endl;  // flushes
-        int received = 0;
-        sigwait(&signals, &received);
+        // On this thread, the process's only one (see EngineProcess).
+        iii::testing::EngineProcess::serve(options, [](const std::string& url) {
+            std::cout << "iii-test-engine listening on " << url << std::endl;  // flushes
+        });
     } catch (const std::exception& e) {
         std::fprintf(stderr, "iii-test-engine: %s\n", e.what());
         return 1;

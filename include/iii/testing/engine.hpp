@@ -235,6 +235,8 @@ public:
     void shutdown();
 
 private:
+    /// The `iii-test-engine` program's entry, which runs an engine on its only thread.
+    friend struct EngineProcess;
     struct Impl;
     std::shared_ptr<Impl> impl_{};
 };
