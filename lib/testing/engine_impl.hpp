@@ -422,7 +422,7 @@ struct Engine::Impl {
 
 /// iii-test-engine (engine_main.cpp) runs its engine here, on the process's only thread: a
 /// process that never starts a second thread skips glibc's cancellation bookkeeping around
-/// each system call and libstdc++'s atomic reference counts (about 280 instructions per
+/// each system call and libstdc++'s atomic reference counts (about 700 instructions per
 /// routed call under callgrind), as the single-threaded relay of the benchmarks does.
 struct III_API EngineProcess {
     /// Listens (throws what Engine's constructor throws), calls `on_listening(url)`, then
