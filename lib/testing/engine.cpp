@@ -49,6 +49,10 @@ Engine::Impl::Impl(EngineOptions opts, bool own_thread) : options(std::move(opts
     if (own_thread) thread = std::thread([this] { run(); });
 }
 
+std::string Engine::Impl::url() const {
+    return fmt::format("{}://127.0.0.1:{}", options.tls ? "wss" : "ws", port);
+}
+
 transport::ServerTls Engine::Impl::server_tls() const {
     transport::ServerTls tls;
     if (options.tls) {
@@ -96,7 +100,7 @@ void EngineProcess::serve(EngineOptions options,
         impl.stop_everything();
         impl.io.stop();
     });
-    on_listening(fmt::format("{}://127.0.0.1:{}", impl.options.tls ? "wss" : "ws", impl.port));
+    on_listening(impl.url());
     impl.run();
 }
 
@@ -302,7 +306,7 @@ Engine::Impl::Worker* Engine::Impl::find_worker(const std::string& id, WorkerRef
     // ids are fresh UUIDs, so it is the worker find_worker(id) returns.
     if (ref.worker && ref.disconnects == disconnects && ref.worker->id == id) return ref.worker;
     Worker* worker = find_worker(id);
-    ref = worker && !worker->gone ? WorkerRef{worker, disconnects} : WorkerRef{};
+    ref = remember(worker);
     return worker;
 }
 
@@ -560,7 +564,7 @@ std::optional<Generation> parse_generation(std::string_view text) noexcept {
 }
 
 std::string Engine::url() const {
-    return fmt::format("{}://127.0.0.1:{}", impl_->options.tls ? "wss" : "ws", impl_->port);
+    return impl_->url();
 }
 
 std::vector<std::string> Engine::worker_ids() const {

@@ -603,7 +603,7 @@ bool Engine::Impl::forward_fast(Worker& worker, std::string_view frame) {
         assign(entry.traceparent, traceparent);
         assign(entry.baggage, baggage);
         entry.on_result = nullptr;
-        entry.caller_ref = worker.gone ? WorkerRef{} : WorkerRef{&worker, disconnects};
+        entry.caller_ref = remember(&worker);
 
         std::string out = take_text();
         out.reserve(frame.size() + caller_key.size() + worker.id.size() + 64);

@@ -235,6 +235,7 @@ struct Engine::Impl {
     explicit Impl(EngineOptions opts, bool own_thread = true);
     ~Impl();
     transport::ServerTls server_tls() const;
+    std::string url() const;  // what Engine::url() returns
     void run();
     /// Runs `f` on the io thread and waits for it; runs it inline when already there.
     template <class F>
@@ -280,6 +281,11 @@ struct Engine::Impl {
     Worker* find_worker(const std::string& id);
     /// find_worker(id), through `ref` when it still holds that worker.
     Worker* find_worker(const std::string& id, WorkerRef& ref);
+    /// A WorkerRef to `worker`; empty for none or one that is leaving (destroyed at the end
+    /// of its disconnect(), after the count has moved).
+    WorkerRef remember(Worker* worker) const {
+        return worker && !worker->gone ? WorkerRef{worker, disconnects} : WorkerRef{};
+    }
     std::uint64_t disconnects = 0;  // disconnect() calls so far: invalidates every WorkerRef
     void send(Worker& worker, const proto::Message& message);
     // Queued, and written when the event ends, after its state change is published: a test
