@@ -425,6 +425,16 @@ inline size_t byte_mask_circ(uint8_t * input, uint8_t * output, size_t length,
         transport_con_type::iii_post([self = type::get_shared()] { self->write_frame(); });
     }
 """),
+    # The wire copy of a message is asked for at its size (websocketpp asks for an empty one):
+    # the message pool (lib/wspp/iii_wspp_pool.hpp) then keeps no huge buffer and can serve
+    # small ones from its small slots.
+    ("impl/connection_impl.hpp",
+     """\
+        outgoing_msg = m_msg_manager->get_message();
+""",
+     """\
+        outgoing_msg = m_msg_manager->get_message(msg->get_opcode(), msg->get_payload().size()); // iii
+"""),
     ("transport/asio/connection.hpp",
      """\
     lib::error_code dispatch(dispatch_handler handler) {
@@ -451,7 +461,9 @@ inline size_t byte_mask_circ(uint8_t * input, uint8_t * output, size_t length,
     template <typename Handler>
     void iii_post(Handler && handler) {
         if (config::enable_multithreading) {
-            m_io_service->post(m_strand->wrap(std::forward<Handler>(handler)));
+            // Straight onto the strand: one queued operation, where posting a strand-wrapped
+            // handler makes two (the post, then the strand's own when it is busy).
+            lib::asio::post(*m_strand, std::forward<Handler>(handler));
         } else {
             m_io_service->post(std::forward<Handler>(handler));
         }

@@ -36,7 +36,7 @@ public:
             if constexpr (sizeof...(Opcode) == 1) return std::make_shared<Message>(manager, opcode..., reserve);
             else return std::make_shared<Message>(manager);
         }
-        std::shared_ptr<Message> m = take();
+        std::shared_ptr<Message> m = take(reserve);
         if (m) {
             m->set_prepared(false);
             m->set_fin(true);
@@ -53,33 +53,57 @@ public:
         if constexpr (sizeof...(Opcode) == 1) m = std::make_shared<Message>(manager, opcode..., reserve);
         else m = std::make_shared<Message>(manager);
         std::lock_guard lock(mutex_);
-        if (messages_.size() < max_messages) messages_.push_back(m);
+        if (messages_.size() < large_slots || (messages_.size() < max_messages && fits_small(reserve)))
+            messages_.push_back(m);
         return m;
     }
 
 private:
-    // A connection rarely has more than a few messages alive at once (websocketpp's send queue
-    // can hold more: those beyond the bound are plain allocations). Buffers above
-    // max_kept_capacity (a channel's 64 KiB frames fit) are not kept.
-    static constexpr std::size_t max_messages = 16;
+    // With calls pipelined, websocketpp's send queue holds a message per call in flight (64 in
+    // the bench; those beyond the bound are plain allocations). Buffers above max_kept_capacity
+    // (a channel's 64 KiB frames fit) are not kept. Only the first large_slots messages serve
+    // any size; the others serve known sizes up to small_capacity, and drop a buffer that grew.
+    static constexpr std::size_t max_messages = 64;
+    static constexpr std::size_t large_slots = 16;
+    static constexpr std::size_t small_capacity = 4 * 1024;
     static constexpr std::size_t max_kept_capacity = 80 * 1024;
 
-    std::shared_ptr<Message> take() {
+    // Whether the message in slot i is free: only the pool owns it, and only the pool (under
+    // mutex_) hands out new owners, so it stays free. The last other owner's release
+    // happens-before this read (release decrement, then the acquire fence): its last uses of
+    // the message are over.
+    bool free_at(std::size_t i) const {
+        if (messages_[i].use_count() != 1) return false;
+        std::atomic_thread_fence(std::memory_order_acquire);
+        return true;
+    }
+    static bool fits_small(std::size_t reserve) { return reserve > 0 && reserve <= small_capacity; }
+    std::shared_ptr<Message> take(std::size_t reserve) {
         std::lock_guard lock(mutex_);
-        for (const auto& m : messages_) {
-            // Only the pool owns it, and only the pool (under mutex_) hands out new owners, so
-            // it stays free. The last other owner's release happens-before this read (release
-            // decrement, then this acquire fence): its last uses of the message are over.
-            if (m.use_count() == 1) {
-                std::atomic_thread_fence(std::memory_order_acquire);
-                return m;
-            }
+        // The large slots first fit from the front, as websocketpp's few live messages come
+        // and go: a big buffer left idle there is found, and dropped, by the next message.
+        const std::size_t count = messages_.size();
+        const std::size_t large = count < large_slots ? count : large_slots;
+        for (std::size_t i = 0; i < large; ++i)
+            if (free_at(i)) return messages_[i];
+        if (!fits_small(reserve) || count == large) return nullptr;
+        // The small slots (pipelined sends) from the one after the last taken: messages come
+        // back in about the order they went out, so the first looked at is usually free.
+        const std::size_t small = count - large;
+        for (std::size_t n = 0; n < small; ++n) {
+            const std::size_t i = large + (next_small_ + n) % small;
+            if (!free_at(i)) continue;
+            next_small_ = i + 1 - large;
+            // One that grew in use lets go of it.
+            if (messages_[i]->get_raw_payload().capacity() > small_capacity)
+                std::string().swap(messages_[i]->get_raw_payload());
+            return messages_[i];
         }
         return nullptr;
     }
-
     std::mutex mutex_;
     std::vector<std::shared_ptr<Message>> messages_;
+    std::size_t next_small_ = 0;  // where take() starts looking among the small slots
 };
 
 }  // namespace iii::detail::wspp
