@@ -567,92 +567,16 @@ void Connection::dispatch_handler(core::action::Dispatch& d) {
     }
     // Posted, not started inline: the handler must not run inside the transport's read
     // handler, nor hold the strand until its first suspension. The invocation is boxed: it
-    // moves from here to the handler as one pointer.
+    // moves from here to the handler's coroutine as one pointer.
     auto invoke = small_pool::make_box<protocol::InvokeFunction>(std::move(d.invoke));
     small_pool::post(executor_, [self, slot, invoke = std::move(invoke), generation = d.generation]() mutable {
         telemetry::ServerSpan span = self->begin_server_span(*invoke);
-        if (!slot->handler) {  // a raw handler: its JSON text is parsed by a coroutine around it
-            auto executor = span.context ? telemetry::traced_executor(self->executor_, span.context) : self->executor_;
-            asio::co_spawn(executor, self->run_handler(std::move(slot), std::move(invoke), generation, std::move(span)),
-                           asio::detached);
-            return;
-        }
-        self->start_handler(*slot, std::move(invoke), generation, std::move(span));
+        // [telemetry hook] With a span, the handler's coroutine runs on an executor that makes
+        // the span's context current at every resumption: no wrapping coroutine per call.
+        auto executor = span.context ? telemetry::traced_executor(self->executor_, span.context) : self->executor_;
+        asio::co_spawn(executor, self->run_handler(std::move(slot), std::move(invoke), generation, std::move(span)),
+                       asio::detached);
     });
-}
-
-namespace {
-// The error reply for what a handler threw.
-RemoteError handler_error(const std::exception_ptr& thrown) {
-    try {
-        std::rethrow_exception(thrown);
-    } catch (const Error& e) {
-        if (const RemoteError* remote = e.remote()) return *remote;  // a failed nested call: keep its code and message
-        return RemoteError{"invocation_failed", e.what(), std::nullopt};
-    } catch (const std::exception& e) {
-        return RemoteError{"invocation_failed", e.what(), std::nullopt};
-    } catch (...) {
-        return RemoteError{"invocation_failed", "handler threw a non-standard exception", std::nullopt};
-    }
-}
-
-// The invocation's fields, moved into the context its handler sees (no copies): the invocation
-// keeps the data; the reply takes the function and invocation ids back once the handler is done
-// (finish_handler).
-void move_context(protocol::InvokeFunction& invoke, InvocationContext& context) {
-    context.function_id = std::move(invoke.function_id);
-    context.invocation_id = std::move(invoke.invocation_id);
-    context.metadata = std::move(invoke.metadata);
-    context.traceparent = std::move(invoke.traceparent);
-    context.baggage = std::move(invoke.baggage);
-}
-}  // namespace
-
-/// co_spawn's completion handler for a coroutine handler: the reply is made here, so a served
-/// call runs in no coroutine of the connection's own (one Asio frame, and its allocation, fewer
-/// than a wrapping coroutine). Handlers never hold the context past their synchronous call
-/// (ContextHandler copies it), so it need not outlive the handler's frame, but the reply needs
-/// its ids. Everything travels boxed: Asio moves a completion handler several times.
-struct Connection::HandlerDone {
-    struct Call {
-        std::shared_ptr<Connection> self;
-        std::uint64_t generation;
-        InvocationContext context;
-        telemetry::ServerSpan span;
-    };
-    small_pool::Box<Call> call;
-
-    void operator()(const std::exception_ptr& thrown, Value result) {
-        protocol::InvocationResult reply;
-        if (thrown)
-            reply.error = handler_error(thrown);
-        else
-            reply.result = std::move(result);
-        // The connection's own work (the reply, the next dispatch) is not part of the span.
-        telemetry::ContextScope outside_the_span(nullptr);
-        call->self->finish_handler(call->generation, reply, call->context, call->span);
-    }
-};
-
-void Connection::start_handler(const FunctionSlot& slot, small_pool::Box<protocol::InvokeFunction> invoke,
-                               std::uint64_t generation, telemetry::ServerSpan span) {
-    HandlerDone done{small_pool::make_box<HandlerDone::Call>(shared_from_this(), generation, InvocationContext{},
-                                                             std::move(span))};
-    move_context(*invoke, done.call->context);
-    asio::awaitable<Value> work;
-    try {
-        // The span's context is current for the synchronous call too (work a handler does
-        // before its first suspension); the coroutine itself runs on a traced executor.
-        telemetry::ContextScope scope(done.call->span.context);
-        work = call_in_scope(std::as_const(done.call->context), slot.handler, std::move(invoke->data));
-    } catch (...) {
-        done(std::current_exception(), Value());
-        return;
-    }
-    invoke.reset();  // its data went to the handler; the box goes back to the pool now
-    const auto& context = done.call->span.context;
-    auto executor = context ? telemetry::traced_executor(executor_, context) : executor_;
-    asio::co_spawn(executor, std::move(work), std::move(done));
 }
 
 telemetry::ServerSpan Connection::begin_server_span(const protocol::InvokeFunction& invoke) const {
@@ -665,20 +589,38 @@ asio::awaitable<void> Connection::run_handler(std::shared_ptr<const FunctionSlot
                                               small_pool::Box<protocol::InvokeFunction> invoke,
                                               std::uint64_t generation, telemetry::ServerSpan span) {
     protocol::InvocationResult reply;
+    // In the frame: a (Value, InvocationContext) handler copies it during the call.
+    // The invocation's fields move into the context (no copies): `invoke` keeps the data; the
+    // reply takes the function and invocation ids back from the context once the handler is
+    // done (finish_handler).
     InvocationContext context;
-    move_context(*invoke, context);
+    context.function_id = std::move(invoke->function_id);
+    context.invocation_id = std::move(invoke->invocation_id);
+    context.metadata = std::move(invoke->metadata);
+    context.traceparent = std::move(invoke->traceparent);
+    context.baggage = std::move(invoke->baggage);
     try {
         if (slot->blocking_handler) {
             telemetry::ContextScope scope(span.context);
             reply.result = call_in_scope(std::as_const(context), slot->blocking_handler, std::move(invoke->data));
         } else {
-            // A raw handler; the span's context is current already: dispatch_handler spawned
-            // this coroutine on a traced executor.
-            auto work = parsed(call_in_scope(std::as_const(context), slot->raw_handler, invoke->data.dump()));
+            // The span's context is current already: dispatch_handler spawned this coroutine on
+            // a traced executor. (One co_await: g++ 12 warns falsely on a coroutine that
+            // co_awaits in two branches.)
+            auto work = slot->handler
+                            ? call_in_scope(std::as_const(context), slot->handler, std::move(invoke->data))
+                            : parsed(call_in_scope(std::as_const(context), slot->raw_handler, invoke->data.dump()));
             reply.result = co_await std::move(work);
         }
+    } catch (const Error& e) {
+        if (const RemoteError* remote = e.remote())
+            reply.error = *remote;  // a failed nested call: keep its code and message
+        else
+            reply.error = RemoteError{"invocation_failed", e.what(), std::nullopt};
+    } catch (const std::exception& e) {
+        reply.error = RemoteError{"invocation_failed", e.what(), std::nullopt};
     } catch (...) {
-        reply.error = handler_error(std::current_exception());
+        reply.error = RemoteError{"invocation_failed", "handler threw a non-standard exception", std::nullopt};
     }
     // The connection's own work (the reply, the next dispatch) is not part of the span.
     telemetry::ContextScope outside_the_span(nullptr);

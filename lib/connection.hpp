@@ -270,11 +270,6 @@ private:
     void forget_rejection(const std::string& id);
     void dispatch_handler(core::action::Dispatch& dispatch);
     void dispatch_trigger(core::action::DispatchTrigger& dispatch);
-    struct HandlerDone;
-    /// Calls a coroutine handler and spawns its awaitable, completing into HandlerDone.
-    void start_handler(const FunctionSlot& slot, small_pool::Box<protocol::InvokeFunction> invoke,
-                       std::uint64_t generation, telemetry::ServerSpan span);
-    /// Runs a blocking or raw handler (a coroutine around it).
     asio::awaitable<void> run_handler(std::shared_ptr<const FunctionSlot> slot, small_pool::Box<protocol::InvokeFunction> invoke,
                                       std::uint64_t generation, telemetry::ServerSpan span);
     telemetry::ServerSpan begin_server_span(const protocol::InvokeFunction& invoke) const;
@@ -291,20 +286,15 @@ private:
     std::optional<asio::strand<asio::io_context::executor_type>> io_strand_;
     std::optional<asio::strand<asio::any_io_executor>> any_strand_;
     asio::any_io_executor strand_executor_;  // the same strand, type-erased
-    // A handler queued on the strand (it was busy, or the caller is on another thread) gets its
-    // operation from small_pool: Asio's per-thread cache holds two, and frames arriving while
-    // the strand runs keep more than two queued.
     template <class F>
     void dispatch_strand(F&& f) {
-        auto handler = asio::bind_allocator(small_pool::Allocator<void>(), std::forward<F>(f));
-        if (io_strand_) asio::dispatch(*io_strand_, std::move(handler));
-        else asio::dispatch(*any_strand_, std::move(handler));
+        if (io_strand_) asio::dispatch(*io_strand_, std::forward<F>(f));
+        else asio::dispatch(*any_strand_, std::forward<F>(f));
     }
     template <class F>
     void post_strand(F&& f) {
-        auto handler = asio::bind_allocator(small_pool::Allocator<void>(), std::forward<F>(f));
-        if (io_strand_) asio::post(*io_strand_, std::move(handler));
-        else asio::post(*any_strand_, std::move(handler));
+        if (io_strand_) asio::post(*io_strand_, std::forward<F>(f));
+        else asio::post(*any_strand_, std::forward<F>(f));
     }
     std::string url_;
     InitOptions options_;
