@@ -437,7 +437,7 @@ TEST_CASE("run() is the connection's lifetime: cancelling it closes with the han
     iii::testing::Engine engine;
     asio::io_context ioc;
     auto worker = iii::register_worker(ioc, engine.url(), fast_options());
-    REQUIRE(run_sync(ioc, worker->wait_for_state(iii::ConnectionState::Connected, 5s)));
+    REQUIRE(test_support::run_hosted(ioc, worker->wait_for_state(iii::ConnectionState::Connected, 5s)));
     const std::string id = test_support::worker_id_of(*worker);
     asio::cancellation_signal stop;
     bool returned = false;

@@ -17,7 +17,7 @@
 
 using namespace std::chrono_literals;
 using test_support::fast_options;
-using test_support::run_sync;
+using test_support::run_hosted;
 
 namespace {
 
@@ -61,7 +61,7 @@ TEST_CASE("register_worker(io) with coroutine handlers adds no thread, telemetry
                               });
     // A round trip through the engine back into this worker's own handler.
     iii::TriggerRequest request("threads::add1", iii::Value(41));
-    CHECK(run_sync(ioc, worker->trigger(std::move(request))) == iii::Value(42));
+    CHECK(run_hosted(ioc, worker->trigger(std::move(request))) == iii::Value(42));
     CHECK(handler_thread.load() == std::this_thread::get_id());  // the thread running ioc
     CHECK(worker->connection()->handler_pool_threads() == 0);
     if (telemetry) {
@@ -75,7 +75,7 @@ TEST_CASE("register_worker(io) with coroutine handlers adds no thread, telemetry
     INFO("threads after the round trip: " << thread_names());
     CHECK(thread_count() == before);
 
-    run_sync(ioc, worker->shutdown_async());
+    run_hosted(ioc, worker->shutdown_async());
     CHECK(thread_count() == before);
     worker.reset();
     test_support::drain(ioc);
@@ -98,10 +98,10 @@ TEST_CASE("the blocking-handler pool appears with the first blocking registratio
     CHECK(worker->connection()->handler_pool_threads() == 3);
     CHECK(thread_count() == before + 3);
     iii::TriggerRequest request("threads::blocking", iii::Value(7));
-    CHECK(run_sync(ioc, worker->trigger(std::move(request))) == iii::Value(7));
+    CHECK(run_hosted(ioc, worker->trigger(std::move(request))) == iii::Value(7));
     CHECK(handler_thread.load() != std::this_thread::get_id());
     CHECK(handler_thread.load() != std::thread::id{});
-    run_sync(ioc, worker->shutdown_async());
+    run_hosted(ioc, worker->shutdown_async());
     worker.reset();
     test_support::drain(ioc);
 }
@@ -122,10 +122,10 @@ TEST_CASE("README 'Who runs where': coroutine handlers on io, blocking ones on t
         [](iii::Value v) { return expensive(v); });           // on the blocking pool
     // ---- end of snippet ----
     iii::TriggerRequest add("add1", iii::Value(1));
-    CHECK(run_sync(io, client->trigger(std::move(add))) == iii::Value(2));
+    CHECK(run_hosted(io, client->trigger(std::move(add))) == iii::Value(2));
     iii::TriggerRequest hash("hash", iii::Value(21));
-    CHECK(run_sync(io, client->trigger(std::move(hash))) == iii::Value(42));
-    run_sync(io, client->shutdown_async());
+    CHECK(run_hosted(io, client->trigger(std::move(hash))) == iii::Value(42));
+    run_hosted(io, client->shutdown_async());
     client.reset();
     test_support::drain(io);
 }

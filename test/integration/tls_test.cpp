@@ -117,6 +117,19 @@ TEST_CASE("a worker trusting the private CA calls another over wss://", "[integr
     CHECK_FALSE(callee->last_connect_error());
 }
 
+// websocketpp takes an operation_aborted completion of the TLS shutdown for its own shutdown
+// timer and waits for that timer (5 s); Asio's TLS shutdown completes so after every clean
+// close_notify exchange on the engine's side. The engine must see the close at once.
+TEST_CASE("the engine sees a wss:// worker's close at once, not after websocketpp's 5 s shutdown timer",
+          "[integration][tls]") {
+    iii::testing::Engine engine(tls_engine_options());
+    auto worker = iii::register_worker(engine.url(), trusting_options());
+    const std::string id = test_support::worker_id_of(*worker);
+    worker->shutdown();
+    CHECK(engine.wait_for([&] { return engine.close_code(id) == std::optional<std::uint16_t>(1000); },
+                          std::chrono::seconds(3)));
+}
+
 // OpenSSL caches a certificate's decoded extensions on first use; with one context shared by
 // every client of the same settings, that first use can come from several io threads at once.
 // Each round gets fresh trust (a new ca_pem text or CA directory path, so a new context and new

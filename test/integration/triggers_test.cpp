@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -20,6 +21,9 @@ using test_support::wait_state;
 namespace {
 
 /// Records what the engine forwards to the provider of a trigger type.
+/// Records what the engine asked of a trigger provider. Its changes are not engine events
+/// (the provider applies them after the engine sent the frame), so tests wait on its own
+/// condition variable rather than on Engine::wait_for.
 class RecordingHandler final : public iii::TriggerHandler {
 public:
     asio::awaitable<void> register_trigger(iii::TriggerConfig config) override {
@@ -27,11 +31,13 @@ public:
         if (config.config.is_object() && config.config.contains("reject"))
             throw std::runtime_error("bad config: reject");
         registered_.push_back(std::move(config));
+        changed_.notify_all();
         co_return;
     }
     asio::awaitable<void> unregister_trigger(iii::TriggerConfig config) override {
         std::lock_guard lock(mutex_);
         unregistered_.push_back(std::move(config));
+        changed_.notify_all();
         co_return;
     }
     std::vector<iii::TriggerConfig> registered() {
@@ -42,9 +48,22 @@ public:
         std::lock_guard lock(mutex_);
         return unregistered_;
     }
+    /// Blocks until exactly `count` bindings have arrived; false after 5 s.
+    bool wait_registered(std::size_t count) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, std::chrono::seconds(5),
+                                 [&] { return registered_.size() == count; });
+    }
+    /// Blocks until exactly `count` unbindings have arrived; false after 5 s.
+    bool wait_unregistered(std::size_t count) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, std::chrono::seconds(5),
+                                 [&] { return unregistered_.size() == count; });
+    }
 
 private:
     std::mutex mutex_;
+    std::condition_variable changed_;
     std::vector<iii::TriggerConfig> registered_;
     std::vector<iii::TriggerConfig> unregistered_;
 };
@@ -102,7 +121,7 @@ TEST_CASE("a custom trigger type's whole lifecycle across two workers", "[integr
     input.function_id = "on_tick";
     input.config = {{"interval_ms", 10}};
     auto trigger = consumer->register_trigger(input);
-    REQUIRE(engine.wait_for([&] { return handler->registered().size() == 1; }));
+    REQUIRE(handler->wait_registered(1));
     auto bound = handler->registered()[0];
     CHECK(bound.id == trigger.id);
     CHECK(bound.function_id == "on_tick");
@@ -127,7 +146,7 @@ TEST_CASE("a custom trigger type's whole lifecycle across two workers", "[integr
 
     // Unbinding reaches the provider's unregister_trigger with the remembered config.
     trigger.unregister();
-    REQUIRE(engine.wait_for([&] { return handler->unregistered().size() == 1; }));
+    REQUIRE(handler->wait_unregistered(1));
     CHECK(handler->unregistered()[0].id == trigger.id);
     CHECK(handler->unregistered()[0].function_id == "on_tick");
     CHECK(handler->unregistered()[0].config["interval_ms"] == iii::Value(10));
@@ -161,11 +180,11 @@ TEST_CASE("a reconnecting provider gets the stored triggers again", "[integratio
     auto provider = ticker_provider(engine, handler);
     auto consumer = iii::register_worker(engine.url(), fast_options());
     auto trigger = bind_ticker(*consumer);
-    REQUIRE(engine.wait_for([&] { return handler->registered().size() == 1; }));
+    REQUIRE(handler->wait_registered(1));
 
     const auto first = test_support::worker_id_of(*provider);
     engine.drop(first);
-    REQUIRE(engine.wait_for([&] { return handler->registered().size() == 2; }));
+    REQUIRE(handler->wait_registered(2));
     CHECK(handler->registered()[1].id == trigger.id);
     CHECK(test_support::worker_id_of(*provider) != first);
     // The trigger type was replayed exactly once on the new connection.
@@ -179,9 +198,9 @@ TEST_CASE("a consumer's disconnect unbinds its triggers at the provider", "[inte
     auto provider = ticker_provider(engine, handler);
     auto consumer = iii::register_worker(engine.url(), fast_options());
     bind_ticker(*consumer);
-    REQUIRE(engine.wait_for([&] { return handler->registered().size() == 1; }));
+    REQUIRE(handler->wait_registered(1));
     consumer.reset();  // gone
-    REQUIRE(engine.wait_for([&] { return handler->unregistered().size() == 1; }));
+    REQUIRE(handler->wait_unregistered(1));
     asio::io_context ioc;
     CHECK(run_sync(ioc, provider->list_triggers()).empty());
 }

@@ -40,8 +40,12 @@ inline void drain(asio::io_context& ioc) {
     while (!ioc.stopped() && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(10ms);
 }
 
+/// Runs `ioc` until `op` completes (or `limit` passes: throws) and returns its result, with
+/// `ioc`'s outstanding work not waited for: for a client hosted on `ioc` itself
+/// (`register_worker(ioc, ...)`), whose connection keeps work on `ioc` until it is shut down and
+/// whose operations complete on `ioc` with no other thread holding its work.
 template <class T>
-T run_sync(asio::io_context& ioc, asio::awaitable<T> op, std::chrono::milliseconds limit = 10s) {
+T run_hosted(asio::io_context& ioc, asio::awaitable<T> op, std::chrono::milliseconds limit = 10s) {
     std::optional<T> value;
     std::exception_ptr error;
     bool done = false;
@@ -54,24 +58,37 @@ T run_sync(asio::io_context& ioc, asio::awaitable<T> op, std::chrono::millisecon
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (!done && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(10ms);
     if (!done) throw std::runtime_error("run_sync: deadline exceeded");
-    drain(ioc);
     if (error) std::rethrow_exception(error);
     return std::move(*value);
 }
 
+inline void run_hosted(asio::io_context& ioc, asio::awaitable<void> op,
+                       std::chrono::milliseconds limit = 10s) {
+    // Through a value, so that one loop serves both.
+    auto as_value = [](asio::awaitable<void> inner) -> asio::awaitable<bool> {
+        co_await std::move(inner);
+        co_return true;
+    };
+    run_hosted(ioc, as_value(std::move(op)), limit);
+}
+
+/// Runs drain() when it goes, also when the run throws.
+struct DrainOnExit {
+    asio::io_context& ioc;
+    ~DrainOnExit() { drain(ioc); }
+};
+
+/// run_hosted(), then drain(): for an `ioc` that only waits on clients with their own threads,
+/// so that it can be destroyed as soon as this returns.
+template <class T>
+T run_sync(asio::io_context& ioc, asio::awaitable<T> op, std::chrono::milliseconds limit = 10s) {
+    DrainOnExit drain_on_exit{ioc};
+    return run_hosted(ioc, std::move(op), limit);
+}
+
 inline void run_sync(asio::io_context& ioc, asio::awaitable<void> op, std::chrono::milliseconds limit = 10s) {
-    std::exception_ptr error;
-    bool done = false;
-    asio::co_spawn(ioc, std::move(op), [&](std::exception_ptr e) {
-        done = true;
-        error = e;
-    });
-    ioc.restart();
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(10ms);
-    if (!done) throw std::runtime_error("run_sync: deadline exceeded");
-    drain(ioc);
-    if (error) std::rethrow_exception(error);
+    DrainOnExit drain_on_exit{ioc};
+    run_hosted(ioc, std::move(op), limit);
 }
 
 /// Engine options for one generation (see III_FOR_EACH_GENERATION).
