@@ -20,7 +20,6 @@ using test_support::wait_state;
 
 namespace {
 
-/// Records what the engine forwards to the provider of a trigger type.
 /// Records what the engine asked of a trigger provider. Its changes are not engine events
 /// (the provider applies them after the engine sent the frame), so tests wait on its own
 /// condition variable rather than on Engine::wait_for.
@@ -49,19 +48,16 @@ public:
         return unregistered_;
     }
     /// Blocks until exactly `count` bindings have arrived; false after 5 s.
-    bool wait_registered(std::size_t count) {
-        std::unique_lock lock(mutex_);
-        return changed_.wait_for(lock, std::chrono::seconds(5),
-                                 [&] { return registered_.size() == count; });
-    }
+    bool wait_registered(std::size_t count) { return wait_size(registered_, count); }
     /// Blocks until exactly `count` unbindings have arrived; false after 5 s.
-    bool wait_unregistered(std::size_t count) {
-        std::unique_lock lock(mutex_);
-        return changed_.wait_for(lock, std::chrono::seconds(5),
-                                 [&] { return unregistered_.size() == count; });
-    }
+    bool wait_unregistered(std::size_t count) { return wait_size(unregistered_, count); }
 
 private:
+    bool wait_size(const std::vector<iii::TriggerConfig>& list, std::size_t count) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, std::chrono::seconds(5), [&] { return list.size() == count; });
+    }
+
     std::mutex mutex_;
     std::condition_variable changed_;
     std::vector<iii::TriggerConfig> registered_;
