@@ -12,8 +12,9 @@
 #   tools/fuzz.sh --runs N [TARGET...]      each target for N executions instead (at most
 #                                           $FUZZ_MAX_SECONDS each, when set)
 #
-# Prints "fuzz <target>: <runs> runs in <s> s, no finding" per target; a finding stops with the
-# crashing input in build-fuzz/<target>/ and a non-zero exit. Built with clang directly, not
+# Targets are built, then fuzzed, side by side (one per core). Prints "fuzz <target>: <runs> runs
+# in <s> s, no finding" per target; a finding leaves the crashing input in build-fuzz/<target>/
+# and makes the exit non-zero (the other targets still run). Built with clang directly, not
 # through Meson, and without Asio's coroutine code: nothing here needs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +55,11 @@ sed -e "s/@version@/$version/; s/@major@/$v_major/; s/@minor@/$v_minor/; s/@patc
 mv "$out/include/iii/version.hpp.tmp" "$out/include/iii/version.hpp"
 for target in "${targets[@]}"; do
     [[ -n "${sources[$target]:-}" ]] || { echo "fuzz.sh: unknown target '$target'" >&2; exit 2; }
+done
+# build TARGET: one fuzzer binary. The builds run side by side (one per core): compiling is
+# most of a short run.
+build() {
+    local target=$1
     mkdir -p "$out/$target/corpus"
     # pointer-overflow is left out: RapidJSON 1.1.0 computes `nullptr + n` in internal/stack.h
     # on a writer's first push (benign, fixed upstream after 1.1.0), which would stop every run.
@@ -62,18 +68,46 @@ for target in "${targets[@]}"; do
         -fno-sanitize-recover=undefined -Iinclude -I"$out/include" -Ilib -DASIO_STANDALONE -DASIO_HAS_CO_AWAIT -DASIO_HAS_STD_COROUTINE \
         -DSIMDJSON_THREADS_ENABLED=1 "test/fuzz/${target}_fuzz.cpp" ${sources[$target]} \
         -lsimdjson -lfmt -o "$out/$target/fuzz"
-    log="$out/$target/fuzz.log"
+}
+# Builds, then runs, go side by side, one per core: a short run is mostly compiling.
+jobs_max=$(nproc)
+throttle() { while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done; }
+for target in "${targets[@]}"; do
+    rm -f "$out/$target/fuzz" "$out/$target/result"
+    throttle
+    build "$target" &
+done
+wait
+for target in "${targets[@]}"; do
+    [[ -x "$out/$target/fuzz" ]] || { echo "fuzz.sh: building the $target fuzzer failed" >&2; exit 1; }
+done
+# run TARGET: fuzzes it and writes its outcome line to $out/TARGET/result.
+run() {
+    local target=$1 log="$out/$1/fuzz.log" status=0 start=$SECONDS runs secs
     # The committed seeds stay read-only; what the fuzzer learns goes to build-fuzz/<target>/corpus.
-    status=0
-    start=$SECONDS
     (cd "$out/$target" && ./fuzz "${limit[@]}" -max_len=4096 -print_final_stats=1 \
         corpus "$root/test/fuzz/corpus/$target") >"$log" 2>&1 || status=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     secs=$((SECONDS - start))
     if [[ $status -ne 0 ]]; then
-        tail -40 "$log" >&2
-        echo "fuzz $target: FINDING after ${runs:-?} runs (log: $log)" >&2
-        exit 1
+        echo "fuzz $target: FINDING after ${runs:-?} runs (log: $log)" >"$out/$target/result"
+    else
+        echo "fuzz $target: ${runs:-?} runs in ${secs} s, no finding" >"$out/$target/result"
     fi
-    echo "fuzz $target: ${runs:-?} runs in ${secs} s, no finding"
+}
+for target in "${targets[@]}"; do
+    throttle
+    run "$target" &
 done
+wait
+found=0
+for target in "${targets[@]}"; do
+    if grep -qs "no finding" "$out/$target/result"; then
+        cat "$out/$target/result"
+    else
+        tail -40 "$out/$target/fuzz.log" >&2 || true
+        cat "$out/$target/result" >&2 || echo "fuzz $target: no result" >&2
+        found=1
+    fi
+done
+exit $found

@@ -438,7 +438,7 @@ TEST_CASE("run() is the connection's lifetime: cancelling it closes with the han
     asio::io_context ioc;
     auto worker = iii::register_worker(ioc, engine.url(), fast_options());
     REQUIRE(test_support::run_hosted(ioc, worker->wait_for_state(iii::ConnectionState::Connected, 5s)));
-    const std::string id = test_support::worker_id_of(*worker);
+    const std::string id = test_support::worker_id_of(ioc, *worker);
     asio::cancellation_signal stop;
     bool returned = false;
     bool done = false;

@@ -57,7 +57,7 @@ T run_hosted(asio::io_context& ioc, asio::awaitable<T> op, std::chrono::millisec
     ioc.restart();
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (!done && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(10ms);
-    if (!done) throw std::runtime_error("run_sync: deadline exceeded");
+    if (!done) throw std::runtime_error("run_hosted: deadline exceeded");
     if (error) std::rethrow_exception(error);
     return std::move(*value);
 }
@@ -135,6 +135,21 @@ inline std::string worker_id_of(const iii::Client& client, std::chrono::millisec
     std::string id = client.connection()->worker_id();
     while (id.empty() && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(1ms);  // polls client-side state; bounded by the deadline
+        id = client.connection()->worker_id();
+    }
+    if (id.empty()) throw std::runtime_error("worker_id_of: no workerregistered within the limit");
+    return id;
+}
+
+/// worker_id_of() for a client hosted on `ioc` (`register_worker(ioc, ...)`): its
+/// `workerregistered` frame is read only while `ioc` runs, so this runs `ioc` while it waits.
+inline std::string worker_id_of(asio::io_context& ioc, const iii::Client& client,
+                                std::chrono::milliseconds limit = 5s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    ioc.restart();
+    std::string id = client.connection()->worker_id();
+    while (id.empty() && std::chrono::steady_clock::now() < deadline) {
+        ioc.run_one_for(10ms);
         id = client.connection()->worker_id();
     }
     if (id.empty()) throw std::runtime_error("worker_id_of: no workerregistered within the limit");
