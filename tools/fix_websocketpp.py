@@ -30,7 +30,8 @@ the queue waits for it instead of polling):
                connection::send() made that message for this one send, so an unprepared message
                passed to send(message_ptr) is consumed (ours never is; the transport sends bytes).
                The copy of connection.hpp binds its read and write completion
-               handlers so that websocketpp's copies of them do not allocate, and the copy of
+               handlers so that websocketpp's copies of them do not allocate and queues sends
+               in a ring that keeps its slots (lib/wspp/iii_wspp_queue.hpp), and the copy of
                message_buffer/alloc.hpp recycles messages (lib/wspp/iii_wspp_pool.hpp). Each change
                replaces one exact, unique piece of the original text:
                if the installed headers differ (another version, a distribution patch), the
@@ -349,6 +350,16 @@ inline size_t byte_mask_circ(uint8_t * input, uint8_t * output, size_t length,
             }
             o.swap(i);
 """),
+    # The send queue is a std::queue (a deque): it allocates a block and frees one every 32
+    # sends even when it never holds more than one message. lib/wspp/iii_wspp_queue.hpp keeps
+    # its slots.
+    ("connection.hpp",
+     "#include <queue>\n",
+     "#include <queue>\n"
+     "#include <iii_wspp_queue.hpp> // iii: a send queue that keeps its slots\n"),
+    ("connection.hpp",
+     "    std::queue<message_ptr> m_send_queue;\n",
+     "    iii::detail::wspp::RingQueue<message_ptr> m_send_queue; // iii: see iii_wspp_queue.hpp\n"),
     # The read and write completion handlers are std::functions that websocketpp copies several
     # times per frame (into each transport call and each bind around it). A bind of a member
     # pointer and `this` is 24 bytes, too big for libstdc++'s 16-byte small buffer, so every copy

@@ -54,12 +54,13 @@ struct Setup {
         }));
     }
 
+    /// The texts of the frames of `type` that `w` got after its first `from`, worker ids
+    /// replaced by $CALLER and $CALLEE.
     std::vector<std::string> texts(const RawWorker& w, const std::string& type,
                                    std::size_t from) const {
         std::vector<std::string> out;
-        std::size_t seen = 0;
-        for (const RawFrame& f : w.frames())
-            if (f.type == type && seen++ >= from)
+        for (const RawFrame& f : w.frames_from(from))
+            if (f.type == type)
                 out.push_back(replace_all(replace_all(f.text, caller_id, "$CALLER"), callee_id,
                                           "$CALLEE"));
         return out;
@@ -74,16 +75,17 @@ struct Trace {
 /// `result` ($ID: the forwarded invocation id) unless that is empty.
 Trace exchange(Setup& s, const std::string& id, const std::string& invoke,
                const std::string& result) {
-    const std::size_t callee_before = s.callee.count("invokefunction");
-    const std::size_t caller_before = s.caller.count("invocationresult");
+    const std::size_t callee_before = s.callee.frame_count();
+    const std::size_t caller_before = s.caller.frame_count();
     s.caller.send(replace_all(invoke, "$ID", id));
     s.caller.sync();  // the engine has handled the call...
     s.callee.sync();  // ...and what it forwarded arrived before this pong
     Trace t;
     t.to_callee = s.texts(s.callee, "invokefunction", callee_before);
     if (!result.empty() && t.to_callee.size() == 1) {
-        const auto forwarded = s.callee.of_type("invokefunction").back();
-        const std::string callee_id = forwarded["invocation_id"].as_string();
+        std::string callee_id;
+        for (const RawFrame& f : s.callee.frames_from(callee_before))
+            if (f.type == "invokefunction") callee_id = f.json["invocation_id"].as_string();
         s.callee.send(replace_all(result, "$ID", callee_id));
         s.callee.sync();
         s.caller.sync();

@@ -163,6 +163,20 @@ public:
         return frames_;
     }
 
+    /// How many frames have arrived: a mark for frames_from().
+    std::size_t frame_count() const {
+        std::lock_guard lock(mutex_);
+        return frames_.size();
+    }
+
+    /// The frames that arrived after the first `from` (a test exchanging many frames looks at
+    /// the new ones only, instead of copying every frame each time).
+    std::vector<RawFrame> frames_from(std::size_t from) const {
+        std::lock_guard lock(mutex_);
+        if (from >= frames_.size()) return {};
+        return {frames_.begin() + static_cast<std::ptrdiff_t>(from), frames_.end()};
+    }
+
     std::vector<iii::Value> of_type(const std::string& type) const {
         std::vector<iii::Value> out;
         std::lock_guard lock(mutex_);

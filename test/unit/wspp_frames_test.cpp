@@ -2,11 +2,13 @@
 // byte-by-byte reference: masking of every length and key offset, websocketpp's hybi13
 // processor reading masked frames fed in arbitrary pieces and writing masked frames, and the
 // once-per-message UTF-8 check (invalid text is processor::error::invalid_utf8, which
-// websocketpp answers with close 1007). No sockets: the processor is driven directly.
+// websocketpp answers with close 1007), the recycled messages and the send queue. No sockets:
+// the processor is driven directly.
 
 #include <cstddef>  // first: see lib/transport/ws_transport.hpp
 
 #include "iii_wspp_ops.hpp"
+#include "iii_wspp_queue.hpp"
 #include "mask_keys.hpp"
 
 #include <websocketpp/config/asio_no_tls.hpp>
@@ -15,6 +17,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -374,4 +377,55 @@ TEST_CASE("client masking keys come from fresh entropy across refills of the key
         b.push_back(other());
     }
     CHECK(a != b);
+}
+
+TEST_CASE("the send queue is first in, first out across wrap-around and growth", "[unit][wspp]") {
+    iii::detail::wspp::RingQueue<int> queue;
+    CHECK(queue.empty());
+    int next_in = 0, next_out = 0;
+    // Uneven pushes and pops: the head wraps around the ring and the ring grows while wrapped.
+    for (int round = 0; round < 50; ++round) {
+        for (int i = 0; i < round % 7 + 3; ++i) queue.push(next_in++);
+        for (int i = 0; i < round % 5 + 1 && !queue.empty(); ++i) {
+            REQUIRE(queue.front() == next_out++);
+            queue.pop();
+        }
+        REQUIRE(queue.size() == static_cast<std::size_t>(next_in - next_out));
+    }
+    while (!queue.empty()) {
+        REQUIRE(queue.front() == next_out++);
+        queue.pop();
+    }
+    CHECK(next_out == next_in);
+}
+
+TEST_CASE("the send queue lets go of a message when it is popped, and of a burst's slots once drained",
+          "[unit][wspp]") {
+    iii::detail::wspp::RingQueue<std::shared_ptr<std::string>> queue;
+    auto message = std::make_shared<std::string>(1000, 'x');
+    std::weak_ptr<std::string> watch = message;
+    queue.push(std::move(message));
+    queue.push(std::make_shared<std::string>("next"));
+    queue.pop();
+    CHECK(watch.expired());  // not kept alive by a free slot
+    CHECK(*queue.front() == "next");
+    queue.pop();
+    CHECK(queue.capacity() == 8);  // one message at a time never grows the ring
+    // A burst far beyond the kept slots, then drained: its slots go with it.
+    const std::size_t burst = iii::detail::wspp::RingQueue<int>::kept_slots * 16;
+    std::vector<std::weak_ptr<std::string>> held;
+    for (std::size_t i = 0; i < burst; ++i) {
+        auto m = std::make_shared<std::string>(std::to_string(i));
+        held.push_back(m);
+        queue.push(std::move(m));
+    }
+    CHECK(queue.size() == burst);
+    CHECK(queue.capacity() >= burst);
+    for (std::size_t i = 0; i < burst; ++i) {
+        REQUIRE(*queue.front() == std::to_string(i));
+        queue.pop();
+    }
+    CHECK(queue.empty());
+    CHECK(queue.capacity() <= iii::detail::wspp::RingQueue<int>::kept_slots);
+    CHECK(std::all_of(held.begin(), held.end(), [](const auto& w) { return w.expired(); }));
 }
