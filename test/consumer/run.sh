@@ -41,7 +41,9 @@ ln -s "$root" "$work/subprojects/iii-sdk"
 # shellcheck disable=SC2086
 meson setup "$work/build" "$work" --wrap-mode=nodownload --force-fallback-for=iii-sdk \
     --unity=subprojects -Ddebug=false ${CONSUMER_MESON_ARGS:-}
-meson compile -C "$work/build"
+# Niced: the suite runs this beside the integration tests, whose deadlines matter more than
+# this build's time.
+nice -n 10 meson compile -C "$work/build"
 "$work/build/consumer"
 
 # Installing the consumer installs only our libraries, headers, .pc and CMake files: no
