@@ -8,8 +8,9 @@
 #   (nothing)    g++ 12, every suite: unit, integration, interop (Node SDK), consumer
 #   --clang      clang++-19 instead of g++ 12
 #   --sanitize   AddressSanitizer and UBSan; any report fails the test
-#   --tsan       ThreadSanitizer; any report fails the test. tools/tsan.supp suppresses one
-#                benign race inside websocketpp and nothing of ours
+#   --tsan       ThreadSanitizer; any report fails the test. tools/tsan.supp suppresses two
+#                third-party reports (websocketpp's stock _htonll, libstdc++'s exception_ptr
+#                release) and nothing of ours
 #   --suite S    only suite S (repeatable)
 #   --ci         what .ci/run runs: everything with g++, then the integration suite with
 #                clang-19 under TSan, then each fuzz target for 5 s (tools/fuzz.sh)

@@ -579,7 +579,7 @@ protected:
         // websocketpp reads operation_aborted from a shutdown as "my shutdown timer fired" and
         // drops it, leaving the connection to that 5 s timer. Asio's TLS shutdown completes
         // with it after a close_notify exchange that did finish (seen on the engine side of
-        // every wss:// close), so it is the end of the shutdown like any other. When the timer
+        // wss:// closes), so it is the end of the shutdown like any other. When the timer
         // did fire, websocketpp still sees that from the timer and ignores this completion.
         callback = [callback = std::move(callback)](const lib::error_code& ec) {
             callback(ec == asio::error::operation_aborted ? lib::error_code() : ec);
